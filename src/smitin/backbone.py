@@ -1,0 +1,251 @@
+"""Load a MusicGen and describe where its attention heads live.
+
+This is the one module that knows transformers' MusicGen internals: the path to each decoder
+self-attention `out_proj` (whose input is the concatenation of the head outputs), the delay
+pattern, the classifier-free-guidance row layout and the null text condition. Everything else in
+smitin asks a `Backbone`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+BUNDLED = "bundled"
+BUNDLED_PATH = Path(__file__).parent / "assets" / "tiny-musicgen"
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded or does not look like a MusicGen."""
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """Shape of the decoder's self-attention heads: what a probe file must match."""
+
+    layers: int
+    heads: int
+    head_dim: int
+
+    @property
+    def width(self) -> int:
+        return self.heads * self.head_dim
+
+    def fingerprint(self) -> str:
+        return f"L{self.layers}xH{self.heads}xD{self.head_dim}"
+
+
+class Backbone:
+    """A MusicGen model, its processor (if any) and the facts smitin needs about it."""
+
+    def __init__(self, model: nn.Module, processor=None, name: str = "custom") -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.name = name
+        self.is_melody = type(model).__name__.startswith("MusicgenMelody")
+        self.out_projs: list[nn.Linear] = [layer.self_attn.out_proj for layer in self._decoder_layers()]
+        attn = self._decoder_layers()[0].self_attn
+        heads = int(getattr(attn, "num_heads", 0) or model.config.decoder.num_attention_heads)
+        width = self.out_projs[0].in_features
+        if width % heads:
+            raise ModelError(f"{name}: out_proj width {width} is not a multiple of {heads} heads")
+        self.layout = HeadLayout(len(self.out_projs), heads, width // heads)
+
+    # -- structure -------------------------------------------------------------------------
+    def _decoder_layers(self) -> nn.ModuleList:
+        try:
+            return self.model.decoder.model.decoder.layers
+        except AttributeError as err:
+            raise ModelError(
+                f"{self.name}: not a MusicGen (no decoder.model.decoder.layers); load a "
+                "MusicgenForConditionalGeneration or MusicgenMelodyForConditionalGeneration"
+            ) from err
+
+    @property
+    def decoder_stack(self) -> nn.Module:
+        """The module whose forward sees every step's `input_ids` and cache."""
+        return self.model.decoder.model.decoder
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.out_projs[0].weight.dtype
+
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.model.decoder.num_codebooks)
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.model.generation_config.pad_token_id or self.model.config.decoder.pad_token_id)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.config.audio_encoder.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        cfg = self.model.config.audio_encoder
+        rate = getattr(cfg, "frame_rate", None)
+        if rate is None:
+            rate = cfg.sampling_rate / int(np.prod(cfg.upsampling_ratios))
+        return float(rate)
+
+    def weights_digest(self) -> str:
+        """Short hash of a few decoder weights: tells two models of one layout apart, cheaply."""
+        h = hashlib.sha256()
+        for proj in (self.out_projs[0], self.out_projs[-1]):
+            h.update(proj.weight.detach().flatten()[:4096].float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        return {
+            "model": self.name,
+            "class": type(self.model).__name__,
+            **asdict(self.layout),
+            "layout": self.layout.fingerprint(),
+            "sample_rate": self.sample_rate,
+            "frame_rate": self.frame_rate,
+            "num_codebooks": self.num_codebooks,
+        }
+
+    @contextmanager
+    def head_hooks(self, fn: Callable[[int, torch.Tensor], torch.Tensor | None]) -> Iterator[None]:
+        """Call `fn(layer, heads)` on every decoder self-attention output before `out_proj`.
+
+        `heads` is [rows, positions, heads * head_dim] (head h is slice h*D:(h+1)*D). `fn` may
+        return an edited tensor, which then replaces the input of `out_proj`.
+        """
+
+        def make(layer: int):
+            def pre_hook(_module, args):
+                out = fn(layer, args[0])
+                return None if out is None else (out, *args[1:])
+
+            return pre_hook
+
+        handles = [proj.register_forward_pre_hook(make(i)) for i, proj in enumerate(self.out_projs)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    # -- audio <-> codes -------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Mono audio [B, S] at `sample_rate` -> codes [B, K, T]."""
+        audio = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio)
+        if audio.dim() == 1:
+            audio = audio[None]
+        x = audio[:, None].to(self.device, torch.float32)
+        enc = self.model.audio_encoder
+        out = enc.encode(x.to(next(enc.parameters(), x).dtype))
+        codes = out.audio_codes if hasattr(out, "audio_codes") else out[0]
+        return codes[0]  # drop the chunk axis (MusicGen uses one chunk)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, K, T] -> audio [B, S] (float32, CPU)."""
+        out = self.model.audio_encoder.decode(codes[None], [None] * codes.shape[0])
+        values = out.audio_values if hasattr(out, "audio_values") else out[0]
+        return values[:, 0].float().cpu()
+
+    def delayed_input_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, K, T] -> teacher-forced decoder input [B*K, T+1] in MusicGen's delay pattern.
+
+        Position t holds codebook k of frame t-1-k (pad where negative), exactly what `generate`
+        feeds when continuing these codes, so the last position is step 0 of a continuation.
+        """
+        b, k, t = codes.shape
+        bos = torch.full((b, k, 1), self.pad_token_id, dtype=torch.long, device=codes.device)
+        ids = torch.cat([bos, codes.long()], dim=-1).reshape(b * k, t + 1)
+        delayed, _ = self.model.decoder.build_delay_pattern_mask(ids, self.pad_token_id, max_length=t + 1 + k)
+        return delayed[:, : t + 1]
+
+    def null_condition(self, batch: int) -> dict:
+        """Inputs for the null text condition (what CFG's unconditional rows see)."""
+        pad = getattr(self.model.config.text_encoder, "pad_token_id", 0) or 0
+        return {
+            "input_ids": torch.full((batch, 1), pad, dtype=torch.long, device=self.device),
+            "attention_mask": torch.zeros((batch, 1), dtype=torch.long, device=self.device),
+        }
+
+    def text_condition(self, texts: list[str]) -> dict:
+        """Tokenised text prompts (needs the processor)."""
+        if self.processor is None:
+            raise ModelError(f"{self.name}: no processor saved with this model; text prompts need one")
+        enc = self.processor(text=texts, padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    def prefix_length(self, condition: dict) -> int:
+        """Decoder positions before the audio (Melody prepends chroma + text; others none)."""
+        if not self.is_melody:
+            return 0
+        return int(self.model.config.chroma_length) + int(condition["input_ids"].shape[1])
+
+
+def load(
+    name: str | Path = BUNDLED,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
+) -> Backbone:
+    """Load a MusicGen by hub id (`facebook/musicgen-small`), local folder, or "bundled".
+
+    Hub ids are passed to `from_pretrained` as-is: they work online or from the local cache.
+    """
+    from transformers import AutoConfig, AutoProcessor
+
+    _register_codec()
+    src = BUNDLED_PATH if str(name) == BUNDLED else name
+    if str(name) == BUNDLED and not (BUNDLED_PATH / "config.json").exists():
+        raise ModelError(f"the bundled model is missing from {BUNDLED_PATH}; reinstall smitin")
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    try:
+        config = AutoConfig.from_pretrained(src)
+    except (OSError, ValueError) as err:
+        raise ModelError(
+            f"cannot load a model config from {name!r}: {err}. Give a hub id such as "
+            "facebook/musicgen-small (needs internet or the local cache), a folder made by "
+            "save_pretrained, or 'bundled'."
+        ) from err
+    model_cls = _model_class(config.model_type, name)
+    model = model_cls.from_pretrained(src, dtype=dtype) if dtype else model_cls.from_pretrained(src)
+    try:
+        processor = AutoProcessor.from_pretrained(src)
+    except (OSError, ValueError, TypeError):
+        processor = None
+    return Backbone(model.to(device), processor, name=str(name))
+
+
+def _register_codec() -> None:
+    """Import smitin's own codec (if present) so `from_pretrained` knows the bundled model's parts."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("smitin.codec") is not None:
+        importlib.import_module("smitin.codec")
+
+
+def _model_class(model_type: str, name) -> type:
+    from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
+
+    classes = {
+        "musicgen": MusicgenForConditionalGeneration,
+        "musicgen_melody": MusicgenMelodyForConditionalGeneration,
+    }
+    if model_type not in classes:
+        raise ModelError(f"{name!r} is a {model_type!r} model; smitin steers MusicGen and MusicGen-Melody")
+    return classes[model_type]

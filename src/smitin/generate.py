@@ -1,0 +1,174 @@
+"""Text-to-music and audio continuation with steering, returning audio plus the monitor's trace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import audio as audio_io
+from .backbone import Backbone
+from .monitor import Trace
+from .steering import Steer, apply
+
+
+@dataclass
+class Result:
+    """Generated audio [B, S] at `sample_rate`, its codes [B, K, frames] and the steering trace."""
+
+    audio: np.ndarray
+    sample_rate: int
+    codes: torch.Tensor
+    trace: Trace
+    prompt_seconds: float = 0.0
+
+    def save(self, wav: str | Path, trace: str | Path | None = None) -> list[Path]:
+        """Write one WAV per sample (`out.wav`, or `out-0.wav`, `out-1.wav`... for a batch)."""
+        wav = Path(wav)
+        n = len(self.audio)
+        paths = [wav if n == 1 else wav.with_name(f"{wav.stem}-{i}{wav.suffix}") for i in range(n)]
+        for path, a in zip(paths, self.audio, strict=True):
+            audio_io.write(path, a, self.sample_rate)
+        if trace is not None:
+            self.trace.save(trace)
+        return paths
+
+
+def max_new_tokens(backbone: Backbone, seconds: float) -> int:
+    """Steps for `seconds` of new audio: the delay pattern costs K - 1 extra steps."""
+    return max(1, round(seconds * backbone.frame_rate)) + backbone.num_codebooks - 1
+
+
+def generate(
+    backbone: Backbone,
+    prompt: str | Sequence[str] | None = None,
+    *,
+    steer: Sequence[Steer] = (),
+    duration: float = 5.0,
+    seed: int | None = 0,
+    batch: int = 1,
+    guidance_scale: float = 3.0,
+    every: int = 5,
+    rows: str = "both",
+    gain: str = "switch",
+    progress: bool = True,
+    **sampling,
+) -> Result:
+    """Text-to-music (prompt None: unconditional) with the given traits steered.
+
+    `sampling` goes to `generate` unchanged (temperature, top_k, ...); sampling is on by default.
+    """
+    texts = _texts(prompt, batch)
+    cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
+    return _run(backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, sampling)
+
+
+def continue_audio(
+    backbone: Backbone,
+    audio: np.ndarray | str | Path,
+    sample_rate: int | None = None,
+    prompt: str | Sequence[str] | None = None,
+    *,
+    steer: Sequence[Steer] = (),
+    duration: float = 5.0,
+    seed: int | None = 0,
+    batch: int = 1,
+    guidance_scale: float = 3.0,
+    every: int = 5,
+    rows: str = "both",
+    gain: str = "switch",
+    progress: bool = True,
+    **sampling,
+) -> Result:
+    """Continue an audio prompt (a file, or samples at `sample_rate`; mixed to mono, resampled).
+
+    The result holds the prompt followed by `duration` seconds of new audio.
+    """
+    sr = backbone.sample_rate
+    if isinstance(audio, (str, Path)):
+        wave = audio_io.read(audio, sr)
+    else:
+        if sample_rate is None:
+            raise ValueError("give the prompt's sample_rate with raw audio")
+        wave = audio_io.resample(audio_io.to_mono(audio), sample_rate, sr)
+    if len(wave) < sr / backbone.frame_rate:
+        raise ValueError("the audio prompt is shorter than one codec frame")
+    texts = _texts(prompt, batch)
+    cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
+    values = torch.from_numpy(np.ascontiguousarray(wave))[None, None].expand(len(texts), 1, -1)
+    cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
+    result = _run(
+        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, sampling
+    )
+    result.prompt_seconds = len(wave) / sr
+    return result
+
+
+def _texts(prompt, batch: int) -> list[str]:
+    if prompt is None:
+        return [""] * batch
+    if isinstance(prompt, str):
+        return [prompt] * batch
+    return list(prompt)
+
+
+def _run(
+    backbone, cond, steers, duration, seed, guidance_scale, every, rows, gain, progress, sampling
+) -> Result:
+    steps = max_new_tokens(backbone, duration)
+    cfg = guidance_scale is not None and guidance_scale > 1
+    kwargs = {"do_sample": True, **sampling, "max_new_tokens": steps, "guidance_scale": guidance_scale}
+    options = {"every": every, "rows": rows, "gain_mode": gain, "cfg": cfg, "max_steps": steps + 1}
+    with (
+        apply(backbone, steers, **options) as state,
+        _codes(backbone) as codes,
+        _progress(backbone, steps, progress),
+    ):
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.no_grad():
+            values = backbone.model.generate(**cond, **kwargs)
+    trace = state.trace()
+    trace.settings.update({"duration": duration, "seed": seed, "guidance_scale": guidance_scale, **sampling})
+    return Result(values[:, 0].float().cpu().numpy(), backbone.sample_rate, codes[0], trace)
+
+
+@contextmanager
+def _codes(backbone: Backbone) -> Iterator[list[torch.Tensor]]:
+    """Keep the codes `generate` hands to the codec (it returns audio only)."""
+    codec = backbone.model.audio_encoder
+    original = codec.decode
+    seen: list[torch.Tensor] = []
+
+    def decode(audio_codes, *args, **kwargs):
+        seen.append(audio_codes[0].detach().cpu())
+        return original(audio_codes, *args, **kwargs)
+
+    codec.decode = decode
+    try:
+        yield seen
+    finally:
+        del codec.decode  # the instance attribute goes; the class method shows again
+
+
+@contextmanager
+def _progress(backbone: Backbone, steps: int, enabled: bool) -> Iterator[None]:
+    bar = tqdm(total=steps, desc="generate", unit="step", disable=not enabled)
+
+    def tick(_module, _args, kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        done = cache.get_seq_length() if cache is not None else 0
+        if done:
+            bar.update(1)
+
+    handle = backbone.decoder_stack.register_forward_pre_hook(tick, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+        bar.close()

@@ -1,0 +1,91 @@
+"""Self-monitoring: how strongly the model's own heads already express each trait.
+
+C(t) is the median probe probability over a trait's best heads; the intervention is switched on
+while C (or 1 - C when removing the trait) is below the threshold tau. These functions are pure
+tensor math on the device: the generation loop never waits for the host to decide.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+GAINS = ("switch", "ramp")
+
+
+def confidence(logits: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+    """C per row and trait: logits [B, T, L*H], heads [T, k] flat indices -> [B, T]."""
+    picked = torch.gather(logits, 2, heads.expand(logits.shape[0], *heads.shape))
+    return torch.sigmoid(picked).median(dim=-1).values
+
+
+def gain(
+    c: torch.Tensor, tau: torch.Tensor, remove: torch.Tensor, active: torch.Tensor, mode: str = "switch"
+):
+    """Next step's gain g in [0, 1] per row and trait, from C [B, T].
+
+    `remove` [T] bool monitors 1 - C instead of C; `active` [T] bool: False means monitor off
+    (plain ITI, g = 1). "switch" is the paper's on/off; "ramp" fades from 1 at C = 0 to 0 at tau.
+    """
+    level = torch.where(remove, 1 - c, c)
+    if mode == "switch":
+        g = (level < tau).to(c.dtype)
+    elif mode == "ramp":
+        g = (1 - level / tau).clamp(0, 1)
+    else:
+        raise ValueError(f"gain must be one of {GAINS}, not {mode!r}")
+    return torch.where(active, g, torch.ones_like(g))
+
+
+@dataclass
+class Trace:
+    """What the probes read and what the steering did, step by step (a user-facing output).
+
+    c, g: [steps, samples, traits]; edited: [steps] whether the schedule named the step.
+    """
+
+    traits: list[str]
+    frame_rate: float
+    c: torch.Tensor
+    g: torch.Tensor
+    edited: torch.Tensor
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def applied(self) -> torch.Tensor:
+        """[steps, samples, traits]: the edit was made (scheduled and gain > 0)."""
+        return self.edited[:, None, None] & (self.g > 0)
+
+    def share_applied(self) -> dict[str, float]:
+        return {t: float(self.applied[..., i].float().mean()) for i, t in enumerate(self.traits)}
+
+    def mean_gain(self) -> dict[str, float]:
+        return {t: float(self.g[..., i].mean()) for i, t in enumerate(self.traits)}
+
+    def records(self) -> list[dict]:
+        c, g, applied = self.c.tolist(), self.g.tolist(), self.applied.tolist()
+        out = []
+        for t in range(len(c)):
+            traits = {
+                name: {
+                    "C": [round(row[i], 5) for row in c[t]],
+                    "gain": [round(row[i], 5) for row in g[t]],
+                    "applied": [row[i] for row in applied[t]],
+                }
+                for i, name in enumerate(self.traits)
+            }
+            out.append({"step": t, "time": round(t / self.frame_rate, 4), "traits": traits})
+        return out
+
+    def to_dict(self) -> dict:
+        summary = {"share_applied": self.share_applied(), "mean_gain": self.mean_gain()}
+        return {"settings": self.settings, "summary": summary, "steps": self.records()}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path

@@ -1,0 +1,202 @@
+"""The per-step edit: z_lh += alpha * g(t) * w_lh * sigma_lh * theta_lh, on scheduled steps.
+
+All traits and heads of a layer are edited by one small matmul: the shifts of every trait are
+stacked into [traits, layers, heads * head_dim] once, before generation, and each step's gains
+[rows, traits] stay on the device, written by the monitor at the end of the previous step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from .backbone import Backbone
+from .monitor import GAINS, Trace, confidence, gain
+from .probes import ProbeSet
+
+ROWS = ("both", "cond")
+
+
+@dataclass
+class Steer:
+    """One trait to push: its probes, how hard (alpha < 0 removes it), which heads, and monitoring.
+
+    heads: "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's default);
+    an int K steers the K best heads with weight 1 (plain ITI).
+    """
+
+    probes: ProbeSet
+    alpha: float = 5.0
+    heads: str | int = "soft"
+    monitor: bool = True
+    threshold: float | None = None
+    monitor_heads: int = 16
+
+    @property
+    def name(self) -> str:
+        return self.probes.trait
+
+    def head_weights(self) -> torch.Tensor:
+        acc = self.probes.accuracy.float()
+        if self.heads == "soft":
+            lo, hi = acc.min(), acc.max()
+            if hi - lo < 1e-12:
+                return torch.ones_like(acc)
+            return ((acc - lo) / (hi - lo)) ** 3
+        k = int(self.heads)
+        w = torch.zeros(acc.numel())
+        w[self.probes.top(k)] = 1.0
+        return w.reshape(acc.shape)
+
+    def shift(self) -> torch.Tensor:
+        """[L, H*D]: alpha * w * sigma * theta for every head of every layer."""
+        p = self.probes
+        per_head = self.alpha * self.head_weights() * p.sigma.float()
+        return (per_head[..., None] * p.direction.float()).flatten(1)
+
+    def settings(self) -> dict:
+        return {
+            "trait": self.name,
+            "alpha": self.alpha,
+            "heads": self.heads,
+            "monitor": self.monitor,
+            "threshold": self.tau,
+            "monitor_heads": self.monitor_heads,
+            "model": self.probes.meta.get("model"),
+        }
+
+    @property
+    def tau(self) -> float:
+        return self.threshold if self.threshold is not None else self.probes.threshold()
+
+
+class Steering:
+    """Hook state for one generation: shifts, monitor, schedule, and the per-step record."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        steers: Sequence[Steer],
+        *,
+        every: int = 5,
+        rows: str = "both",
+        gain_mode: str = "switch",
+        cfg: bool = True,
+        max_steps: int = 1500,
+    ) -> None:
+        if rows not in ROWS:
+            raise ValueError(f"rows must be one of {ROWS}, not {rows!r}")
+        if gain_mode not in GAINS:
+            raise ValueError(f"gain must be one of {GAINS}, not {gain_mode!r}")
+        if every < 1:
+            raise ValueError("every (the schedule interval) must be >= 1")
+        for s in steers:
+            s.probes.check(backbone)
+        self.backbone, self.steers = backbone, list(steers)
+        self.every, self.rows, self.gain_mode, self.cfg = every, rows, gain_mode, cfg
+        self.max_steps = max_steps
+        dev, dt = backbone.device, backbone.dtype
+        lay = backbone.layout
+        n = len(self.steers)
+        self.shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
+        self.weight = (
+            torch.stack([s.probes.weight for s in self.steers]).to(dev, dt) if n else None
+        )  # [T,L,H,D]
+        self.bias = torch.stack([s.probes.bias for s in self.steers]).to(dev, dt) if n else None
+        self.watch = (
+            torch.stack([s.probes.top(s.monitor_heads) for s in self.steers]).to(dev) if n else None
+        )  # [T, k]
+        self.tau = torch.tensor([s.tau for s in self.steers], device=dev, dtype=torch.float32)
+        self.remove = torch.tensor([s.alpha < 0 for s in self.steers], device=dev)
+        self.active = torch.tensor([s.monitor for s in self.steers], device=dev)
+        watched_layers = (self.watch // lay.heads).unique().tolist() if n else []
+        self.watched = [layer in watched_layers for layer in range(lay.layers)]
+        self.last_watched = max(watched_layers) if watched_layers else -1
+        self.past = 0
+        self.first = None
+        self.rows_n = None
+
+    # -- per generate --------------------------------------------------------------------------
+    def _begin(self, rows: int) -> None:
+        """Allocate the step buffers once the batch is known (first hook call)."""
+        dev, lay, t = self.backbone.device, self.backbone.layout, len(self.steers)
+        batch = rows // 2 if self.cfg else rows
+        self.rows_n, self.batch = rows, batch
+        self.logits = torch.zeros(batch, t, lay.layers * lay.heads, device=dev, dtype=torch.float32)
+        self.c = torch.zeros(self.max_steps, batch, t, device=dev)
+        self.g = torch.ones(self.max_steps + 1, batch, t, device=dev)  # g(0) = 1: no reading yet
+        self.edited = torch.zeros(self.max_steps, dtype=torch.bool)
+        keep = torch.ones(rows, 1, device=dev, dtype=self.backbone.dtype)
+        if self.rows == "cond" and self.cfg:
+            keep[batch:] = 0
+        self.keep = keep
+        self.sample_of_row = torch.arange(rows, device=dev) % batch
+        self.steps_seen = 0
+
+    def _on_decoder(self, _module, args, kwargs) -> None:
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        self.past = cache.get_seq_length() if cache is not None else 0
+
+    def _on_heads(self, layer: int, x: torch.Tensor) -> None:
+        if layer == 0 and self.past == 0:  # a prefill: a new generation starts
+            self._begin(x.shape[0])
+            self.first = x.shape[1] - 1  # the prefill's last position is step 0
+        if self.first is None:
+            return
+        step = self.past + x.shape[1] - 1 - self.first
+        if not 0 <= step < self.max_steps:
+            return
+        lay = self.backbone.layout
+        last = x[:, -1]  # [rows, H*D]
+        if self.watched[layer]:
+            z = last[: self.batch].unflatten(-1, (lay.heads, lay.head_dim))
+            reading = torch.einsum("bhd,thd->bth", z, self.weight[:, layer]) + self.bias[:, layer]
+            self.logits[:, :, layer * lay.heads : (layer + 1) * lay.heads] = reading
+        if step % self.every == 0:
+            self.edited[step] = True
+            g = self.g[step][self.sample_of_row].to(x.dtype) * self.keep  # [rows, T]
+            last.add_(g @ self.shift[:, layer])
+        if layer == self.last_watched:
+            c = confidence(self.logits, self.watch)
+            self.c[step] = c
+            self.g[step + 1] = gain(c, self.tau, self.remove, self.active, self.gain_mode)
+            self.steps_seen = max(self.steps_seen, step + 1)
+
+    def trace(self) -> Trace:
+        """The record of the last generation (C, gain, edited) for the steps it ran."""
+        n = self.steps_seen if self.rows_n is not None else 0
+        settings = {
+            "every": self.every,
+            "rows": self.rows,
+            "gain": self.gain_mode,
+            "cfg": self.cfg,
+            "traits": [s.settings() for s in self.steers],
+        }
+        empty = torch.zeros(0, 0, len(self.steers))
+        return Trace(
+            traits=[s.name for s in self.steers],
+            frame_rate=self.backbone.frame_rate,
+            c=self.c[:n].cpu() if n else empty,
+            g=self.g[:n].cpu() if n else empty,
+            edited=self.edited[:n].clone() if n else torch.zeros(0, dtype=torch.bool),
+            settings=settings,
+        )
+
+
+@contextmanager
+def apply(backbone: Backbone, steers: Sequence[Steer], **options) -> Iterator[Steering]:
+    """Steer every `generate` call made inside the block; yields the state holding the trace.
+
+    options: every (schedule interval, default 5), rows ("both" | "cond"), gain_mode
+    ("switch" | "ramp"), cfg (whether generate runs with guidance_scale > 1), max_steps.
+    """
+    state = Steering(backbone, steers, **options)
+    with ExitStack() as stack:
+        if state.steers:
+            handle = backbone.decoder_stack.register_forward_pre_hook(state._on_decoder, with_kwargs=True)
+            stack.callback(handle.remove)
+            stack.enter_context(backbone.head_hooks(state._on_heads))
+        yield state
