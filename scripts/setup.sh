@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up a smitin development machine. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- renderer system packages ---
+# FluidSynth + a General MIDI soundfont render stems; mma (Musical MIDI Accompaniment) supplies grooves.
+# Without them `smitin data synth` falls back to procedural songs (no mma) or stops with an install hint.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    missing=""
+    for pkg in fluidsynth fluid-soundfont-gm mma; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+    fi
+    # mma needs its groove database; build it once if the package did not.
+    if command -v mma >/dev/null 2>&1 && [ ! -e /usr/share/mma/lib/stdlib/.mmaDB ]; then
+        mma -G >/dev/null 2>&1 || echo "warning: 'mma -G' failed; mma grooves may be unavailable" >&2
+    fi
+else
+    echo "note: not root or no apt-get; install fluidsynth, fluid-soundfont-gm and mma yourself" >&2
+fi
+# --- end renderer system packages ---
