@@ -88,10 +88,32 @@ def test_gate_silent_region_gives_no_positive(tmp_path: Path) -> None:
 
 
 def test_gate_threshold_configurable(tmp_path: Path) -> None:
-    plain_song(tmp_path, "s", drums=noise(4.0, amp=0.003))  # about -50 dBFS
+    plain_song(tmp_path, "s", drums=noise(4.0, amp=0.001))  # about 45 dB below the bass
     with pytest.raises(DataError, match="silent"):
         stem_segments(tmp_path, "drums", sample_rate=SR, seconds=1.0)
-    ss = stem_segments(tmp_path, "drums", sample_rate=SR, seconds=1.0, gate_db=-60.0)
+    ss = stem_segments(tmp_path, "drums", sample_rate=SR, seconds=1.0, gate_db=-55.0)
+    assert ss.summary["segments"]["positive"] == 4
+
+
+def test_gate_is_relative_to_the_mix_level(tmp_path: Path) -> None:
+    """A whole track mixed 40 dB quieter gives the same segments: levels differ between collections."""
+    plain_song(tmp_path / "loud", "s")
+    quiet = tmp_path / "quiet" / "s"
+    for p in (tmp_path / "loud" / "s").iterdir():
+        x, sr = sf.read(str(p), dtype="float32")
+        write(quiet / p.name, x * 0.01, sr)
+    a = stem_segments(tmp_path / "loud", "drums", sample_rate=SR, seconds=1.0)
+    b = stem_segments(tmp_path / "quiet", "drums", sample_rate=SR, seconds=1.0)
+    assert [s.start for s in a.segments] == [s.start for s in b.segments] and len(a) == 8
+
+
+def test_sparse_hits_count_as_playing(tmp_path: Path) -> None:
+    """Drum hits every 250 ms with silence between still make the drums 'present'."""
+    hits = np.zeros(4 * SR, dtype=np.float32)
+    for k in range(16):
+        hits[k * SR // 4 : k * SR // 4 + SR // 50] = noise(0.02, amp=0.8, seed=k)
+    plain_song(tmp_path, "s", drums=hits)
+    ss = stem_segments(tmp_path, "drums", sample_rate=SR, seconds=1.0)
     assert ss.summary["segments"]["positive"] == 4
 
 

@@ -159,3 +159,14 @@ def test_cli_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert str(tmp_path / "o") in capsys.readouterr().out
     bad = parser.parse_args(["--out", str(tmp_path / "x"), "--songs", "0"])
     assert run_synth(bad) == 2
+
+
+def test_sparse_stem_share_uses_the_loader_gate() -> None:
+    from smitin.synth.render import MIN_ACTIVE, active_shares
+
+    rng = np.random.default_rng(0)
+    loud = (0.3 * rng.standard_normal(SR * 10)).astype(np.float32)
+    sparse = np.zeros(SR * 10, dtype=np.float32)
+    sparse[: SR // 2] = 0.3 * rng.standard_normal(SR // 2)  # plays for 0.5 s of 10
+    shares = active_shares({"drums": loud, "piano": sparse}, SR)
+    assert shares["drums"] == 1.0 and shares["piano"] < MIN_ACTIVE

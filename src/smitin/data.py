@@ -93,6 +93,8 @@ GM_FAMILIES = (
 )
 
 _BLOCK = 0.1  # seconds per energy block used by the activity gate
+_SMOOTH = 5  # blocks averaged (0.5 s) before gating
+_FLOOR_DB = -80.0  # absolute floor of the gate, dBFS
 _RMS_TARGET = 0.1  # -20 dBFS: every loaded segment is scaled to this RMS, both classes alike
 _SILENT_RMS = 1e-6  # below this a loaded segment is treated as silence and left unscaled
 
@@ -406,24 +408,49 @@ _READERS = {
 # ----------------------------------------------------------------------------- energy gate
 
 
+def block_energy(mono: np.ndarray, sample_rate: int, block_s: float = _BLOCK) -> np.ndarray:
+    """Mean-square energy per ``block_s`` block of a mono signal (a partial last block is dropped)."""
+    b = max(1, int(round(block_s * sample_rate)))
+    k = len(mono) // b
+    return np.mean(np.square(mono[: k * b].reshape(k, b), dtype=np.float64), axis=1)
+
+
 def _block_energy(path: Path, block_s: float = _BLOCK) -> tuple[np.ndarray, int, int]:
-    """Mean-square energy per ``block_s`` block of the mono mixdown, read in chunks (flat memory)."""
+    """Block energies of a file's mono mixdown, read in chunks so memory stays flat."""
     info = sf.info(str(path))
     sr = int(info.samplerate)
     b = max(1, int(round(block_s * sr)))
     parts = []
-    chunk = b * 300
-    for x in sf.blocks(str(path), blocksize=chunk, dtype="float32", always_2d=True):
+    for x in sf.blocks(str(path), blocksize=b * 300, dtype="float32", always_2d=True):
         mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-        k = len(mono) // b
-        if k:
-            parts.append(np.mean(np.square(mono[: k * b].reshape(k, b), dtype=np.float64), axis=1))
+        parts.append(block_energy(mono, sr, block_s))
     energy = np.concatenate(parts) if parts else np.zeros(0)
     return energy, sr, int(info.frames)
 
 
-def _active_blocks(energy: np.ndarray, gate_db: float) -> np.ndarray:
-    return 10.0 * np.log10(energy + 1e-20) > gate_db
+def _smooth(energy: np.ndarray, k: int = _SMOOTH) -> np.ndarray:
+    """Centred moving average over ``k`` blocks, so the gaps between drum hits still count as playing."""
+    if len(energy) == 0 or k <= 1:
+        return energy
+    c = np.concatenate([[0.0], np.cumsum(energy, dtype=np.float64)])
+    idx = np.arange(len(energy))
+    lo, hi = np.maximum(idx - k // 2, 0), np.minimum(idx + k // 2 + 1, len(energy))
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
+def track_level(energies: Sequence[np.ndarray]) -> float:
+    """Mean energy of the mix of these stems (stems taken as uncorrelated), the gate's reference."""
+    return float(sum(float(np.mean(e)) for e in energies if len(e)))
+
+
+def block_activity(energy: np.ndarray, level: float, gate_db: float) -> np.ndarray:
+    """Blocks where a stem plays: smoothed energy above ``gate_db`` relative to the mix ``level``.
+
+    Relative, not absolute, because collections are mixed at any level; an absolute floor
+    (-80 dBFS) keeps digital silence silent when everything is quiet.
+    """
+    thr = max(level * 10.0 ** (gate_db / 10.0), 10.0 ** (_FLOOR_DB / 10.0))
+    return _smooth(energy) > thr
 
 
 def _window_fraction(active: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -449,11 +476,12 @@ def stem_segments(
 ) -> SegmentSet:
     """Paired positive/negative segments for ``trait`` from a multitrack collection.
 
-    A window (length ``seconds``, step ``hop``, default ``seconds``) yields a pair when at least
-    ``min_active`` of its 100 ms blocks have the trait's stems above ``gate_db`` dBFS, both over
-    the whole window and over its last second (probes read the last step), and the other stems
-    are active by the same rule (a silent negative would teach the probe loudness). Windows are
-    thinned evenly to ``max_segments_per_track`` pairs.
+    A stem "plays" in a 100 ms block when its energy, averaged over 0.5 s, is within ``gate_db``
+    dB of the track's mix level (see :func:`block_activity`). A window (length ``seconds``, step
+    ``hop``, default ``seconds``) yields a pair when the trait's stems play in at least
+    ``min_active`` of its blocks, both over the whole window and over its last second (probes
+    read the last step), and the other stems play by the same rule (a silent negative would teach
+    the probe loudness). Windows are thinned evenly to ``max_segments_per_track`` pairs.
     """
     root = Path(root).expanduser().resolve()
     if seconds <= 0 or sample_rate <= 0:
@@ -519,14 +547,22 @@ def stem_segments(
                 continue
             info_cache[str(s.path)] = (sr, frames)
             resampled += sr != sample_rate
-            if not _active_blocks(e, gate_db).any():
-                report.skip(
-                    s.path, f"silent: never above the gate ({gate_db} dBFS); lower gate_db or remove it"
-                )
-                continue
             usable.append(s)
             energies.append(e)
             durations.append(frames / sr)
+        level = track_level(energies)
+        keep = []
+        for i, (s, e) in enumerate(zip(usable, energies, strict=True)):
+            if block_activity(e, level, gate_db).any():
+                keep.append(i)
+            else:
+                report.skip(
+                    s.path,
+                    f"silent: never within {-gate_db:g} dB of the track's mix level; lower gate_db or remove it",
+                )
+        usable = [usable[i] for i in keep]
+        energies = [energies[i] for i in keep]
+        durations = [durations[i] for i in keep]
         t_stems = [i for i, s in enumerate(usable) if set(s.names) & names]
         r_stems = [i for i, s in enumerate(usable) if not set(s.names) & names]
         if not t_stems:
@@ -546,8 +582,8 @@ def stem_segments(
         if n_blocks < width:
             report.skip(tr.name, f"too short: {dur:.2f} s is shorter than one {seconds} s segment")
             continue
-        t_act = _active_blocks(sum(energies[i][:n_blocks] for i in t_stems), gate_db)
-        r_act = _active_blocks(sum(energies[i][:n_blocks] for i in r_stems), gate_db)
+        t_act = block_activity(sum(energies[i][:n_blocks] for i in t_stems), level, gate_db)
+        r_act = block_activity(sum(energies[i][:n_blocks] for i in r_stems), level, gate_db)
         starts = np.arange(0, n_blocks - width + 1, step)
         ok = (
             (_window_fraction(t_act, starts, width) >= min_active)
@@ -559,7 +595,7 @@ def stem_segments(
             pick = np.linspace(0, len(chosen) - 1, max_segments_per_track).round().astype(int)
             chosen = chosen[np.unique(pick)]
         if len(chosen) == 0:
-            report.warn(f"{tr.name}: no window with the {trait} stem active above {gate_db} dBFS")
+            report.warn(f"{tr.name}: no window with the {trait} stem active (gate {gate_db} dB)")
         all_src = tuple(str(usable[i].path) for i in sorted(t_stems + r_stems))
         rest_src = tuple(str(usable[i].path) for i in r_stems)
         for b in chosen:

@@ -25,6 +25,7 @@ import numpy as np
 import pretty_midi
 import soundfile as sf
 
+from ..data import block_activity, block_energy, track_level
 from . import mma as mma_mod
 from .parts import STYLES, Grid, bass_part, comp_part, drum_part, lead_part
 from .theory import (
@@ -48,8 +49,8 @@ SOUNDFONTS = (
 SOURCES = ("mix", "mma", "procedural")
 TAIL_SECONDS = 1.0  # release after the last bar
 FADE_SECONDS = 0.05
-GATE_DB = -45.0  # a 100 ms block louder than this counts as the stem playing
-MIN_ACTIVE = 0.15  # share of blocks that must be active for the family to count as present
+GATE_DB = -35.0  # dB below the song's mix level: smitin.data's default gate, so both agree on presence
+MIN_ACTIVE = 0.2  # share of the song a family must play in to count as present
 MIX_PEAK = 0.8
 FORMAT_VERSION = 1
 
@@ -295,14 +296,15 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
             fh.write(b"\0\0\0\0")
 
 
-def active_share(x: np.ndarray, sample_rate: int, gate_db: float = GATE_DB) -> float:
-    """Share of 100 ms blocks above ``gate_db`` dBFS."""
-    b = max(1, int(0.1 * sample_rate))
-    k = len(x) // b
-    if k == 0:
-        return 0.0
-    e = np.mean(np.square(x[: k * b].reshape(k, b), dtype=np.float64), axis=1)
-    return float(np.mean(10 * np.log10(e + 1e-20) > gate_db))
+def active_shares(
+    stems: dict[str, np.ndarray], sample_rate: int, gate_db: float = GATE_DB
+) -> dict[str, float]:
+    """Share of the song in which each stem plays, by the same gate the segment loader uses."""
+    energies = {f: block_energy(x, sample_rate) for f, x in stems.items()}
+    level = track_level(list(energies.values()))
+    return {
+        f: float(np.mean(block_activity(e, level, gate_db))) if len(e) else 0.0 for f, e in energies.items()
+    }
 
 
 def _describe_family(fam: str, pm: pretty_midi.PrettyMIDI) -> tuple[str, list[int]]:
@@ -346,9 +348,9 @@ def render_song(job: dict) -> dict:
     gain = np.float32(MIX_PEAK / peak) if peak > 0 else np.float32(1.0)
     for fam in list(stems):
         stems[fam] = stems[fam] * gain
-        share = active_share(stems[fam], sr)
+    for fam, share in active_shares(stems, sr).items():
         if share < MIN_ACTIVE and len(stems) > 1:
-            dropped[fam] = f"too sparse: active {share:.0%} of the song"
+            dropped[fam] = f"too sparse: plays in {share:.0%} of the song"
             del stems[fam]
     mix = np.zeros(n, dtype=np.float32)
     for fam in FAMILIES:  # fixed order: the sum is reproducible bit for bit
