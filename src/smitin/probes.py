@@ -258,3 +258,51 @@ def train(
 
 def _n_groups(groups, mask) -> int:
     return len(np.unique(np.asarray(groups)[mask.numpy()]))
+
+
+def fit(
+    backbone: Backbone,
+    segments,
+    *,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 8,
+    last: int = 1,
+    text: str | None = None,
+    progress: bool = True,
+    **train_options,
+) -> ProbeSet:
+    """Extract activations for a segment set (smitin.data) and train its trait's probes.
+
+    `train_options` go to `train` (val_fraction, C, direction, seed). The file's metadata records
+    the model, its head layout and weights digest, and a summary of the data.
+    """
+    from .activations import extract
+
+    acts = extract(
+        backbone,
+        segments,
+        batch_size=batch_size,
+        last=last,
+        text=text,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    z, labels, groups = acts.flat()
+    summary = getattr(segments, "summary", {}) or {}
+    meta = {
+        "trait": segments.trait,
+        "model": backbone.name,
+        "weights": backbone.weights_digest(),
+        "sample_rate": backbone.sample_rate,
+        "segment_seconds": segments.seconds,
+        "positions_per_segment": last,
+        "text": text,
+        "data": {
+            "root": str(summary.get("root", "")),
+            "layout": summary.get("layout"),
+            "segments": {"positive": int((labels == 1).sum()), "negative": int((labels == 0).sum())},
+            "tracks": len(set(groups)),
+            "fingerprint": segments.fingerprint(),
+        },
+    }
+    return train(z, labels, groups, meta=meta, **train_options)

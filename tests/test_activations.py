@@ -1,0 +1,130 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_stems
+from smitin import data
+from smitin.activations import capture, extract
+from smitin.probes import fit
+
+
+def test_capture_reads_every_layer_at_the_last_positions(tiny):
+    codes = tiny.encode(torch.randn(3, 8000))
+    z_all = capture(tiny, codes, last=51)
+    z_last = capture(tiny, codes, last=1)
+    assert z_last.shape == (3, 1, 2, 4, 8)
+    assert torch.equal(z_last[:, 0], z_all[:, -1])
+    assert torch.allclose(capture(tiny, codes[1:2])[0], z_last[1], atol=1e-6)  # batching changes nothing
+
+
+def test_captured_heads_are_the_attention_outputs(tiny):
+    """out_proj applied to the captured heads gives the layer's self-attention output."""
+    codes = tiny.encode(torch.randn(1, 8000))
+    z = capture(tiny, codes, last=1)[0, 0]  # [L, H, D]
+    outs = {}
+    attn = tiny.model.decoder.model.decoder.layers[1].self_attn
+
+    def keep(_module, _args, output):
+        outs["o"] = output[0]
+
+    handle = attn.register_forward_hook(keep)
+    try:
+        capture(tiny, codes, last=1)
+    finally:
+        handle.remove()
+    assert torch.allclose(tiny.out_projs[1](z[1].flatten()), outs["o"][0, -1], atol=1e-6)
+
+
+def test_capture_hooks_leave_generation_bit_identical(tiny):
+    cond = tiny.null_condition(1)
+    torch.manual_seed(3)
+    ref = tiny.model.generate(**cond, max_new_tokens=20, do_sample=True, guidance_scale=3.0)
+    seen = []
+    with tiny.head_hooks(lambda layer, x: seen.append(x[:, -1].clone()) and None):
+        torch.manual_seed(3)
+        out = tiny.model.generate(**cond, max_new_tokens=20, do_sample=True, guidance_scale=3.0)
+    assert seen and torch.equal(ref, out)
+
+
+def test_extract_caches_and_resumes(tiny, stems, tmp_path):
+    segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
+    cache = tmp_path / "cache"
+    a = extract(tiny, segs, batch_size=3, cache_dir=cache, progress=False)
+    shards = sorted(cache.glob("shard-*.safetensors"))
+    assert len(shards) == -(-len(segs) // 3) and a.z.shape[0] == len(segs)
+    assert a.z.dtype == torch.float16
+    shards[1].unlink()  # as if killed before this batch
+    shards[2].write_bytes(b"torn")  # a torn write is redone too
+    b = extract(tiny, segs, batch_size=3, cache_dir=cache, progress=False)
+    assert torch.equal(a.z, b.z)
+    assert np.array_equal(a.labels, segs.labels()) and a.groups == segs.groups()
+
+
+def test_changed_data_invalidates_the_cache(tiny, stems, tmp_path):
+    cache = tmp_path / "cache"
+    segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
+    extract(tiny, segs, batch_size=4, cache_dir=cache, progress=False)
+    other = data.stem_segments(stems, "bass", sample_rate=tiny.sample_rate, seconds=1.0)
+    with pytest.warns(UserWarning, match="other inputs"):
+        z = extract(tiny, other, batch_size=4, cache_dir=cache, progress=False).z
+    fresh = extract(tiny, other, batch_size=4, progress=False).z
+    assert torch.equal(z, fresh)
+
+
+def test_wrong_sample_rate_is_refused(tiny, stems):
+    segs = data.stem_segments(stems, "drums", sample_rate=16000, seconds=1.0)
+    with pytest.raises(ValueError, match="16000 Hz but .* needs 8000 Hz"):
+        extract(tiny, segs, progress=False)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from smitin import data
+    from smitin.backbone import load
+    from smitin.probes import fit
+    b = load(sys.argv[1])
+    segs = data.stem_segments(sys.argv[2], "drums", sample_rate=b.sample_rate, seconds=0.5, hop=0.25)
+    slow = segs.load
+    def load_slowly(idx):
+        time.sleep(float(sys.argv[4]))
+        return slow(idx)
+    segs.load = load_slowly
+    fit(b, segs, cache_dir=sys.argv[3], batch_size=2, progress=False).save(sys.argv[3] + ".safetensors")
+    """
+)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_identical_probes(tiny, tmp_path):
+    model = tmp_path / "model"
+    tiny.model.save_pretrained(model)
+    stems = write_stems(tmp_path / "stems", tracks=4, seconds=4.0)
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, str(script), str(model), str(stems), str(cache), "0.3"])
+    deadline = time.time() + 120
+    while len(list(cache.glob("shard-*.safetensors"))) < 3 and time.time() < deadline:
+        assert proc.poll() is None, "extraction ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(cache.glob("shard-*.safetensors")))
+    assert done >= 3 and not (tmp_path / "cache.safetensors").exists()
+    subprocess.run([sys.executable, str(script), str(model), str(stems), str(cache), "0"], check=True)
+    from smitin.probes import ProbeSet
+
+    resumed = ProbeSet.load(tmp_path / "cache.safetensors")
+    segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=0.5, hop=0.25)
+    assert len(segs) // 2 > done  # the kill really happened mid-way
+    clean = fit(tiny, segs, batch_size=2, progress=False)
+    for name in ("weight", "bias", "accuracy", "direction", "sigma"):
+        assert torch.allclose(getattr(resumed, name), getattr(clean, name), atol=1e-5), name

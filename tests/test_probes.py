@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from sklearn.linear_model import LogisticRegression
+
+from smitin.backbone import HeadLayout
+from smitin.probes import ProbeFileError, ProbeSet, fit_logistic, split_by_group, train
+
+
+def synthetic(n_tracks=20, per_track=12, layers=2, heads=3, dim=8, seed=0):
+    """z [N, L, H, D] where head (l, h) separates the classes with strength (l*H + h) / (L*H)."""
+    rng = np.random.default_rng(seed)
+    n = n_tracks * per_track
+    y = rng.integers(0, 2, n)
+    groups = np.repeat([f"t{i}" for i in range(n_tracks)], per_track)
+    axis = rng.standard_normal((layers, heads, dim))
+    strength = np.arange(layers * heads).reshape(layers, heads) / (layers * heads) * 2
+    z = (
+        rng.standard_normal((n, layers, heads, dim))
+        + (2 * y - 1)[:, None, None, None] * strength[..., None] * axis
+    )
+    return torch.tensor(z, dtype=torch.float32), y, groups
+
+
+def test_split_never_straddles_a_track():
+    groups = np.repeat([f"t{i}" for i in range(10)], 5)
+    val = split_by_group(groups, 0.3, seed=1)
+    for g in np.unique(groups):
+        assert len(set(val[groups == g])) == 1
+    assert 0 < val.sum() < len(groups)
+    with pytest.raises(ValueError, match="at least 2 tracks"):
+        split_by_group(["a"] * 4)
+
+
+def test_batched_probes_match_scikit_learn():
+    z, y, groups = synthetic()
+    probes = train(z, y, groups, C=1.0, seed=0)
+    val = split_by_group(groups, 0.2, seed=0)
+    for layer in range(2):
+        for h in range(3):
+            x = z[:, layer, h].numpy()
+            ref = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(x[~val], y[~val])
+            acc = ref.score(x[val], y[val])
+            assert probes.accuracy[layer, h].item() == pytest.approx(acc, abs=1e-6)
+            w_ref = ref.coef_[0] / np.linalg.norm(ref.coef_[0])
+            assert float(np.dot(w_ref, probes.direction[layer, h].numpy())) > 0.9999
+            assert probes.weight[layer, h].numpy() == pytest.approx(ref.coef_[0], abs=1e-3)
+            assert probes.bias[layer, h].item() == pytest.approx(ref.intercept_[0], abs=1e-3)
+
+
+def test_probe_outputs_are_consistent():
+    z, y, groups = synthetic()
+    p = train(z, y, groups)
+    assert p.accuracy[1, 2] > p.accuracy[0, 0]  # stronger separation -> better probe
+    assert torch.allclose(p.direction.norm(dim=-1), torch.ones(2, 3))
+    val = torch.from_numpy(split_by_group(groups, 0.2, 0))
+    ztr = z[~val]
+    proj = torch.einsum("nlhd,lhd->nlh", ztr, p.direction)
+    assert torch.allclose(p.sigma, proj.std(0), atol=1e-5)
+    assert torch.allclose(p.mean_pos, ztr[torch.from_numpy(y)[~val] == 1].mean(0), atol=1e-6)
+    mm = train(z, y, groups, direction="mass_mean")
+    diff = mm.mean_pos - mm.mean_neg
+    assert torch.allclose(mm.direction, diff / diff.norm(dim=-1, keepdim=True), atol=1e-6)
+    assert p.accuracy.flatten()[p.top(1)].item() == p.accuracy.max().item()
+    info = p.meta["training"]
+    assert info["train"]["tracks"] + info["validation"]["tracks"] == 20
+
+
+def test_train_refuses_one_class_data():
+    z, y, groups = synthetic()
+    with pytest.raises(ValueError, match="both classes"):
+        train(z, np.zeros_like(y), groups)
+
+
+def test_fit_logistic_is_regularised_on_separable_data():
+    x = torch.tensor([[[-1.0], [1.0]]])  # perfectly separable: L2 keeps w finite
+    w, b = fit_logistic(x, torch.tensor([0, 1]), C=1.0)
+    assert torch.isfinite(w).all() and 0 < w.item() < 5
+
+
+def test_save_load_roundtrip(tmp_path):
+    z, y, groups = synthetic()
+    p = train(z, y, groups, meta={"trait": "drums", "model": "m"})
+    path = p.save(tmp_path / "drums.safetensors")
+    q = ProbeSet.load(path)
+    for name in ("weight", "bias", "accuracy", "direction", "sigma", "mean_pos", "mean_neg"):
+        assert torch.equal(getattr(p, name), getattr(q, name))
+    assert q.trait == "drums" and q.meta["layout"] == "L2xH3xD8" and q.meta["smitin"]
+    assert q.threshold() == pytest.approx(p.threshold())
+
+
+class FakeBackbone:
+    name = "other-model"
+    layout = HeadLayout(4, 3, 8)
+
+    def weights_digest(self):
+        return "x"
+
+
+def test_load_refuses_another_layout(tmp_path):
+    z, y, groups = synthetic()
+    path = train(z, y, groups, meta={"model": "m"}).save(tmp_path / "p.safetensors")
+    with pytest.raises(
+        ProbeFileError, match=r"L2xH3xD8.*other-model has heads L4xH3xD8.*smitin probes train"
+    ):
+        ProbeSet.load(path, FakeBackbone())
+
+
+def test_load_damaged_or_foreign_files(tmp_path):
+    z, y, groups = synthetic()
+    path = train(z, y, groups).save(tmp_path / "p.safetensors")
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ProbeFileError, match="cut.safetensors: not a readable probe file"):
+        ProbeSet.load(tmp_path / "cut.safetensors")
+    (tmp_path / "text.safetensors").write_text("hello")
+    with pytest.raises(ProbeFileError, match="text.safetensors"):
+        ProbeSet.load(tmp_path / "text.safetensors")
+    save_file({"weight": torch.zeros(2)}, tmp_path / "foreign.safetensors")
+    with pytest.raises(ProbeFileError, match="not a smitin probe file"):
+        ProbeSet.load(tmp_path / "foreign.safetensors")
+    with pytest.raises(ProbeFileError, match="no such probe file"):
+        ProbeSet.load(tmp_path / "missing.safetensors")
