@@ -52,7 +52,7 @@ FADE_SECONDS = 0.05
 GATE_DB = -35.0  # dB below the song's mix level: smitin.data's default gate, so both agree on presence
 MIN_ACTIVE = 0.2  # share of the song a family must play in to count as present
 MIX_PEAK = 0.8
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the audio a plan renders to changes
 
 
 class SynthError(RuntimeError):
@@ -296,6 +296,32 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
             fh.write(b"\0\0\0\0")
 
 
+# Stem level relative to the others, dB (drawn per song): GM renders come out at arbitrary levels
+# (mma's brush kits 25 dB under the band), which would make "present" stems inaudible.
+LEVELS_DB: dict[str, tuple[float, float]] = {
+    "drums": (-3.0, 1.0),
+    "bass": (-5.0, -1.0),
+    "guitar": (-8.0, -3.0),
+    "piano": (-8.0, -3.0),
+    "organ": (-9.0, -4.0),
+    "strings": (-9.0, -4.0),
+    "synth_lead": (-7.0, -3.0),
+}
+
+
+def balance(stems: dict[str, np.ndarray], sample_rate: int, rng: np.random.Generator) -> None:
+    """Mix in place: scale each stem so its RMS while playing sits at a drawn level per family."""
+    for fam in FAMILIES:
+        if fam not in stems:
+            continue
+        e = block_energy(stems[fam], sample_rate)
+        playing = e[e > e.max() * 1e-4] if len(e) and e.max() > 0 else e
+        lo, hi = LEVELS_DB[fam]
+        target = 10.0 ** (float(rng.uniform(lo, hi)) / 20.0)
+        if len(playing) and playing.mean() > 0:
+            stems[fam] = stems[fam] * np.float32(target / np.sqrt(playing.mean()))
+
+
 def active_shares(
     stems: dict[str, np.ndarray], sample_rate: int, gate_db: float = GATE_DB
 ) -> dict[str, float]:
@@ -344,6 +370,7 @@ def render_song(job: dict) -> dict:
                 dropped[fam] = "no notes"
                 continue
             stems[fam] = render_stem(_stem_midi(pm, fam), sr, soundfont, n, Path(tmp))
+    balance(stems, sr, np.random.default_rng([plan["seed"], 1]))
     peak = float(np.max(np.abs(sum(stems.values())))) if stems else 0.0
     gain = np.float32(MIX_PEAK / peak) if peak > 0 else np.float32(1.0)
     for fam in list(stems):
