@@ -166,6 +166,13 @@ def test_musdb_layout(tmp_path: Path) -> None:
         stem_segments(tmp_path, "piano", sample_rate=SR, seconds=1.0)
 
 
+def test_musdb_stem_mp4_gets_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "Song.stem.mp4").write_bytes(b"\0")
+    with pytest.raises(DataError, match="MUSDB18-HQ"):
+        stem_segments(tmp_path, "drums", sample_rate=SR)
+
+
 def test_moisesdb_layout(tmp_path: Path) -> None:
     d = tmp_path / "0a1b-track"
     write(d / "drums" / "u1.wav", noise(2.0))

@@ -29,6 +29,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "DEFAULT_STEM_MAP",
     "MUSDB_STEMS",
+    "LAYOUTS",
     "DataError",
     "Segment",
     "SegmentSet",
@@ -508,6 +509,11 @@ def stem_segments(
     names = _trait_names(trait, stem_map)
     report = _Report()
     tracks = _READERS[layout](root, report)
+    if not tracks and next(root.rglob("*.stem.mp4"), None) is not None:
+        raise DataError(
+            f"{root} holds MUSDB18 .stem.mp4 files, which cannot be read here; use MUSDB18-HQ (WAV stems) "
+            "or decode them first (musdb's `musdbconvert` writes <track>/<stem>.wav)."
+        )
     if not tracks:
         raise DataError(
             f"no tracks found in {root} (layout {layout}); expected one folder per track with stem files "
