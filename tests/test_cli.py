@@ -1,0 +1,69 @@
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from smitin.cli import main, parse_steer
+from smitin.probes import ProbeSet
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny):
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    tiny.model.save_pretrained(path)
+    return path
+
+
+def test_parse_steer():
+    assert parse_steer("drums.safetensors:-2.5") == (Path("drums.safetensors"), -2.5)
+    assert parse_steer("drums.safetensors") == (Path("drums.safetensors"), 5.0)
+    assert parse_steer("C:/probes/drums.safetensors") == (Path("C:/probes/drums.safetensors"), 5.0)
+
+
+def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
+    probes = tmp_path / "drums.safetensors"
+    rc = main(["probes", "train", "--model", str(model_dir), "--data", str(stems), "--trait", "drums",
+               "--seconds", "1", "--out", str(probes), "--quiet"])  # fmt: skip
+    assert rc == 0 and probes.exists()
+    out = capsys.readouterr().out
+    assert "split by track" in out and "best heads" in out and "segments:" in out
+    p = ProbeSet.load(probes)
+    assert p.meta["model"] == str(model_dir) and p.meta["data"]["segments"]["positive"] > 0
+    assert main(["probes", "show", str(probes), "--plot", str(tmp_path / "heat.png")]) == 0
+    assert (tmp_path / "heat.png").stat().st_size > 1000
+
+    wav, trace = tmp_path / "gen.wav", tmp_path / "gen.json"
+    rc = main(["generate", "", "--model", str(model_dir), "--steer", f"{probes}:3", "--duration", "0.3",
+               "--out", str(wav), "--trace", str(trace), "--plot", str(tmp_path / "gen.png")])  # fmt: skip
+    assert rc == 0
+    audio, sr = sf.read(wav)
+    assert sr == 8000 and len(audio) == int(0.3 * 8000)
+    t = json.loads(trace.read_text())
+    assert t["settings"]["traits"][0]["alpha"] == 3.0 and t["steps"][0]["traits"]["drums"]["applied"] == [
+        True
+    ]
+
+    rc = main(["continue", str(wav), "--model", str(model_dir), "--steer", f"{probes}:-3", "--no-monitor",
+               "--duration", "0.2", "--out", str(tmp_path / "cont.wav")])  # fmt: skip
+    assert rc == 0 and len(sf.read(tmp_path / "cont.wav")[0]) == int(0.5 * 8000)
+
+
+def test_errors_name_the_file_and_the_fix(model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["generate", "", "--model", str(model_dir), "--steer", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.safetensors" in err and "smitin probes train" in err and "Traceback" not in err
+    assert main(["probes", "train", "--model", str(model_dir), "--data", str(tmp_path / "nope"),
+                 "--trait", "drums", "--out", str(tmp_path / "x.safetensors")]) == 2  # fmt: skip
+    assert "nope" in capsys.readouterr().err
+    assert main(["continue", str(tmp_path / "missing.wav"), "--model", str(model_dir)]) == 2
+    assert "missing.wav: no such audio file" in capsys.readouterr().err
+    assert main(["generate", "", "--model", str(tmp_path / "no-model")]) == 2
+    assert "cannot load a model config" in capsys.readouterr().err
+
+
+def test_help_teaches():
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from smitin.generate import generate
+from smitin.monitor import confidence, gain
+from smitin.steering import Steer, Steering
+
+DUR = 0.5
+
+
+def test_confidence_is_the_median_over_watched_heads():
+    logits = torch.tensor([[[0.0, 10.0, -10.0, 2.0, 1.0]]])  # [B=1, T=1, heads=5]
+    c = confidence(logits, torch.tensor([[0, 3, 4]]))
+    assert c.item() == pytest.approx(torch.sigmoid(torch.tensor(1.0)).item())
+
+
+def test_gain_modes():
+    c = torch.tensor([[0.2, 0.9]])
+    tau = torch.tensor([0.6, 0.6])
+    add, on = torch.tensor([False, False]), torch.tensor([True, True])
+    assert gain(c, tau, add, on).tolist() == [[1.0, 0.0]]
+    assert gain(c, tau, torch.tensor([True, True]), on).tolist() == [[0.0, 1.0]]  # removal watches 1 - C
+    assert gain(c, tau, add, torch.tensor([False, False])).tolist() == [[1.0, 1.0]]  # monitor off
+    ramp = gain(c, tau, add, on, "ramp")
+    assert ramp[0, 0].item() == pytest.approx(1 - 0.2 / 0.6) and ramp[0, 1] == 0
+
+
+def run(tiny, probes, **steer):
+    return generate(tiny, None, steer=[Steer(probes, **steer)], duration=DUR, seed=0, progress=False).trace
+
+
+def test_monitor_stops_pushing_when_the_trait_reads_present(tiny, probes_for):
+    present = probes_for(tiny.layout, bias=20.0)  # every head reads "trait present"
+    tr = run(tiny, present, alpha=5.0, threshold=0.6)
+    assert tr.c.min() > 0.99
+    assert tr.applied[:, 0, 0].nonzero().flatten().tolist() == [0]  # g(0) = 1, then off
+    absent = probes_for(tiny.layout, bias=-20.0)
+    tr = run(tiny, absent, alpha=5.0, threshold=0.6)
+    assert tr.applied[:, 0, 0].tolist() == tr.edited.tolist() and tr.edited.sum() >= 5
+    # removal watches 1 - C: pushes while the trait is present, stops once it reads absent
+    assert run(tiny, present, alpha=-5.0, threshold=0.6).applied.sum() == tr.edited.sum()
+    assert run(tiny, absent, alpha=-5.0, threshold=0.6).applied.sum() == 1
+    # monitor off: plain ITI pushes on every scheduled step
+    assert run(tiny, present, alpha=5.0, monitor=False).applied.sum() == tr.edited.sum()
+
+
+def test_monitor_switches_off_and_back_on_from_previous_step_readings(tiny, probes_for):
+    """Drive the hook by hand: C(t) decides g(t+1); readings come before the head's own edit."""
+    p = probes_for(tiny.layout)
+    p.weight.zero_()
+    p.weight[..., 0] = 1.0  # every probe reads coordinate 0 of its head
+    p.direction.zero_()
+    p.direction[..., 0] = 1.0
+    st = Steering(
+        tiny, [Steer(p, alpha=100.0, threshold=0.6, heads="soft")], every=1, cfg=False, max_steps=10
+    )
+    lay = tiny.layout
+    levels = [-5.0, 5.0, 5.0, -5.0, -5.0]  # absent, present, present, absent, absent
+    for step, level in enumerate(levels):
+        st.past = step
+        for layer in range(lay.layers):
+            x = torch.full((1, 1, lay.width), level)
+            st._on_heads(layer, x)
+            if st.g[step, 0, 0] > 0:
+                assert x[0, 0, 0] > level  # edited after being read
+    tr = st.trace()
+    assert tr.c[:, 0, 0].round().tolist() == [0.0, 1.0, 1.0, 0.0, 0.0]  # pre-edit readings
+    assert tr.g[:, 0, 0].tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]  # g(t) from C(t-1): off, then back on

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from smitin.generate import generate, max_new_tokens
+from smitin.steering import Steer, Steering, apply
+
+DUR = 0.5  # seconds: 25 frames, 28 steps
+
+
+def plain(tiny, seed=0, guidance=3.0):
+    torch.manual_seed(seed)
+    n = max_new_tokens(tiny, DUR)
+    return tiny.model.generate(
+        **tiny.null_condition(1), do_sample=True, max_new_tokens=n, guidance_scale=guidance
+    )
+
+
+def test_no_traits_is_plain_generate(tiny):
+    r = generate(tiny, None, duration=DUR, seed=0, progress=False)
+    assert torch.equal(torch.from_numpy(r.audio), plain(tiny)[:, 0])
+
+
+def test_alpha_zero_gives_identical_tokens_and_audio(tiny, probes_for):
+    ref = generate(tiny, None, duration=DUR, seed=0, progress=False)
+    zero = generate(
+        tiny, None, steer=[Steer(probes_for(tiny.layout), alpha=0.0)], duration=DUR, seed=0, progress=False
+    )
+    assert torch.equal(ref.codes, zero.codes) and np.array_equal(ref.audio, zero.audio)
+    assert np.array_equal(zero.audio[0], plain(tiny)[0, 0].numpy())
+    pushed = generate(
+        tiny, None, steer=[Steer(probes_for(tiny.layout), alpha=50.0)], duration=DUR, seed=0, progress=False
+    )
+    assert not torch.equal(ref.codes, pushed.codes)
+
+
+def edits(tiny, steers, **options):
+    """Per step: the change the steering hook made to the last position, per layer (rows x width)."""
+    before, after = {}, {}
+    with tiny.head_hooks(lambda layer, x: before.__setitem__(layer, x[:, -1].clone())):
+        with apply(tiny, steers, cfg=True, max_steps=40, **options) as state:
+
+            def record(layer, x):
+                step = state.past + x.shape[1] - 1 - state.first
+                after[(step, layer)] = x[:, -1] - before[layer]
+
+            with tiny.head_hooks(record):
+                torch.manual_seed(0)
+                tiny.model.generate(
+                    **tiny.null_condition(2),
+                    do_sample=True,
+                    max_new_tokens=max_new_tokens(tiny, DUR),
+                    guidance_scale=3.0,
+                )
+    return after, state
+
+
+@pytest.mark.parametrize("every", [1, 3, 5])
+def test_edits_only_on_scheduled_steps(tiny, probes_for, every):
+    delta, _ = edits(tiny, [Steer(probes_for(tiny.layout), alpha=3.0, monitor=False)], every=every)
+    steps = sorted({s for s, _ in delta})
+    assert steps == list(range(len(steps))) and len(steps) >= 20
+    for (step, _layer), d in delta.items():
+        assert bool(d.abs().sum() > 0) == (step % every == 0), step
+
+
+def test_edits_only_the_rows_asked_for(tiny, probes_for):
+    both, _ = edits(tiny, [Steer(probes_for(tiny.layout), alpha=3.0, monitor=False)], rows="both")
+    cond, _ = edits(tiny, [Steer(probes_for(tiny.layout), alpha=3.0, monitor=False)], rows="cond")
+    assert (both[(0, 0)].abs().sum(1) > 0).all()  # 2 conditional + 2 unconditional rows
+    assert (cond[(0, 0)][:2].abs().sum(1) > 0).all() and (cond[(0, 0)][2:] == 0).all()
+
+
+def test_shift_is_alpha_weight_sigma_direction_and_traits_add(tiny, probes_for):
+    a = Steer(probes_for(tiny.layout, "drums", seed=1), alpha=4.0, monitor=False)
+    b = Steer(probes_for(tiny.layout, "bass", seed=2), alpha=-2.0, monitor=False)
+    delta, _ = edits(tiny, [a, b])
+    for layer in range(tiny.layout.layers):
+        want = a.shift()[layer] + b.shift()[layer]
+        assert torch.allclose(delta[(0, layer)], want.expand_as(delta[(0, layer)]), atol=1e-5)
+    p = a.probes
+    acc = p.accuracy
+    w = ((acc - acc.min()) / (acc.max() - acc.min())) ** 3
+    manual = 4.0 * (w * p.sigma)[..., None] * p.direction
+    assert torch.allclose(a.shift(), manual.flatten(1), atol=1e-6)
+
+
+def test_top_k_heads_weight(tiny, probes_for):
+    s = Steer(probes_for(tiny.layout), heads=3)
+    w = s.head_weights()
+    assert w.sum() == 3 and set(w.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(w.flatten().nonzero().flatten().sort().values, s.probes.top(3).sort().values)
+
+
+def test_probes_for_another_model_are_refused(tiny, probes_for):
+    from smitin.backbone import HeadLayout
+    from smitin.probes import ProbeFileError
+
+    wrong = probes_for(HeadLayout(3, 4, 8))
+    with pytest.raises(ProbeFileError, match="L3xH4xD8"):
+        Steering(tiny, [Steer(wrong)])
