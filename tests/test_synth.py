@@ -170,3 +170,23 @@ def test_sparse_stem_share_uses_the_loader_gate() -> None:
     sparse[: SR // 2] = 0.3 * rng.standard_normal(SR // 2)  # plays for 0.5 s of 10
     shares = active_shares({"drums": loud, "piano": sparse}, SR)
     assert shares["drums"] == 1.0 and shares["piano"] < MIN_ACTIVE
+
+
+@needs_fluidsynth
+def test_in_process_and_cli_backends_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smitin.synth import fluid
+    from smitin.synth.render import backend, build_midi
+
+    if not fluid.available():
+        pytest.skip("libfluidsynth not loadable")
+    plan = plan_song(0, SEED, 4.0, "procedural", have_mma=False)
+    pm, _ = build_midi(plan)
+    n = int(plan["duration"] * SR)
+    sf2 = find_soundfont()
+    assert backend() == "lib"
+    a = render_stem(pm, SR, sf2, n, tmp_path)
+    assert np.array_equal(a, render_stem(pm, SR, sf2, n, tmp_path))  # deterministic
+    monkeypatch.setenv("SMITIN_FLUIDSYNTH", "cli")
+    assert backend() == "cli"
+    b = render_stem(pm, SR, sf2, n, tmp_path)
+    assert np.abs(a).max() > 0.05 and np.corrcoef(a, b)[0, 1] > 0.999

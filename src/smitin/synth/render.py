@@ -1,7 +1,7 @@
 """Render multitrack songs: General MIDI per stem family -> FluidSynth -> exact stems and their mix.
 
-Each stem is rendered by a FRESH synthesizer (one ``fluidsynth`` process per stem): a shared synth
-leaks the previous stem's release and reverb into the next one. Stems are written as float32 WAV
+Each stem is rendered by a FRESH synthesizer (in-process libfluidsynth, or one ``fluidsynth``
+process per stem): a shared synth leaks the previous stem's release and reverb into the next one. Stems are written as float32 WAV
 and the mix as their float32 sum, so ``mix == sum(stems)`` holds bit for bit. A family counts as
 present only if its rendered stem is audible for a good part of the song (some mma grooves play
 sparsely), so the plain-layout loader sees the same instruments as songs.jsonl.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import pretty_midi
 import soundfile as sf
 
 from ..data import block_activity, block_energy, track_level
+from . import fluid
 from . import mma as mma_mod
 from .parts import STYLES, Grid, bass_part, comp_part, drum_part, lead_part
 from .theory import (
@@ -52,7 +54,7 @@ FADE_SECONDS = 0.05
 GATE_DB = -35.0  # dB below the song's mix level: smitin.data's default gate, so both agree on presence
 MIN_ACTIVE = 0.2  # share of the song a family must play in to count as present
 MIX_PEAK = 0.8
-FORMAT_VERSION = 2  # bump when the audio a plan renders to changes
+FORMAT_VERSION = 3  # bump when the audio a plan renders to changes
 
 
 class SynthError(RuntimeError):
@@ -74,6 +76,8 @@ def find_soundfont(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def _renderer() -> str:
+    if fluid.available():
+        return "lib"
     if shutil.which("fluidsynth"):
         return "cli"
     try:
@@ -250,11 +254,27 @@ def _stem_midi(pm: pretty_midi.PrettyMIDI, family: str) -> pretty_midi.PrettyMID
     return out
 
 
+def backend() -> str:
+    """'lib' (libfluidsynth in-process, fastest), 'cli' (a fluidsynth process per stem) or
+    'pyfluidsynth'; $SMITIN_FLUIDSYNTH=cli|lib forces one."""
+    forced = os.environ.get("SMITIN_FLUIDSYNTH", "").lower()
+    if forced == "cli" and shutil.which("fluidsynth"):
+        return "cli"
+    if forced in ("", "lib") and fluid.available():
+        return "lib"
+    return _renderer()
+
+
 def render_stem(
     pm: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: Path, n_samples: int, workdir: Path
 ) -> np.ndarray:
     """Mono float32 audio of one stem from a fresh synthesizer, padded/cut to ``n_samples``."""
-    if _renderer() == "cli":
+    how = backend()
+    if how == "lib":
+        buf = io.BytesIO()
+        pm.write(buf)
+        x = fluid.render_midi(buf.getvalue(), soundfont, sample_rate, n_samples).T
+    elif how == "cli":
         mid, wav = workdir / "stem.mid", workdir / "stem.wav"
         pm.write(str(mid))
         cmd = [
@@ -516,6 +536,7 @@ def render_dataset(
         "wall_seconds": round(wall, 2),
         "audio_seconds_per_wall_second": round(audio / wall, 1) if wall > 0 else None,
         "workers": n_workers,
+        "backend": backend(),
         "soundfont": str(sf2),
         "mma": have_mma,
         "presence": {f: sum(f in m["instruments"] for m in metas) for f in FAMILIES},
