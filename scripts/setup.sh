@@ -23,3 +23,13 @@ else
     echo "note: not root or no apt-get; install fluidsynth, fluid-soundfont-gm and mma yourself" >&2
 fi
 # --- end renderer system packages ---
+
+# --- python packages ---
+# torch first, pinned: on these machines 2.13.0 is a CPU wheel already on disk, while an unpinned
+# torch would pull a multi-GB CUDA build. With a GPU, install the torch you want before this script.
+if ! python -c "import torch" >/dev/null 2>&1; then
+    python -m pip install -q "torch==2.13.0"
+fi
+python -m pip install -q -e ".[dev]"
+# --- end python packages ---
+echo "smitin is set up: try 'smitin --help', 'smitin demo', or 'python -m pytest'"

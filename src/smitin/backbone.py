@@ -207,7 +207,6 @@ def load(
     """
     from transformers import AutoConfig, AutoProcessor
 
-    _register_codec()
     src = BUNDLED_PATH if str(name) == BUNDLED else name
     if str(name) == BUNDLED and not (BUNDLED_PATH / "config.json").exists():
         raise ModelError(f"the bundled model is missing from {BUNDLED_PATH}; reinstall smitin")
@@ -228,15 +227,6 @@ def load(
     except (OSError, ValueError, TypeError):
         processor = None
     return Backbone(model.to(device), processor, name=str(name))
-
-
-def _register_codec() -> None:
-    """Import smitin's own codec (if present) so `from_pretrained` knows the bundled model's parts."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("smitin.codec") is not None:
-        importlib.import_module("smitin.codec")
 
 
 def _model_class(model_type: str, name) -> type:
