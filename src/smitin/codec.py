@@ -148,6 +148,10 @@ class MelCodecPreTrainedModel(PreTrainedModel):
     config_class = MelCodecConfig
     base_model_prefix = "melcodec"
     main_input_name = "input_values"
+    # No attention inside; declaring support lets a parent MusicGen switch its attention backend.
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         # Non-zero random codebooks, so an unfitted codec still maps different audio to different codes

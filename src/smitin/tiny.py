@@ -9,12 +9,19 @@ checkpoint once `smitin` (which registers the codec) is imported.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import random
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
 from transformers import (
     EncodecFeatureExtractor,
     MusicgenDecoderConfig,
@@ -89,7 +96,10 @@ class TinySizes:
 
 
 def build_model(
-    tokenizer: PreTrainedTokenizerFast, sizes: TinySizes | None = None, codec: MelCodecModel | None = None
+    tokenizer: PreTrainedTokenizerFast,
+    sizes: TinySizes | None = None,
+    codec: MelCodecModel | None = None,
+    attn_implementation: str = "sdpa",
 ) -> MusicgenForConditionalGeneration:
     """A randomly initialised MusicGen of the given sizes around `codec` (a fresh unfitted one if None)."""
     s = sizes or TinySizes()
@@ -131,6 +141,7 @@ def build_model(
 
     decoder = MusicgenForCausalLM(dec_cfg)
     model = MusicgenForConditionalGeneration(text_encoder=text_encoder, audio_encoder=codec, decoder=decoder)
+    model.set_attn_implementation(attn_implementation)
     gc = model.generation_config
     gc.do_sample = True
     gc.guidance_scale = 3.0
@@ -155,3 +166,802 @@ def save_bundle(
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+
+
+# ============================================================================ data
+
+
+@dataclass
+class Example:
+    """One training clip: a song's full mix or a submix of some of its stems, as codec codes."""
+
+    song: str
+    present: list[str]  # instrument families audible in this clip
+    absent: list[str]  # families the song has but this submix leaves out, plus families it never had
+    words: dict[str, str]  # family -> instrument word used in the song's caption ("electric piano")
+    style: str
+    tempo: int
+    key: str
+    caption: str  # the renderer's caption (only for the full mix; "" for submixes)
+    codes: torch.Tensor  # [K, T] int16
+
+
+def read_songs(data_dir: str | os.PathLike) -> list[dict]:
+    """Read the renderer's per-song meta.json files (plus stem paths) from a rendered folder."""
+    root = Path(data_dir)
+    songs = []
+    for meta_path in sorted(root.glob("*/meta.json")):
+        meta = json.loads(meta_path.read_text())
+        stems = {p.stem: p for p in sorted(meta_path.parent.glob("*.wav")) if p.stem != "mix"}
+        if not stems:
+            continue
+        meta["stem_paths"] = {k: str(v) for k, v in stems.items()}
+        meta["words"] = _caption_words(meta)
+        songs.append(meta)
+    if not songs:
+        raise FileNotFoundError(f"no rendered songs (<song>/meta.json + stems) under {root}")
+    return songs
+
+
+def _caption_words(meta: dict) -> dict[str, str]:
+    """Family -> the instrument word the renderer put in the caption; family name as the fallback."""
+    fams = list(meta.get("instruments", []))
+    words = {f: f.replace("_", " ") for f in fams}
+    tail = meta.get("caption", "").split(" with ", 1)
+    if len(tail) == 2:
+        parts = re.split(r", | and ", tail[1])
+        if len(parts) == len(fams):
+            words.update(zip(fams, parts, strict=True))
+    return words
+
+
+def load_audio(path: str | os.PathLike, sr: int) -> np.ndarray:
+    """Mono float32 at `sr` (soxr resampling when the file differs)."""
+    import soundfile as sf
+
+    x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if file_sr != sr:
+        import soxr
+
+        x = soxr.resample(x, file_sr, sr).astype(np.float32)
+    return x
+
+
+def normalise_rms(x: np.ndarray, target: float = 0.1) -> np.ndarray:
+    """Scale to RMS `target` (-20 dBFS, as smitin.data does for probe segments), then below clipping."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    if rms < 1e-6:
+        return x
+    y = x * (target / rms)
+    peak = float(np.abs(y).max())
+    return (y * (0.999 / peak) if peak > 0.999 else y).astype(np.float32)
+
+
+def song_variants(meta: dict, n_submixes: int, rng: random.Random) -> list[list[str]]:
+    """Stem subsets to render: the full mix, then up to `n_submixes` distinct non-empty subsets.
+
+    Dropping stems from the same song gives pairs that differ only by instruments, which is what
+    the text conditioning and the lead's probes need to see.
+    """
+    fams = list(meta["stem_paths"])
+    subsets = [fams]
+    tries = 0
+    while len(subsets) < 1 + n_submixes and len(fams) > 1 and tries < 50:
+        tries += 1
+        keep = [f for f in fams if rng.random() < 0.5]
+        if keep and len(keep) < len(fams) and keep not in subsets:
+            subsets.append(keep)
+    return subsets
+
+
+def encode_songs(
+    songs: list[dict],
+    codec: MelCodecModel,
+    n_submixes: int,
+    seed: int,
+    all_families: Sequence[str],
+    log: Any = print,
+) -> list[Example]:
+    """Mix, RMS-normalise and encode every (song, stem subset) clip."""
+    rng = random.Random(seed)
+    sr = codec.config.sampling_rate
+    out: list[Example] = []
+    t0 = time.time()
+    for i, meta in enumerate(songs):
+        stems = {f: load_audio(p, sr) for f, p in meta["stem_paths"].items()}
+        n = min(len(x) for x in stems.values())
+        for subset in song_variants(meta, n_submixes, rng):
+            mix = normalise_rms(sum(stems[f][:n] for f in subset))
+            with torch.no_grad():
+                codes = codec.encode(torch.from_numpy(mix)[None, None]).audio_codes[0, 0]
+            out.append(
+                Example(
+                    song=meta["id"],
+                    present=list(subset),
+                    absent=[f for f in all_families if f not in subset],
+                    words=meta["words"],
+                    style=meta.get("style", "music"),
+                    tempo=int(meta.get("tempo", 120)),
+                    key=meta.get("key", ""),
+                    caption=meta.get("caption", "") if len(subset) == len(stems) else "",
+                    codes=codes.to(torch.int16),
+                )
+            )
+        if (i + 1) % 25 == 0:
+            log(f"encoded {i + 1}/{len(songs)} songs ({len(out)} clips, {time.time() - t0:.0f} s)")
+    return out
+
+
+def make_caption(ex: Example, rng: random.Random) -> str:
+    """A caption for one clip, varied so the model learns instrument words rather than one template.
+
+    Half the time instruments are named by their program word ("jazz guitar"), else by family
+    ("guitar"); absent families are sometimes named with "without"/"no" so negation means something.
+    """
+    if ex.caption and rng.random() < 0.3:
+        return ex.caption
+    fam_words = rng.random() < 0.5
+    names = [f.replace("_", " ") if fam_words else ex.words.get(f, f.replace("_", " ")) for f in ex.present]
+    if rng.random() < 0.3:
+        rng.shuffle(names)
+    art = "an" if ex.style[:1] in "aeiou8" else "a"
+    lead = rng.choice(
+        [
+            f"{art} {ex.style} groove at {ex.tempo} bpm in {ex.key}",
+            f"{art} {ex.style} groove",
+            f"{ex.style}",
+            f"{ex.style} at {ex.tempo} bpm",
+            "music",
+        ]
+    )
+    text = f"{lead} with {_join(names)}" if rng.random() < 0.85 else f"{_join(names)}, {lead}"
+    if ex.absent and rng.random() < 0.4:
+        gone = rng.sample(ex.absent, k=min(len(ex.absent), rng.choice([1, 1, 2])))
+        text += rng.choice([", without ", ", no "]) + _join([g.replace("_", " ") for g in gone])
+    return text
+
+
+def _join(words: Sequence[str]) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def delay_pattern(codes: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """codes [B, K, S] -> (decoder input, labels), both [B, K, S + K - 1], MusicGen's delay pattern.
+
+    Label position t holds codebook k of frame t - k (pad where out of range; -100 in labels);
+    the input at position t is the label column t - 1 (all pad at t = 0), exactly what `generate`
+    feeds the decoder.
+    """
+    b, k, s = codes.shape
+    length = s + k - 1
+    delayed = torch.full((b, k, length), pad, dtype=torch.long)
+    for q in range(k):
+        delayed[:, q, q : q + s] = codes[:, q]
+    inputs = torch.cat([torch.full((b, k, 1), pad, dtype=torch.long), delayed[..., :-1]], dim=-1)
+    labels = delayed.masked_fill(delayed == pad, -100)
+    return inputs, labels
+
+
+# ============================================================================ training
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines the trained model (saved beside the checkpoint)."""
+
+    data: list[str] = field(default_factory=lambda: ["/work/data/tiny16k"])
+    out: str = "/work/runs/tiny"
+    seed: int = 0
+    sizes: TinySizes = field(default_factory=lambda: TinySizes(dropout=0.0))
+    codec_frames: int = 60000
+    codec_iters: int = 20
+    submixes: int = 3  # stem subsets per song besides the full mix
+    heldout_songs: int = 12  # songs kept out of LM training for the held-out cross-entropy
+    segment_frames: int = 250  # 5 s crops
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 100
+    steps: int = 1200
+    max_minutes: float = 45.0  # hard wall-time cap (the run stops and saves early if hit)
+    empty_caption_prob: float = 0.15
+    threads: int = 2
+    checkpoint_every: int = 100
+    eval_every: int = 200
+    log_every: int = 20
+
+
+class _Logger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, msg: str, **record: Any) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        print(line, flush=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"time": time.time(), "msg": msg, **record}) + "\n")
+
+
+def fit_codec(songs: list[dict], cfg: TrainConfig, log: Any = print) -> MelCodecModel:
+    """Fit the k-means codebooks on log-mel frames sampled from the training songs' full mixes."""
+    s = cfg.sizes
+    codec = MelCodecModel(
+        MelCodecConfig(
+            sampling_rate=s.sampling_rate, codebook_size=s.codebook_size, num_codebooks=s.num_codebooks
+        )
+    )
+    rng = np.random.default_rng(cfg.seed)
+    per_song = max(1, cfg.codec_frames // len(songs))
+    frames = []
+    for meta in songs:
+        stems = {f: load_audio(p, s.sampling_rate) for f, p in meta["stem_paths"].items()}
+        n = min(len(x) for x in stems.values())
+        # alternate full mixes and single-stem/partial mixes so sparse textures get codewords too
+        keep = [f for f in stems if rng.random() < 0.5] or list(stems)
+        for subset in (list(stems), keep):
+            mix = normalise_rms(sum(stems[f][:n] for f in subset))
+            lm = codec.log_mel(torch.from_numpy(mix)[None])[0]
+            idx = rng.choice(lm.shape[0], size=min(per_song // 2, lm.shape[0]), replace=False)
+            frames.append(lm[torch.from_numpy(np.sort(idx))])
+    frames_t = torch.cat(frames)
+    t0 = time.time()
+    errors = codec.fit(frames_t, iters=cfg.codec_iters, seed=cfg.seed)
+    log(f"codec fitted on {len(frames_t)} frames in {time.time() - t0:.0f} s; residual mse {errors}")
+    return codec
+
+
+def _batch(
+    examples: list[Example],
+    cfg: TrainConfig,
+    tokenizer: PreTrainedTokenizerFast,
+    rng: random.Random,
+    pad: int,
+    empty_prob: float,
+) -> dict[str, torch.Tensor]:
+    """Random crops + sampled captions; `null` rows mimic generate's CFG null condition."""
+    weights = [ex.codes.shape[1] for ex in examples]
+    chosen = rng.choices(examples, weights=weights, k=cfg.batch_size)
+    s = cfg.segment_frames
+    k = chosen[0].codes.shape[0]
+    codes = torch.full((len(chosen), k, s), pad, dtype=torch.long)
+    texts, null = [], []
+    for i, ex in enumerate(chosen):
+        t = ex.codes.shape[1]
+        start = rng.randrange(0, max(1, t - s + 1))
+        crop = ex.codes[:, start : start + s].long()
+        codes[i, :, : crop.shape[1]] = crop
+        is_null = rng.random() < empty_prob
+        null.append(is_null)
+        texts.append("" if is_null else make_caption(ex, rng))
+    inputs, labels = delay_pattern(codes, pad)
+    tok = tokenizer(texts, padding=True, return_tensors="pt")
+    return {
+        "input_ids": tok["input_ids"],
+        "text_mask": tok["attention_mask"],
+        "cond_mask": tok["attention_mask"] * (~torch.tensor(null))[:, None].long(),
+        "decoder_input_ids": inputs,
+        "labels": labels,
+    }
+
+
+def lm_loss(model: MusicgenForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over codebooks of the token cross-entropy (pads ignored), under teacher forcing."""
+    enc = model.text_encoder(
+        input_ids=batch["input_ids"], attention_mask=batch["text_mask"]
+    ).last_hidden_state
+    b, k, length = batch["decoder_input_ids"].shape
+    out = model(
+        encoder_outputs=(enc,),
+        attention_mask=batch["cond_mask"],
+        decoder_input_ids=batch["decoder_input_ids"].reshape(b * k, length),
+    )
+    logits = out.logits.reshape(b, k, length, -1)
+    return torch.nn.functional.cross_entropy(
+        logits.permute(0, 3, 1, 2), batch["labels"], ignore_index=-100, reduction="mean"
+    )
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def prepare(
+    cfg: TrainConfig, log: Any = print
+) -> tuple[MelCodecModel, list[Example], list[Example], list[str]]:
+    """Stage 1 (cached on disk): split songs, fit the codec, encode every clip."""
+    out = Path(cfg.out)
+    songs = [s for d in cfg.data for s in read_songs(d)]
+    rng = random.Random(cfg.seed)
+    ids = sorted(s["id"] + "@" + str(i) for i, s in enumerate(songs))
+    rng.shuffle(ids)
+    held = set(ids[: cfg.heldout_songs])
+    for i, s in enumerate(songs):
+        s["uid"] = s["id"] + "@" + str(i)
+    train_songs = [s for s in songs if s["uid"] not in held]
+    held_songs = [s for s in songs if s["uid"] in held]
+    families = sorted({f for s in songs for f in s["stem_paths"]})
+    codec_dir = out / "codec"
+    if (codec_dir / "config.json").exists():
+        codec = MelCodecModel.from_pretrained(codec_dir)
+        log(f"codec loaded from {codec_dir}")
+    else:
+        t0 = time.time()
+        codec = fit_codec(train_songs, cfg, log)
+        codec.save_pretrained(codec_dir)
+        log(f"codec stage done in {time.time() - t0:.0f} s", stage="codec", seconds=time.time() - t0)
+    codes_path = out / "codes.pt"
+    if codes_path.exists():
+        blob = torch.load(codes_path, weights_only=False)
+        log(f"clips loaded from {codes_path}")
+    else:
+        t0 = time.time()
+        blob = {
+            "train": encode_songs(train_songs, codec, cfg.submixes, cfg.seed, families, log),
+            "heldout": encode_songs(held_songs, codec, cfg.submixes, cfg.seed + 1, families, log),
+            "families": families,
+            "heldout_songs": sorted(s["uid"] for s in held_songs),
+        }
+        _save_atomic(blob, codes_path)
+        log(f"encode stage done in {time.time() - t0:.0f} s", stage="encode", seconds=time.time() - t0)
+    return codec, blob["train"], blob["heldout"], blob["families"]
+
+
+def caption_corpus(examples: list[Example]) -> list[str]:
+    """Every word any sampled caption can contain (for the tokenizer's vocabulary)."""
+    texts = set()
+    for ex in examples:
+        texts.update([ex.caption, ex.style, ex.key, *ex.words.values(), *ex.present, *ex.absent])
+    return sorted(t.replace("_", " ") for t in texts if t)
+
+
+@torch.no_grad()
+def heldout_ce(
+    model: MusicgenForConditionalGeneration,
+    examples: list[Example],
+    tokenizer: PreTrainedTokenizerFast,
+    cfg: TrainConfig,
+    n_batches: int = 4,
+    empty: bool = False,
+) -> float:
+    """Mean held-out token cross-entropy (nats) on fixed-seed crops, with captions or null text."""
+    was_training = model.training
+    model.eval()
+    rng = random.Random(1234)
+    pad = model.config.decoder.pad_token_id
+    total = 0.0
+    for _ in range(n_batches):
+        batch = _batch(examples, cfg, tokenizer, rng, pad, 1.0 if empty else 0.0)
+        total += float(lm_loss(model, batch))
+    model.train(was_training)
+    return total / n_batches
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train the tiny MusicGen end to end; resumable: rerun the same command after a stop.
+
+    Stages (each cached in `cfg.out`): codec fit -> clip encoding -> LM training with checkpoints
+    every `checkpoint_every` steps -> `out/model` (a save_pretrained folder with the processor).
+    Returns the model folder.
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = _Logger(out / "train_log.jsonl")
+    torch.set_num_threads(cfg.threads)
+    cfg_path = out / "train_config.json"
+    cfg_dict = asdict(cfg)
+    if cfg_path.exists() and json.loads(cfg_path.read_text()) != json.loads(json.dumps(cfg_dict)):
+        log("warning: train_config.json differs from this run's config; resuming with the new one")
+    cfg_path.write_text(json.dumps(cfg_dict, indent=1))
+    t_start = time.time()
+    codec, train_ex, held_ex, families = prepare(cfg, log)
+    tok_dir = out / "tokenizer"
+    if (tok_dir / "tokenizer.json").exists():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+    else:
+        tokenizer = build_tokenizer(caption_corpus(train_ex + held_ex))
+        tokenizer.save_pretrained(tok_dir)
+    torch.manual_seed(cfg.seed)
+    model = build_model(tokenizer, cfg.sizes, codec=codec)
+    model.train()
+    params = [p for n, p in model.named_parameters() if not n.startswith("audio_encoder")]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    n_params = sum(p.numel() for p in params)
+    step, elapsed = 0, 0.0
+    rng = random.Random(cfg.seed)
+    ckpt_path = out / "ckpt.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed = ck["step"], ck["elapsed"]
+        rng.setstate(ck["rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        log(f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
+    log(
+        f"{len(train_ex)} train clips, {len(held_ex)} held-out clips, {n_params / 1e6:.2f}M trainable params",
+        params=n_params,
+    )
+    pad = model.config.decoder.pad_token_id
+
+    def lr_at(i: int) -> float:
+        if i < cfg.warmup:
+            return cfg.lr * (i + 1) / cfg.warmup
+        frac = (i - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+    def save_ckpt() -> None:
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            ckpt_path,
+        )
+
+    t_seg = time.time()
+    run_loss = 0.0
+    while step < cfg.steps:
+        if elapsed + (time.time() - t_seg) > cfg.max_minutes * 60:
+            log(f"wall-time cap of {cfg.max_minutes} min reached at step {step}; stopping early")
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        batch = _batch(train_ex, cfg, tokenizer, rng, pad, cfg.empty_caption_prob)
+        loss = lm_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        run_loss += loss.item()
+        if step % cfg.log_every == 0:
+            now = elapsed + time.time() - t_seg
+            log(
+                f"step {step} loss {run_loss / cfg.log_every:.3f} lr {lr_at(step):.2e} {now / 60:.1f} min",
+                step=step,
+                loss=run_loss / cfg.log_every,
+                minutes=now / 60,
+            )
+            run_loss = 0.0
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            ce = heldout_ce(model, held_ex, tokenizer, cfg)
+            log(f"step {step} held-out CE {ce:.3f}", step=step, heldout_ce=ce)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            elapsed += time.time() - t_seg
+            t_seg = time.time()
+            save_ckpt()
+    elapsed += time.time() - t_seg
+    t_seg = time.time()
+    save_ckpt()
+    model.eval()
+    model_dir = out / "model"
+    save_bundle(model, build_processor(tokenizer, codec.config.sampling_rate), model_dir)
+    summary = {
+        "steps": step,
+        "lm_train_minutes": elapsed / 60,
+        "total_wall_minutes_this_call": (time.time() - t_start) / 60,
+        "trainable_params": n_params,
+        "train_clips": len(train_ex),
+        "heldout_clips": len(held_ex),
+        "heldout_songs": len({e.song for e in held_ex}),
+        "families": families,
+        "threads": cfg.threads,
+    }
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    log(f"saved {model_dir}: {json.dumps(summary)}")
+    return model_dir
+
+
+# ============================================================================ evaluation
+
+TRAITS = ("drums", "bass", "guitar", "piano")
+
+
+def clip_features(codec: MelCodecModel, audio: np.ndarray) -> np.ndarray:
+    """Log-mel statistics per clip: band means, band stds and mean absolute frame-to-frame change.
+
+    Deliberately simple (what a logistic regression on log-mel stats can see), and computed with
+    the codec's own analysis so originals and reconstructions are measured identically.
+    """
+    x = torch.from_numpy(np.stack([normalise_rms(a) for a in audio]))
+    with torch.no_grad():
+        lm = codec.log_mel(x)  # [N, T, M]
+    diff = (lm[:, 1:] - lm[:, :-1]).abs().mean(1)
+    return torch.cat([lm.mean(1), lm.std(1), diff], dim=1).numpy()
+
+
+def reconstruct(codec: MelCodecModel, audio: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Encode + decode clips [N, S] through the codec (same length out)."""
+    outs = []
+    for i in range(0, len(audio), batch):
+        x = torch.from_numpy(audio[i : i + batch])[:, None]
+        with torch.no_grad():
+            y = codec.decode(codec.encode(x).audio_codes).audio_values[:, 0, : x.shape[-1]]
+        outs.append(y.numpy())
+    return np.concatenate(outs)
+
+
+def _fit_classifier(feats: np.ndarray, labels: np.ndarray) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    return clf.fit(feats, labels)
+
+
+def codec_metrics(codec: MelCodecModel, clips: np.ndarray) -> dict[str, float]:
+    """Log-mel error in dB: of the quantised frames (VQ alone) and of the decoded audio re-analysed."""
+    x = torch.from_numpy(np.stack([normalise_rms(a) for a in clips]))
+    with torch.no_grad():
+        lm = codec.log_mel(x)
+        q = codec.dequantize(codec.quantize(lm))
+        rec = codec.decode(codec.encode(x[:, None]).audio_codes).audio_values[:, 0, : x.shape[-1]]
+        lm_rec = codec.log_mel(rec)
+    to_db = 20.0 / math.log(10.0)
+    active = lm > math.log(1e-3)  # ignore near-silent bins, where log error is meaningless
+    return {
+        "vq_logmel_mae_db": float((q - lm).abs()[active].mean() * to_db),
+        "decoded_logmel_mae_db": float((lm_rec - lm).abs()[active].mean() * to_db),
+        "decoded_logmel_mae_db_all_bins": float((lm_rec - lm).abs().mean() * to_db),
+    }
+
+
+def unigram_ce(train_codes: list[torch.Tensor], test_codes: list[torch.Tensor], vocab: int) -> float:
+    """Cross-entropy (nats) of test codes under per-codebook unigram counts (add-one smoothing)."""
+    k = train_codes[0].shape[0]
+    total, count = 0.0, 0
+    for q in range(k):
+        counts = torch.ones(vocab, dtype=torch.float64)
+        for c in train_codes:
+            counts += torch.bincount(c[q].long(), minlength=vocab).double()
+        logp = torch.log(counts / counts.sum())
+        for c in test_codes:
+            total += float(-logp[c[q].long()].sum())
+            count += c.shape[1]
+    return total / count
+
+
+@torch.no_grad()
+def generate_clips(
+    model: MusicgenForConditionalGeneration,
+    processor: MusicgenProcessor,
+    prompts: list[str],
+    seconds: float,
+    seed: int,
+    guidance_scale: float = 3.0,
+    batch: int = 8,
+) -> np.ndarray:
+    """Text-to-music for each prompt ([N, S] float32); `None`-like empty prompts use the null text."""
+    k = model.decoder.num_codebooks
+    steps = int(round(seconds * model.config.audio_encoder.frame_rate)) + k - 1
+    outs = []
+    for i in range(0, len(prompts), batch):
+        torch.manual_seed(seed + i)
+        inputs = processor(text=prompts[i : i + batch], padding=True, return_tensors="pt")
+        audio = model.generate(**inputs, max_new_tokens=steps, guidance_scale=guidance_scale, do_sample=True)
+        outs.append(audio[:, 0].numpy())
+    return np.concatenate(outs)
+
+
+def evaluate(
+    model_dir: str | os.PathLike,
+    eval_data: str | os.PathLike,
+    n_gen: int = 8,
+    seconds: float = 5.0,
+    seed: int = 0,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Measure the codec, the LM and text adherence on songs neither ever saw (see the model card)."""
+    from smitin import data as sdata
+
+    torch.manual_seed(seed)
+    model = MusicgenForConditionalGeneration.from_pretrained(model_dir).eval()
+    processor = MusicgenProcessor.from_pretrained(model_dir)
+    codec: MelCodecModel = model.audio_encoder
+    sr = codec.config.sampling_rate
+    songs = read_songs(eval_data)
+    ids = sorted(s["id"] for s in songs)
+    half_a = set(ids[::2])  # classifier-train / unigram-fit songs; the other half tests
+    res: dict[str, Any] = {
+        "eval_data": str(eval_data),
+        "eval_songs": len(songs),
+        "seed": seed,
+        "seconds": seconds,
+    }
+
+    # 1. codec: reconstruction error on 10 s excerpts of every eval song's full mix
+    t0 = time.time()
+    clips = []
+    for meta in songs:
+        mix = sum(load_audio(p, sr) for p in meta["stem_paths"].values())
+        mid = max(0, len(mix) // 2 - 5 * sr)
+        clips.append(normalise_rms(mix[mid : mid + 10 * sr]))
+    n = min(len(c) for c in clips)
+    res["codec"] = codec_metrics(codec, np.stack([c[:n] for c in clips]))
+    log(f"codec: {res['codec']} ({time.time() - t0:.0f} s)")
+
+    # 2. instrument classifiers on paired with/without-stem segments (smitin.data), split by song
+    res["classifier"] = {}
+    judges = {}
+    for trait in TRAITS:
+        segs = sdata.stem_segments(
+            eval_data, trait, sample_rate=sr, seconds=seconds, max_segments_per_track=4
+        )
+        if len(segs) < 8:
+            continue
+        audio = segs.load(range(len(segs)))
+        labels = segs.labels()
+        train_mask = np.array([Path(g).name in half_a or g in half_a for g in segs.groups()])
+        rec = reconstruct(codec, audio)
+        f_orig, f_rec = clip_features(codec, audio), clip_features(codec, rec)
+        clf = _fit_classifier(f_orig[train_mask], labels[train_mask])
+        judge = _fit_classifier(f_rec[train_mask], labels[train_mask])
+        test = ~train_mask
+        res["classifier"][trait] = {
+            "segments": int(len(segs)),
+            "test_segments": int(test.sum()),
+            "acc_orig": float(clf.score(f_orig[test], labels[test])),
+            "acc_reconstructed": float(clf.score(f_rec[test], labels[test])),
+            "judge_acc_reconstructed": float(judge.score(f_rec[test], labels[test])),
+        }
+        judges[trait] = judge
+        log(f"classifier {trait}: {res['classifier'][trait]}")
+
+    # 3. LM: held-out token cross-entropy vs a unigram baseline
+    t0 = time.time()
+    rng = random.Random(seed)
+    families = sorted({f for s in songs for f in s["stem_paths"]})
+    clips_ex = encode_songs(songs, codec, 1, seed, families, log=lambda *a, **k: None)
+    tok = processor.tokenizer
+    cfg = TrainConfig(batch_size=8, segment_frames=250)
+    ce_text = heldout_ce(model, clips_ex, tok, cfg, n_batches=8)
+    ce_null = heldout_ce(model, clips_ex, tok, cfg, n_batches=8, empty=True)
+    a_codes = [e.codes for e in clips_ex if e.song in half_a]
+    b_codes = [e.codes for e in clips_ex if e.song not in half_a]
+    vocab = codec.config.codebook_size
+    uni = 0.5 * (unigram_ce(a_codes, b_codes, vocab) + unigram_ce(b_codes, a_codes, vocab))
+    res["lm"] = {
+        "heldout_ce_with_caption": ce_text,
+        "heldout_ce_null_caption": ce_null,
+        "unigram_ce": uni,
+        "uniform_ce": math.log(vocab),
+    }
+    log(f"lm: {res['lm']} ({time.time() - t0:.0f} s)")
+
+    # 4. text adherence: prompts naming vs excluding each instrument, judged by the classifiers
+    t0 = time.time()
+    styles = sorted({s.get("style", "pop") for s in songs})
+    others = [f for f in families if f not in TRAITS] + list(TRAITS)
+    res["text_adherence"] = {}
+    for trait in judges:
+        rest = [f for f in others if f != trait]
+        with_p, without_p = [], []
+        for _ in range(n_gen):
+            style = styles[rng.randrange(len(styles))]
+            extra = [w.replace("_", " ") for w in rng.sample(rest, 2)]
+            with_p.append(f"a {style} groove with {trait}, {extra[0]} and {extra[1]}")
+            without_p.append(f"a {style} groove with {extra[0]} and {extra[1]}, without {trait}")
+        gen_with = generate_clips(model, processor, with_p, seconds, seed)
+        gen_without = generate_clips(model, processor, without_p, seconds, seed)
+        p_with = judges[trait].predict(clip_features(codec, gen_with))
+        p_without = judges[trait].predict(clip_features(codec, gen_without))
+        res["text_adherence"][trait] = {
+            "n": n_gen,
+            "found_when_named": float(p_with.mean()),
+            "found_when_excluded": float(p_without.mean()),
+            "example_prompts": [with_p[0], without_p[0]],
+        }
+        log(f"text adherence {trait}: {res['text_adherence'][trait]} ({time.time() - t0:.0f} s)")
+    return res
+
+
+def results_markdown(res: dict[str, Any]) -> str:
+    """The numbers as markdown tables (pasted into the model card)."""
+    c = res["codec"]
+    lines = [
+        f"Measured on {res['eval_songs']} rendered songs that neither the codec nor the LM saw "
+        f"(`{res['eval_data']}`), seed {res['seed']}.",
+        "",
+        "| codec | value |",
+        "|---|---|",
+        f"| log-mel MAE of the quantised frames (VQ alone), dB | {c['vq_logmel_mae_db']:.2f} |",
+        f"| log-mel MAE of the decoded audio (VQ + Griffin-Lim), dB | {c['decoded_logmel_mae_db']:.2f} |",
+        "",
+        "| instrument | test segments | classifier acc. on originals | same classifier on reconstructions "
+        "| judge (trained on reconstructions) acc. |",
+        "|---|---|---|---|---|",
+    ]
+    for t, v in res["classifier"].items():
+        lines.append(
+            f"| {t} | {v['test_segments']} | {v['acc_orig']:.2f} | {v['acc_reconstructed']:.2f} "
+            f"| {v['judge_acc_reconstructed']:.2f} |"
+        )
+    lm = res["lm"]
+    lines += [
+        "",
+        "| LM, held-out token cross-entropy (nats) | value |",
+        "|---|---|",
+        f"| with a caption | {lm['heldout_ce_with_caption']:.3f} |",
+        f"| null caption (CFG's unconditional row) | {lm['heldout_ce_null_caption']:.3f} |",
+        f"| unigram baseline (per codebook, fitted on the other half of the songs) | {lm['unigram_ce']:.3f} |",
+        f"| uniform over the codebook | {lm['uniform_ce']:.3f} |",
+        "",
+        f"| text adherence ({res['seconds']:g} s, CFG 3) | n per side | judge finds it when named "
+        "| when excluded |",
+        "|---|---|---|---|",
+    ]
+    for t, v in res["text_adherence"].items():
+        lines.append(f"| {t} | {v['n']} | {v['found_when_named']:.2f} | {v['found_when_excluded']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ============================================================================ command line
+
+
+def add_train_arguments(parser: Any) -> None:
+    """Options of `train-tiny` (shared by scripts/train_tiny.py and a future `smitin train-tiny`)."""
+    d = TrainConfig()
+    parser.add_argument("--data", nargs="+", default=d.data, help="rendered folders (smitin.synth layout)")
+    parser.add_argument("--out", default=d.out, help="run folder: codec, codes, checkpoints, log, model")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--steps", type=int, default=d.steps)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--max-minutes", type=float, default=d.max_minutes)
+    parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument("--submixes", type=int, default=d.submixes)
+    parser.add_argument("--layers", type=int, default=d.sizes.layers)
+    parser.add_argument("--heads", type=int, default=d.sizes.heads)
+    parser.add_argument("--hidden", type=int, default=d.sizes.hidden)
+    parser.add_argument("--install", action="store_true", help=f"copy the trained model into {BUNDLED_DIR}")
+
+
+def config_from_args(args: Any) -> TrainConfig:
+    sizes = TinySizes(
+        layers=args.layers, heads=args.heads, hidden=args.hidden, ffn=4 * args.hidden, dropout=0.0
+    )
+    return TrainConfig(
+        data=list(args.data),
+        out=args.out,
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_minutes=args.max_minutes,
+        threads=args.threads,
+        submixes=args.submixes,
+        sizes=sizes,
+    )
+
+
+def install(model_dir: str | os.PathLike, dest: str | os.PathLike = BUNDLED_DIR) -> Path:
+    """Copy a trained model folder's files over the bundled one (keeps the destination's README.md)."""
+    import shutil
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in Path(model_dir).iterdir():
+        if f.is_file() and f.name != "README.md":
+            shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `train-tiny`: train (resuming if the run folder has a checkpoint), optionally install."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train smitin's bundled tiny MusicGen on rendered songs.")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    model_dir = train(config_from_args(args))
+    if args.install:
+        print(f"installed into {install(model_dir)}")
+    return 0

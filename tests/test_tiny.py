@@ -1,0 +1,90 @@
+"""The bundled tiny MusicGen loads offline like a hub checkpoint and generates through the stock API."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoProcessor, MusicgenForConditionalGeneration, MusicgenProcessor
+
+import smitin  # noqa: F401  (registers the codec, as users will do)
+from smitin.codec import MelCodecModel
+from smitin.tiny import BUNDLED_DIR, Example, delay_pattern, make_caption
+
+
+@pytest.fixture(scope="module")
+def bundle() -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
+    torch.set_num_threads(1)  # far faster than 2 for small per-step ops on a busy CPU
+    model = MusicgenForConditionalGeneration.from_pretrained(BUNDLED_DIR).eval()
+    return model, AutoProcessor.from_pretrained(BUNDLED_DIR)
+
+
+def test_bundle_is_small_and_hub_like() -> None:
+    names = {p.name for p in BUNDLED_DIR.iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json"} <= names
+    assert sum(p.stat().st_size for p in BUNDLED_DIR.iterdir()) <= 50 * 2**20
+
+
+def test_bundle_architecture(bundle) -> None:
+    model, processor = bundle
+    assert isinstance(model.audio_encoder, MelCodecModel)
+    assert isinstance(processor, MusicgenProcessor)
+    cfg = model.config.decoder
+    assert cfg.num_hidden_layers >= 4 and cfg.num_attention_heads >= 4
+    assert model.config.audio_encoder.frame_rate == 50
+    assert processor.feature_extractor.sampling_rate == model.config.sampling_rate == 16000
+
+
+def test_text_to_music_one_second(bundle) -> None:
+    model, processor = bundle
+    inputs = processor(text=["a rock groove with drums and bass"], padding=True, return_tensors="pt")
+    torch.manual_seed(0)
+    audio = model.generate(**inputs, max_new_tokens=53, guidance_scale=3.0)
+    assert audio.shape == (1, 1, 16000)
+    assert torch.isfinite(audio).all() and audio.abs().max() > 0
+
+
+def test_audio_prompt_continuation(bundle) -> None:
+    model, processor = bundle
+    t = np.arange(8000) / 16000
+    prompt = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    inputs = processor(
+        audio=[prompt], sampling_rate=16000, text=["add drums"], padding=True, return_tensors="pt"
+    )
+    torch.manual_seed(0)
+    audio = model.generate(**inputs, max_new_tokens=28, guidance_scale=3.0)
+    # 25 prompt frames + 25 new frames (28 + 1 - 4)
+    assert audio.shape == (1, 1, 50 * 320)
+    out = processor.batch_decode(audio, padding_mask=inputs["padding_mask"])
+    assert out[0].shape == (1, 50 * 320)
+
+
+def test_delay_pattern_matches_generate_layout() -> None:
+    codes = torch.arange(2 * 4 * 5).reshape(2, 4, 5)
+    inputs, labels = delay_pattern(codes, pad=1024)
+    assert inputs.shape == labels.shape == (2, 4, 8)
+    # position t predicts codebook k of frame t - k; input at t is the label column t - 1
+    assert labels[0, 2, 2] == codes[0, 2, 0] and labels[0, 2, 1] == -100
+    assert (inputs[:, :, 0] == 1024).all()
+    assert inputs[0, 0, 1] == codes[0, 0, 0]
+
+
+def test_captions_name_present_instruments() -> None:
+    ex = Example(
+        song="s",
+        present=["drums", "piano"],
+        absent=["bass"],
+        words={"drums": "drums", "piano": "electric piano"},
+        style="pop",
+        tempo=100,
+        key="C major",
+        caption="",
+        codes=torch.zeros(4, 10, dtype=torch.int16),
+    )
+    rng = random.Random(0)
+    for _ in range(20):
+        text = make_caption(ex, rng)
+        assert "drums" in text and "piano" in text
+        assert "bass" not in text or "without bass" in text or "no bass" in text
