@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 from . import __version__
+
+# Commands whose module gives `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS = {
+    "demo": ("smitin.demo", "the main job, offline: probes, unsteered vs ITI vs SMITIN, report"),
+    "experiment": ("smitin.evaluate", "the paper's experiment table: success, FAD, similarity per method"),
+    "ui": ("smitin.ui", "the steering studio: a web UI on localhost"),
+}
 
 EPILOG = """\
 typical session (offline, with the bundled model):
@@ -48,7 +57,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--seconds", type=float, default=3.0, help="segment length in seconds (default 3, as the paper)"
     )
-    src.add_argument("--gate-db", type=float, default=-35.0, help="a stem counts as playing above this dBFS")
+    src.add_argument(
+        "--gate-db",
+        type=float,
+        default=-35.0,
+        help="a stem counts as playing where it is within this many dB of the track's mix level (default -35)",
+    )
     src.add_argument(
         "--max-per-track", type=int, default=None, help="at most this many segment pairs per track"
     )
@@ -176,12 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="render multitrack songs offline (exact stems, captions)",
         description="Render songs into DIR/<song>/<stem>.wav plus songs.jsonl with FluidSynth.",
     )
-    try:
-        from .synth import add_synth_arguments
+    from .synth import add_synth_arguments
 
-        add_synth_arguments(synth)
-    except ImportError:
-        synth.add_argument("--out", type=Path, required=True)
+    add_synth_arguments(synth)
+    for name, (module, help_text) in COMMANDS.items():
+        if importlib.util.find_spec(module) is not None:
+            cmd = sub.add_parser(name, help=help_text, description=help_text)
+            importlib.import_module(module).add_arguments(cmd)
     return parser
 
 
@@ -216,6 +231,8 @@ def _dispatch(args) -> int:
         from .synth import run_synth
 
         return run_synth(args) or 0
+    if args.command in COMMANDS:
+        return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
     raise AssertionError(args.command)
 
 
