@@ -13,6 +13,7 @@ import argparse
 import copy
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -516,7 +517,10 @@ def render_dataset(
             if bar:
                 bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        # spawn, not fork: forking a process that has started torch's thread pools can deadlock
+        with ProcessPoolExecutor(
+            max_workers=n_workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             for meta in pool.map(render_song, jobs):
                 metas.append(meta)
                 if bar:
