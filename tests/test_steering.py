@@ -99,3 +99,28 @@ def test_probes_for_another_model_are_refused(tiny, probes_for):
     wrong = probes_for(HeadLayout(3, 4, 8))
     with pytest.raises(ProbeFileError, match="L3xH4xD8"):
         Steering(tiny, [Steer(wrong)])
+
+
+def test_melody_prefix_is_handled(probes_for):
+    """MusicGen-Melody prepends chroma + text to the decoder input; step 0 is still the prefill's end."""
+    from smitin import architectures
+
+    melody = architectures.build("tiny-melody")
+    assert melody.is_melody
+    torch.manual_seed(0)
+    ref = melody.model.generate(
+        **melody.null_condition(1),
+        do_sample=True,
+        max_new_tokens=max_new_tokens(melody, DUR),
+        guidance_scale=3.0,
+    )
+    zero = generate(
+        melody, None, steer=[Steer(probes_for(melody.layout), alpha=0.0)], duration=DUR, progress=False
+    )
+    assert np.array_equal(zero.audio[0], ref[0, 0].numpy())
+    r = generate(
+        melody, None, steer=[Steer(probes_for(melody.layout), alpha=3.0)], duration=DUR, progress=False
+    )
+    assert len(r.trace.c) == max_new_tokens(melody, DUR) and r.trace.edited[:6].tolist() == [True] + [
+        False
+    ] * 4 + [True]

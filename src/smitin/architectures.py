@@ -29,7 +29,7 @@ DECODERS = {
     "large": (2048, 48, 32),
     "melody": (1536, 48, 24),
 }
-ARCHITECTURES = ("tiny", *DECODERS)
+ARCHITECTURES = ("tiny", "tiny-melody", *DECODERS)
 
 
 def _t5_base() -> T5Config:
@@ -57,7 +57,7 @@ def _encodec_32khz() -> EncodecConfig:
 
 def config(arch: str = "tiny", *, layers: int = 2, heads: int = 4, hidden: int = 32):
     """The transformers config for `arch`; `layers/heads/hidden` size the tiny one only."""
-    if arch == "tiny":
+    if arch in ("tiny", "tiny-melody"):
         text = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
         audio = EncodecConfig(
             sampling_rate=8000,
@@ -72,7 +72,8 @@ def config(arch: str = "tiny", *, layers: int = 2, heads: int = 4, hidden: int =
             target_bandwidths=[1.2],
             normalize=False,
         )
-        decoder = MusicgenDecoderConfig(
+        decoder_cls = MusicgenMelodyDecoderConfig if arch == "tiny-melody" else MusicgenDecoderConfig
+        decoder = decoder_cls(
             vocab_size=64,
             max_position_embeddings=1024,
             num_hidden_layers=layers,
@@ -84,6 +85,10 @@ def config(arch: str = "tiny", *, layers: int = 2, heads: int = 4, hidden: int =
             bos_token_id=64,
             decoder_start_token_id=64,
         )
+        if arch == "tiny-melody":
+            return MusicgenMelodyConfig(
+                text_encoder=text, audio_encoder=audio, decoder=decoder, num_chroma=12, chroma_length=20
+            )
         return MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     if arch not in DECODERS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -148,7 +153,8 @@ def build(arch: str = "tiny", *, seed: int = 0, device: str = "cpu", **tiny_size
     """A randomly initialised MusicGen of the given architecture, wrapped as a Backbone."""
     cfg = config(arch, **tiny_sizes)
     torch.manual_seed(seed)
-    cls = MusicgenMelodyForConditionalGeneration if arch == "melody" else MusicgenForConditionalGeneration
+    melody = arch in ("melody", "tiny-melody")
+    cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
     model = cls(cfg)
     if hasattr(model.audio_encoder, "quantizer"):
         _seed_codebooks(model.audio_encoder, torch.Generator().manual_seed(seed + 1))
