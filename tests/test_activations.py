@@ -110,7 +110,8 @@ def test_resume_after_kill_gives_identical_probes(tiny, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     cache = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, str(script), str(model), str(stems), str(cache), "0.3"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(model), str(stems), str(cache), "0.3"], env=env)
     deadline = time.time() + 120
     while len(list(cache.glob("shard-*.safetensors"))) < 3 and time.time() < deadline:
         assert proc.poll() is None, "extraction ended before it could be killed"
@@ -119,7 +120,9 @@ def test_resume_after_kill_gives_identical_probes(tiny, tmp_path):
     proc.wait()
     done = len(list(cache.glob("shard-*.safetensors")))
     assert done >= 3 and not (tmp_path / "cache.safetensors").exists()
-    subprocess.run([sys.executable, str(script), str(model), str(stems), str(cache), "0"], check=True)
+    subprocess.run(
+        [sys.executable, str(script), str(model), str(stems), str(cache), "0"], check=True, env=env
+    )
     from smitin.probes import ProbeSet
 
     resumed = ProbeSet.load(tmp_path / "cache.safetensors")

@@ -1,5 +1,7 @@
 """The real musicgen-small architecture (587M parameters, random weights): the full path runs on it."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,17 @@ from smitin.probes import train
 from smitin.steering import Steer
 
 
+@pytest.fixture
+def all_threads():
+    """The 587M-parameter model does use several cores (conftest sets one for tiny models)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_musicgen_small_extract_train_steer():
+def test_musicgen_small_extract_train_steer(all_threads):
     b = architectures.build("small", seed=0)
     assert b.layout.fingerprint() == "L24xH16xD64" and b.sample_rate == 32000
     rng = np.random.default_rng(0)
@@ -34,4 +45,13 @@ def test_musicgen_small_extract_train_steer():
     probes.check(b)
     r = generate(b, None, steer=[Steer(probes, alpha=5.0)], duration=0.1, seed=0, progress=False)
     assert r.codes.shape == (1, 4, 5) and np.isfinite(r.audio).all()
-    assert len(r.trace.c) == 8 and r.trace.edited.tolist() == [True, False, False, False, False, True, False, False]
+    assert len(r.trace.c) == 8 and r.trace.edited.tolist() == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
