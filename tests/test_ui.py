@@ -13,10 +13,12 @@ import torch
 
 pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]'")
 
-from conftest import make_probes  # noqa: E402
+from conftest import make_probes, write_stems  # noqa: E402
 from smitin import ui  # noqa: E402
 from smitin.generate import generate  # noqa: E402
 from smitin.steering import Steer  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notes, not ours
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = os.environ.get("SMITIN_CHROMIUM", "/usr/bin/chromium")
@@ -160,6 +162,45 @@ def test_cli_arguments():
     assert build_parser().parse_args(["ui"]).probes is None  # -> default drum probes
 
 
+# -- the app through its API (no browser): train in the page, then generate ---------------------
+
+
+@pytest.fixture
+def tiny_app(tiny, tmp_path, monkeypatch):
+    """The studio on a free port serving the tiny test model, no probes loaded."""
+    monkeypatch.setenv("SMITIN_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "tiny-model"
+    tiny.model.save_pretrained(folder)
+    holder = ui.ModelHolder()
+    holder.get(str(folder))
+    demo = ui.build_app(holder, ui.new_session(str(folder)))
+    port = ui.free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.mark.slow
+def test_train_then_generate_through_the_api(tiny_app, tmp_path):
+    from gradio_client import Client
+
+    stems = write_stems(tmp_path / "stems", tracks=6, seconds=12.0)
+    client = Client(tiny_app, verbose=False)
+    listing = client.predict(str(stems), "drums", 5, 0, 0, 0, api_name="/on_train")
+    assert "drums" in listing[0] and (tmp_path / "cache" / "probes").is_dir()
+    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "soft", True, False]
+    status, *_rest, files = client.predict(*options, -4, 0, 0, 0, api_name="/on_generate")
+    assert "drums (alpha -4): edit on" in status and "unsteered" in status
+    names = sorted(Path(f["value"] if isinstance(f, dict) else f).name for f in files)
+    assert names == ["steered-trace.json", "steered.wav", "unsteered-trace.json", "unsteered.wav"]
+    bad = list(options)
+    bad[9] = "2"  # threshold out of range: a message in the page, not a crash
+    with pytest.raises(Exception, match="between 0 and 1"):
+        client.predict(*bad, 5, 0, 0, 0, api_name="/on_generate")
+
+
 # -- a real browser ------------------------------------------------------------------------------
 
 WATCH_JS = """() => {
@@ -263,6 +304,12 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
             page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
             status = page.locator("#status").inner_text()
             seen = page.evaluate("window.__seen")
+            # a second browser session starts from the defaults, not from the first one's settings
+            other = browser.new_page()
+            other.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            expect(other.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+            expect(other.locator("#alpha-0 input[type=number]")).to_have_value("5")
+            expect(other.locator("#status")).not_to_contain_text("done")
             browser.close()
     finally:
         demo.close()
