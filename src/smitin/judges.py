@@ -309,7 +309,9 @@ def optional_judges(clap: str | Path | None) -> tuple[ClapJudge | None, list[str
             notes.append(f"CLAP judge skipped: cannot load {clap}: {err}")
     for module, what in (("fadtk", "VGGish/CLAP FAD via fadtk"), ("hear21passt", "PaSST tagger")):
         if importlib.util.find_spec(module) is None:
-            notes.append(f"{what} skipped: `{module}` is not installed (pip install smitin[eval])")
+            notes.append(
+                f"{what} skipped: `{module}` is not installed (pip install {module}, then give it local weights)"
+            )
         else:
             notes.append(
                 f"{what}: `{module}` is installed but fetches its weights at run time, which fails offline; "
