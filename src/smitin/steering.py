@@ -1,8 +1,10 @@
 """The per-step edit: z_lh += alpha * g(t) * w_lh * sigma_lh * theta_lh, on scheduled steps.
 
 All traits and heads of a layer are edited by one small matmul: the shifts of every trait are
-stacked into [traits, layers, heads * head_dim] once, before generation, and each step's gains
-[rows, traits] stay on the device, written by the monitor at the end of the previous step.
+stacked into [traits, heads * head_dim] per layer once, before generation, and each step's gains
+[rows, traits] stay on the device, written by the monitor at the end of the previous step. The
+monitor reads only its watched heads, with one matmul per layer that holds any of them, into a
+preallocated buffer: a layer call is a few ops, none of them per head, and none waits on the host.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .backbone import Backbone
-from .monitor import GAINS, Trace, confidence, gain
+from .monitor import GAINS, Trace, gain
 from .probes import ProbeSet
 
 ROWS = ("both", "cond")
@@ -101,20 +103,39 @@ class Steering:
         dev, dt = backbone.device, backbone.dtype
         lay = backbone.layout
         n = len(self.steers)
-        self.shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
-        self.weight = (
-            torch.stack([s.probes.weight for s in self.steers]).to(dev, dt) if n else None
-        )  # [T,L,H,D]
-        self.bias = torch.stack([s.probes.bias for s in self.steers]).to(dev, dt) if n else None
-        self.watch = (
-            torch.stack([s.probes.top(s.monitor_heads) for s in self.steers]).to(dev) if n else None
-        )  # [T, k]
         self.tau = torch.tensor([s.tau for s in self.steers], device=dev, dtype=torch.float32)
         self.remove = torch.tensor([s.alpha < 0 for s in self.steers], device=dev)
         self.active = torch.tensor([s.monitor for s in self.steers], device=dev)
-        watched_layers = (self.watch // lay.heads).unique().tolist() if n else []
-        self.watched = [layer in watched_layers for layer in range(lay.layers)]
-        self.last_watched = max(watched_layers) if watched_layers else -1
+        # Everything the hook touches is laid out per layer here, once, so that a layer call is a
+        # handful of fused ops on preallocated buffers: no indexing, no allocation per head.
+        shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
+        self.shifts = [shift[:, layer].contiguous() for layer in range(lay.layers)] if n else []
+        # monitored (trait, head) pairs, ordered by layer: pair i's reading goes to row i of `read`
+        watch = [s.probes.top(s.monitor_heads) for s in self.steers]
+        pairs = sorted((int(h), t, j) for t, heads in enumerate(watch) for j, h in enumerate(heads.tolist()))
+        self.slots = torch.zeros(n, max((len(w) for w in watch), default=0), dtype=torch.long)  # [T, k]
+        self.read_weight: dict[int, torch.Tensor] = {}  # layer -> [pairs, H*D]: one matmul reads them
+        self.read_bias: dict[int, torch.Tensor] = {}  # layer -> [pairs, 1]
+        self.read_rows: dict[int, tuple[int, int]] = {}  # layer -> its rows of `read`
+        for i, (flat, t, j) in enumerate(pairs):
+            self.slots[t, j] = i
+            layer, head = divmod(flat, lay.heads)
+            if layer not in self.read_rows:
+                self.read_rows[layer] = (i, i)
+            lo, _ = self.read_rows[layer]
+            self.read_rows[layer] = (lo, i + 1)
+        for layer, (lo, hi) in self.read_rows.items():
+            w = torch.zeros(hi - lo, lay.heads, lay.head_dim)
+            b = torch.zeros(hi - lo, 1)
+            for r, (flat, t, _j) in enumerate(pairs[lo:hi]):
+                head = flat % lay.heads
+                w[r, head] = self.steers[t].probes.weight[layer, head].float()
+                b[r, 0] = float(self.steers[t].probes.bias[layer, head])
+            self.read_weight[layer] = w.flatten(1).to(dev, dt)
+            self.read_bias[layer] = b.to(dev, dt)
+        self.slots = self.slots.to(dev)
+        self.watched = [layer in self.read_rows for layer in range(lay.layers)]
+        self.last_watched = max(self.read_rows) if self.read_rows else -1
         self.past = 0
         self.first = None
         self.rows_n = None
@@ -122,10 +143,10 @@ class Steering:
     # -- per generate --------------------------------------------------------------------------
     def _begin(self, rows: int) -> None:
         """Allocate the step buffers once the batch is known (first hook call)."""
-        dev, lay, t = self.backbone.device, self.backbone.layout, len(self.steers)
+        dev, t = self.backbone.device, len(self.steers)
         batch = rows // 2 if self.cfg else rows
         self.rows_n, self.batch = rows, batch
-        self.logits = torch.zeros(batch, t, lay.layers * lay.heads, device=dev, dtype=torch.float32)
+        self.read = torch.zeros(len(self.slots.flatten()), batch, device=dev, dtype=self.backbone.dtype)
         self.c = torch.zeros(self.max_steps, batch, t, device=dev)
         self.g = torch.ones(self.max_steps + 1, batch, t, device=dev)  # g(0) = 1: no reading yet
         self.edited = torch.zeros(self.max_steps, dtype=torch.bool)
@@ -134,6 +155,7 @@ class Steering:
             keep[batch:] = 0
         self.keep = keep
         self.sample_of_row = torch.arange(rows, device=dev) % batch
+        self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
         self.steps_seen = 0
 
     def _on_decoder(self, _module, args, kwargs) -> None:
@@ -149,18 +171,19 @@ class Steering:
         step = self.past + x.shape[1] - 1 - self.first
         if not 0 <= step < self.max_steps:
             return
-        lay = self.backbone.layout
         last = x[:, -1]  # [rows, H*D]
-        if self.watched[layer]:
-            z = last[: self.batch].unflatten(-1, (lay.heads, lay.head_dim))
-            reading = torch.einsum("bhd,thd->bth", z, self.weight[:, layer]) + self.bias[:, layer]
-            self.logits[:, :, layer * lay.heads : (layer + 1) * lay.heads] = reading
+        if self.watched[layer]:  # read the monitored heads before this layer's edit
+            lo, hi = self.read_rows[layer]
+            torch.addmm(
+                self.read_bias[layer], self.read_weight[layer], last[: self.batch].T, out=self.read[lo:hi]
+            )
         if step % self.every == 0:
-            self.edited[step] = True
-            g = self.g[step][self.sample_of_row].to(x.dtype) * self.keep  # [rows, T]
-            last.add_(g @ self.shift[:, layer])
+            if layer == 0:  # this step's gains per CFG row, shared by every layer
+                self.edited[step] = True
+                torch.mul(self.g[step][self.sample_of_row], self.keep, out=self.gain_rows)
+            last.addmm_(self.gain_rows, self.shifts[layer])
         if layer == self.last_watched:
-            c = confidence(self.logits, self.watch)
+            c = torch.sigmoid(self.read[self.slots].float()).median(dim=1).values.T  # [B, T]
             self.c[step] = c
             self.g[step + 1] = gain(c, self.tau, self.remove, self.active, self.gain_mode)
             self.steps_seen = max(self.steps_seen, step + 1)
