@@ -122,6 +122,17 @@ def test_ui_generation_matches_the_engine_and_is_live(tiny):
     assert torch.equal(frames, got.codes[0, :, : frames.shape[1]])
 
 
+def test_a_cancelled_run_leaves_no_hooks_behind(tiny):
+    probes = make_probes(tiny.layout)
+    recorder = ui.CodeRecorder(tiny, 64)
+    with pytest.raises(ui.Cancelled), recorder.recording():
+        ui.run_generation(tiny, [Steer(probes)], ui.Request(duration=0.4), lambda _s: recorder.cancel.set())
+    assert not tiny.decoder_stack._forward_pre_hooks and not tiny.out_projs[0]._forward_pre_hooks
+    assert "decode" not in vars(tiny.model.audio_encoder)  # the engine's codes recorder is gone too
+    again = generate(tiny, None, duration=0.2, seed=1, progress=False)
+    assert np.array_equal(again.audio, generate(tiny, None, duration=0.2, seed=1, progress=False).audio)
+
+
 def test_preview_decodes_in_chunks(tiny):
     codes = generate(tiny, None, duration=1.2, progress=False).codes[0]
     preview = ui.Preview(tiny)

@@ -256,22 +256,30 @@ def live_trace(state: Steering | None) -> Trace | None:
     return state.trace()
 
 
+class Cancelled(Exception):
+    """Raised inside the model's forward pass to stop a generation nobody waits for any more."""
+
+
 class CodeRecorder:
     """Records the tokens fed to the decoder at each step and undoes the delay pattern.
 
     Step inputs are the previous step's samples, so `frames()` lags one step behind; enough for
-    a preview. Only the first sample's conditional row is kept.
+    a preview. Only the first sample's conditional row is kept. Setting `cancel` stops the
+    generation at its next step (the engine's context managers then remove their hooks).
     """
 
     def __init__(self, backbone: Backbone, capacity: int) -> None:
         self.k = backbone.num_codebooks
         self.ids = torch.full((self.k, capacity), -1, dtype=torch.long)
         self.length = 0
+        self.cancel = threading.Event()
         self._backbone = backbone
 
     @contextmanager
     def recording(self) -> Iterator[CodeRecorder]:
         def hook(_module, _args, kwargs):
+            if self.cancel.is_set():
+                raise Cancelled("generation stopped")
             ids = kwargs.get("input_ids")
             cache = kwargs.get("cache", kwargs.get("past_key_values"))
             if ids is None:
@@ -563,29 +571,35 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
                 t0 = time.perf_counter()
                 worker.start()
                 reference = results.get("unsteered")
-                first = True  # one update as the run starts, then one per poll while it runs
-                while first or worker.is_alive():
-                    if not first:
-                        worker.join(POLL_S)
-                    first = False
-                    state = box.get("state")
-                    tr = live_trace(state)
-                    steps = state.steps_seen if state is not None and state.rows_n is not None else 0
-                    audio = preview.update(recorder.frames()) if preview_on and worker.is_alive() else None
-                    yield (
-                        f"generating {name}: step {steps} / {max_new_tokens(backbone, request.duration)} "
-                        f"({time.perf_counter() - t0:.1f} s)",
-                        trace_figure(
-                            tr if name == "steered" else None, reference.trace if reference else tr, total
+                try:
+                    first = True  # one update as the run starts, then one per poll while it runs
+                    while first or worker.is_alive():
+                        if not first:
+                            worker.join(POLL_S)
+                        first = False
+                        state = box.get("state")
+                        tr = live_trace(state)
+                        steps = state.steps_seen if state is not None and state.rows_n is not None else 0
+                        frames = recorder.frames()
+                        audio = preview.update(frames) if preview_on and worker.is_alive() else None
+                        yield (
+                            f"generating {name}: step {steps} / {max_new_tokens(backbone, request.duration)} "
+                            f"({time.perf_counter() - t0:.1f} s)",
+                            trace_figure(
+                                tr if name == "steered" else None, reference.trace if reference else tr, total
+                            )
+                            if steers
+                            else skip,
+                            (backbone.sample_rate, pcm16(audio)) if audio is not None else skip,
+                            skip,
+                            skip,
+                            skip,
+                            skip,
                         )
-                        if steers
-                        else skip,
-                        (backbone.sample_rate, pcm16(audio)) if audio is not None else skip,
-                        skip,
-                        skip,
-                        skip,
-                        skip,
-                    )
+                finally:  # stopped or disconnected: end the run before the model is free again
+                    if worker.is_alive():
+                        recorder.cancel.set()
+                        worker.join()
                 if "error" in box:
                     err = box["error"]
                     if isinstance(err, (ModelError, ProbeFileError, ValueError, OSError)):
@@ -672,7 +686,9 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
                 with gr.Row():
                     compare = gr.Checkbox(value=True, label="also generate unsteered (same seed)")
                     preview_on = gr.Checkbox(value=True, label="live audio preview")
-                go = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Row():
+                    go = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop = gr.Button("Stop", elem_id="stop")
                 status = gr.Markdown(elem_id="status")
                 live = gr.Plot(label="monitor C(t): live", elem_id="trace-plot")
                 preview_audio = gr.Audio(label="live preview", elem_id="preview", interactive=False)
@@ -699,7 +715,8 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
         gen_inputs = [session, prompt, audio_prompt, duration, seed, guidance, every, rows, gain]
         gen_inputs += [monitor, threshold, heads, compare, preview_on, *sliders]
         gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
-        go.click(_with_status(on_generate), gen_inputs, gen_outputs, **model_lane)
+        running = go.click(_with_status(on_generate), gen_inputs, gen_outputs, **model_lane)
+        stop.click(None, None, None, cancels=[running])
     demo.queue(default_concurrency_limit=1)
     return demo
 
