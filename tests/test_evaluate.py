@@ -126,7 +126,9 @@ def test_split_is_disjoint_and_stable():
     names = [f"song{i}" for i in range(50)]
     a, b = split_tracks(names, 0), split_tracks(reversed(names), 0)
     assert a == b and not (a["probe"] & a["judge"]) and not (a["judge"] & a["eval"])
-    assert (len(a["probe"]), len(a["judge"]), len(a["eval"])) == (25, 12, 13)
+    assert 15 <= len(a["probe"]) <= 35 and len(a["judge"]) >= 6 and len(a["eval"]) >= 6
+    sub = split_tracks(names[:30], 0)  # a track's side does not depend on which others are there
+    assert all(sub[k] == a[k] & set(names[:30]) for k in a)
     small = split_tracks(["a", "b", "c", "d"], 0)
     assert all(len(v) >= 1 for v in small.values()) and len(small["probe"]) == 2
 

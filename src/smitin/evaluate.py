@@ -48,6 +48,7 @@ LABELS = {
     "smitin": "SMITIN",
     "smitin+text": "SMITIN + text",
 }
+REFERENCE_TRAITS = ("drums", "bass", "guitar", "piano")  # full mixes where these play: the FAD reference
 SPLIT = (0.5, 0.25)  # shares of tracks for probes and the classifier; the rest is evaluation
 
 
@@ -215,16 +216,33 @@ def _subset(segs, tracks: set[str]):
 
 
 def split_tracks(names, seed: int, shares: tuple[float, float] = SPLIT) -> dict[str, set[str]]:
-    """Tracks -> probe / judge / eval sets, by a seeded hash rank (same split for every trait)."""
-    ranked = sorted(set(names), key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
+    """Tracks -> probe / judge / eval sets, disjoint, the same for every trait.
+
+    From 20 tracks on, each track's side depends on a seeded hash of its name alone, so a run on
+    some traits and a run on others (sharing one output folder) agree; fewer tracks are ranked by
+    that hash and cut in proportion so that no side is empty.
+    """
+    names = sorted(set(names))
+    u = {n: int(hashlib.sha256(f"{seed}:{n}".encode()).hexdigest()[:12], 16) / 16**12 for n in names}
+    if len(names) >= 20:
+        a, b = shares[0], shares[0] + shares[1]
+        return {
+            "probe": {n for n in names if u[n] < a},
+            "judge": {n for n in names if a <= u[n] < b},
+            "eval": {n for n in names if u[n] >= b},
+        }
+    ranked = sorted(names, key=u.get)
     n = len(ranked)
     a = max(2, round(shares[0] * n)) if n >= 4 else max(1, n - 2)
     b = max(1, round(shares[1] * n))
     return {"probe": set(ranked[:a]), "judge": set(ranked[a : a + b]), "eval": set(ranked[a + b :])}
 
 
-def prepare_data(cfg: Config, sample_rate: int) -> tuple[Path, dict[str, TraitData], dict[str, set[str]]]:
-    from .data import stem_segments
+def prepare_data(
+    cfg: Config, sample_rate: int
+) -> tuple[Path, dict[str, TraitData], dict[str, set[str]], dict]:
+    """Render (if needed) and segment the data; the split, and the FAD reference sets, by track."""
+    from .data import DataError, stem_segments
 
     root = cfg.data
     if root is None:
@@ -235,7 +253,13 @@ def prepare_data(cfg: Config, sample_rate: int) -> tuple[Path, dict[str, TraitDa
         render_dataset(root, songs=cfg.songs, seed=cfg.data_seed, sample_rate=16000, progress=cfg.progress)
     opts = dict(sample_rate=sample_rate, max_segments_per_track=cfg.per_track)
     sets = {}
-    for trait in cfg.traits:
+    for trait in dict.fromkeys([*cfg.traits, *REFERENCE_TRAITS]):
+        if trait not in cfg.traits:  # only for the FAD reference, which must not depend on --traits
+            try:
+                sets[trait] = {"long": stem_segments(root, trait, seconds=cfg.duration, **opts)}
+            except DataError:
+                pass
+            continue
         sets[trait] = {
             "probe": stem_segments(root, trait, seconds=3.0, **opts),
             "long": stem_segments(root, trait, seconds=cfg.duration, **opts),
@@ -243,6 +267,7 @@ def prepare_data(cfg: Config, sample_rate: int) -> tuple[Path, dict[str, TraitDa
         }
     names = {s.track for v in sets.values() for seg in v.values() for s in seg.segments}
     split = split_tracks(names, cfg.data_seed)
+    reference = {t: _subset(v["long"], split["eval"]) for t, v in sets.items() if t in REFERENCE_TRAITS}
     out = {
         t: TraitData(
             _subset(v["probe"], split["probe"]),
@@ -251,8 +276,9 @@ def prepare_data(cfg: Config, sample_rate: int) -> tuple[Path, dict[str, TraitDa
             _subset(v["prompt"], split["eval"]),
         )
         for t, v in sets.items()
+        if t in cfg.traits
     }
-    return Path(root), out, split
+    return Path(root), out, split, reference
 
 
 def _meta(root: Path, track: str) -> dict:
@@ -337,7 +363,7 @@ def generate_row(backbone: Backbone, job: dict, steers: list[Steer], cfg: Config
             p = waves.shape[1]
             start = r.codes.shape[-1] - int(round(cfg.duration * backbone.frame_rate))
             audio.append(r.audio[:, p:])
-            prompts.append(waves[sl])
+            prompts.append(r.audio[:, :p])  # the prompt as decoded by the codec: same domain as the rest
         else:
             prompt = texts[sl] if texts else None
             r = _generate(
@@ -379,7 +405,7 @@ class Experiment:
         cfg.out.mkdir(parents=True, exist_ok=True)
         self.backbone = backbone or load(cfg.model, device=cfg.device)
         self.sr = self.backbone.sample_rate
-        self.root, self.data, self.split = prepare_data(cfg, self.sr)
+        self.root, self.data, self.split, self.reference_sets = prepare_data(cfg, self.sr)
         self.clap, self.notes = J.optional_judges(cfg.clap)
         self.digest = self.backbone.weights_digest()
         self.probes: dict[str, ProbeSet] = {}
@@ -401,8 +427,7 @@ class Experiment:
         """Reference music for FAD: full mixes from evaluation tracks, resynthesised by the codec."""
         clips, seen = [], set()
         size = max(16, 2 * self.cfg.prompts * self.cfg.seeds)
-        for td in self.data.values():
-            segs = td.judge_eval
+        for segs in self.reference_sets.values() or [td.judge_eval for td in self.data.values()]:
             for i, s in enumerate(segs.segments):
                 if s.label == 1 and (s.track, s.start) not in seen:
                     seen.add((s.track, s.start))
@@ -565,7 +590,7 @@ class Experiment:
             "weights": self.digest,
             "texts": job["texts"],
             "clap": str(cfg.clap),
-            "v": 1,
+            "v": 2,
         }
         h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         path = cfg.out / "rows" / f"{trait}-{job['task']}-{job['method']}-{ident['alpha']}-{h}.json"
@@ -725,7 +750,9 @@ def summary_table(cfg: Config, rows: list[dict], task: str) -> str:
     sel = [r for r in rows if r["task"] == task and not r["sweep"]]
     clap = any("success_clap" in r for r in sel)
     head = "| method | success (probes) | success (classifier) |" + (" success (CLAP) |" if clap else "")
-    head += " FAD (log-mel) | similarity | boundary sim. | NLL shift | mean gain | steps edited | n |"
+    head += (
+        " mean C | FAD (log-mel) | similarity | boundary sim. | NLL shift | mean gain | steps edited | n |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for m in cfg.methods:
         rs = [r for r in sel if r["method"] == m]
@@ -735,6 +762,7 @@ def summary_table(cfg: Config, rows: list[dict], task: str) -> str:
         if clap:
             cells.append(_f(_mean(rs, "success_clap"), pct=True))
         cells += [
+            _f(_mean(rs, "probe_score"), ".3f"),
             _f(_mean(rs, "fad")),
             _f(_mean(rs, "similarity"), ".3f"),
             _f(_mean(rs, "boundary_similarity"), ".3f"),
@@ -851,6 +879,7 @@ def markdown(cfg: Config, rows, judge_info, agreement, notes, info, plots) -> st
         "",
         "- success (probes): the model's own probes on the re-encoded clip: mean over positions after 1 s of "
         "C(t) = median probability of the 16 best heads, present when >= tau = median(acc) - std(acc).",
+        "- mean C: that probe score averaged over the row's clips (moves even when it never crosses tau).",
         "- success (classifier): logistic regression on log-mel statistics (smitin.tiny.clip_features, 16 kHz), "
         "trained on original and codec-resynthesised rendered mixes of the classifier tracks; present when p >= 0.5.",
         "- FAD (log-mel): Frechet distance between 0.5 s window embeddings (mean and std of 20 pooled log-mel bands, "
