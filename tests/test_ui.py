@@ -15,7 +15,7 @@ pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]
 
 from conftest import make_probes, write_stems  # noqa: E402
 from smitin import ui  # noqa: E402
-from smitin.generate import generate  # noqa: E402
+from smitin.generate import generate, max_new_tokens  # noqa: E402
 from smitin.steering import Steer  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notes, not ours
@@ -325,6 +325,22 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
             page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
             status = page.locator("#status").inner_text()
             seen = page.evaluate("window.__seen")
+            # Stop ends a long run and frees the model: the next generation goes through
+            long_run = max_new_tokens(bundled, 30)
+            duration.fill("30")
+            duration.press("Enter")
+            page.get_by_label("also generate unsteered (same seed)").uncheck()
+            page.locator("#generate").click()
+            expect(page.locator("#status")).to_contain_text("generating steered", timeout=30_000)
+            page.locator("#stop").click()
+            duration.fill("0.5")
+            duration.press("Enter")
+            for _ in range(20):  # the page takes a click only once the stopped request has ended
+                page.locator("#generate").click()
+                if f"/ {long_run} " not in page.locator("#status").inner_text(timeout=5_000):
+                    break
+                page.wait_for_timeout(1_000)
+            expect(page.locator("#status")).to_contain_text("done (steered", timeout=60_000)
             # a second browser session starts from the defaults, not from the first one's settings
             other = browser.new_page()
             other.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
