@@ -73,6 +73,7 @@ class Config:
     alpha: float = 5.0
     alphas: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0, 20.0])
     iti_heads: int = 16
+    threshold: float | None = None  # monitor threshold of the SMITIN rows (None: the paper's)
     every: int = 5
     guidance: float = 3.0
     batch: int = 8
@@ -131,6 +132,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--alphas", default=None, help="alpha sweep for ITI and SMITIN on continuation (default 2,5,10,20)"
     )
     p.add_argument("--iti-heads", type=int, default=d.iti_heads, help="K of the ITI rows (default 16)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="monitor threshold of the SMITIN rows (default: the paper's median(acc) - std(acc))",
+    )
     p.add_argument("--batch", type=int, default=d.batch, help="samples generated at once (default 8)")
     p.add_argument(
         "--clap", type=Path, default=None, help="local CLAP checkpoint folder: adds a zero-shot judge"
@@ -169,6 +176,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         seed=args.seed,
         alpha=args.alpha,
         iti_heads=args.iti_heads,
+        threshold=args.threshold,
         batch=args.batch,
         clap=args.clap,
         threads=args.threads,
@@ -575,6 +583,7 @@ class Experiment:
                 alpha=sign * job["alpha"],
                 heads=heads,
                 monitor=m.startswith("smitin"),
+                threshold=self.cfg.threshold,
             )
         ]
 
@@ -587,6 +596,7 @@ class Experiment:
             **ident,
             **cfg.key(),
             "iti_heads": cfg.iti_heads,
+            "threshold": cfg.threshold if job["method"].startswith("smitin") else None,
             "weights": self.digest,
             "texts": job["texts"],
             "clap": str(cfg.clap),
@@ -841,6 +851,9 @@ def markdown(cfg: Config, rows, judge_info, agreement, notes, info, plots) -> st
         info.get("command")
         or "smitin experiment " + ("--quick " if cfg.quick else "") + f"--out {cfg.out} --seed {cfg.seed}"
     )
+    tau = (
+        "the paper's median(acc) - std(acc)" if cfg.threshold is None else f"{cfg.threshold:g} (--threshold)"
+    )
     parts = [
         f"# smitin experiment: {info['model']} ({info['layout']}, weights {info['model_digest']})",
         "",
@@ -850,7 +863,7 @@ def markdown(cfg: Config, rows, judge_info, agreement, notes, info, plots) -> st
         "",
         f"Each row: {cfg.prompts} prompts x {cfg.seeds} samples = {cfg.prompts * cfg.seeds} clips of {cfg.duration:g} s per "
         f"trait (continuation prompts: {cfg.prompt_seconds:g} s), alpha {cfg.alpha:g}, edits every {cfg.every} steps, "
-        f"CFG {cfg.guidance:g}; ITI steers the top {cfg.iti_heads} heads with weight 1 and no monitor. Success = the "
+        f"CFG {cfg.guidance:g}; ITI steers the top {cfg.iti_heads} heads with weight 1 and no monitor; SMITIN's monitor threshold is {tau}. Success = the "
         "trait present (continuation, text-to-music) or absent (removal). Values are means over the traits "
         f"{', '.join(cfg.traits)}.",
         "",
