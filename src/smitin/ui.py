@@ -23,17 +23,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
-from . import plots
 from .backbone import BUNDLED, Backbone, ModelError, load
 from .generate import Result, continue_audio, generate, max_new_tokens
 from .monitor import Trace
 from .probes import ProbeFileError, ProbeSet
 from .steering import Steer, Steering, apply
+
+if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn: `smitin --help` stays quick
+    from matplotlib.figure import Figure
 
 MAX_TRAITS = 4  # strength-slider slots; more probe files than this are refused with a message
 ALPHA_RANGE = 10.0
@@ -351,6 +353,10 @@ def trace_figure(
     steered_trace: Trace | None, reference: Trace | None = None, total_seconds: float | None = None
 ) -> Figure:
     """C(t) per trait, threshold, edit ticks; the unsteered run's C(t) dotted for comparison."""
+    from matplotlib.figure import Figure
+
+    from . import plots
+
     fig = Figure(figsize=(8, 3.2))
     ax = fig.add_subplot()
     if steered_trace is not None and len(steered_trace.c):
@@ -375,6 +381,10 @@ def heatmap_figure(probes: Sequence[ProbeSet]) -> Figure | None:
     """The layer x head accuracy map of each probe file, stacked."""
     if not probes:
         return None
+    from matplotlib.figure import Figure
+
+    from . import plots
+
     fig = Figure(figsize=(7, 3.2 * len(probes)))
     for i, p in enumerate(probes):
         plots.heatmap(p, fig.add_subplot(len(probes), 1, i + 1))
@@ -383,6 +393,10 @@ def heatmap_figure(probes: Sequence[ProbeSet]) -> Figure | None:
 
 
 def spectrogram_figure(named_audio: Sequence[tuple[str, np.ndarray]], sample_rate: int) -> Figure:
+    from matplotlib.figure import Figure
+
+    from . import plots
+
     fig = Figure(figsize=(8, 2.6 * len(named_audio)))
     for i, (name, audio) in enumerate(named_audio):
         plots.spectrogram(audio, sample_rate, fig.add_subplot(len(named_audio), 1, i + 1), title=name)
