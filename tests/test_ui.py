@@ -91,16 +91,6 @@ def test_steers_and_their_unsteered_twins(tiny):
     assert [s.alpha for s in zero] == [0, 0] and steers[0].alpha == 5.0
 
 
-def test_cache_and_default_probe_names(tiny, monkeypatch, tmp_path):
-    monkeypatch.setenv("SMITIN_CACHE", str(tmp_path / "c"))
-    assert ui.cache_dir() == tmp_path / "c"
-    path = ui.default_probe_path(tiny)
-    assert path.parent == tmp_path / "c" / "probes" and tiny.layout.fingerprint() in path.name
-    path.parent.mkdir(parents=True)
-    make_probes(tiny.layout).save(path)
-    assert ui.train_default_probes(tiny, log=lambda _m: None) == path  # cached: nothing rendered
-
-
 # -- generation as the UI runs it ------------------------------------------------------------
 
 

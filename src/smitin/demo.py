@@ -9,48 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-from .backbone import Backbone, load
+from .backbone import load
+from .defaults import train_default_probes
 from .generate import generate
-from .probes import ProbeSet, fit
+from .probes import ProbeSet
 from .steering import Steer
 
 DEFAULT_PROMPT = "a calm piano piece"
-
-
-def cache_dir() -> Path:
-    """Where rendered stems and default probes live between runs ($SMITIN_CACHE or ~/.cache/smitin)."""
-    return Path(os.environ.get("SMITIN_CACHE", Path.home() / ".cache" / "smitin"))
-
-
-def default_stems(sample_rate: int, songs: int = 16, seed: int = 0, progress: bool = True) -> Path:
-    """A small rendered stem set at `sample_rate`, rendered once and reused."""
-    from .synth import render_dataset
-
-    root = cache_dir() / f"stems-{songs}-seed{seed}-{sample_rate}"
-    if not (root / "songs.jsonl").exists():
-        render_dataset(root, songs=songs, seed=seed, sample_rate=sample_rate, progress=progress)
-    return root
-
-
-def default_probes(
-    backbone: Backbone, trait: str = "drums", progress: bool = True, **stem_options
-) -> ProbeSet:
-    """Probes for `trait` on `backbone`, trained on the default stem set once and cached."""
-    from .data import stem_segments
-
-    tag = backbone.weights_digest()
-    path = cache_dir() / "probes" / f"{trait}-{backbone.layout.fingerprint()}-{tag}.safetensors"
-    if path.exists():
-        return ProbeSet.load(path, backbone)
-    stems = default_stems(backbone.sample_rate, progress=progress, **stem_options)
-    segments = stem_segments(stems, trait, sample_rate=backbone.sample_rate)
-    probes = fit(backbone, segments, cache_dir=path.with_suffix(".cache"), progress=progress)
-    probes.save(path)
-    return probes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = load(args.model)
     print(f"model {model.name}: {model.layout.fingerprint()} heads, {model.sample_rate} Hz")
-    probes = default_probes(model, args.trait, progress=progress)
+    probes = ProbeSet.load(train_default_probes(model, trait=args.trait, progress=progress), model)
     probes.save(out / f"{args.trait}.safetensors")
     print(probes.summary(5))
     k = args.top_k or max(1, model.layout.layers * model.layout.heads // 4)

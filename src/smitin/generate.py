@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from . import audio as audio_io
 from .backbone import Backbone
 from .monitor import Trace
-from .steering import Steer, apply
+from .steering import Steer, Steering, apply
 
 
 @dataclass
@@ -57,15 +57,20 @@ def generate(
     rows: str = "both",
     gain: str = "switch",
     progress: bool = True,
+    on_start: Callable[[Steering], None] | None = None,
     **sampling,
 ) -> Result:
     """Text-to-music (prompt None: unconditional) with the given traits steered.
 
     `sampling` goes to `generate` unchanged (temperature, top_k, ...); sampling is on by default.
+    `on_start(state)` receives the live steering state before the first step (a UI can poll its
+    trace from another thread while the model runs).
     """
     texts = _texts(prompt, batch)
     cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
-    return _run(backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, sampling)
+    return _run(
+        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
+    )
 
 
 def continue_audio(
@@ -83,6 +88,7 @@ def continue_audio(
     rows: str = "both",
     gain: str = "switch",
     progress: bool = True,
+    on_start: Callable[[Steering], None] | None = None,
     **sampling,
 ) -> Result:
     """Continue an audio prompt (a file, or samples at `sample_rate`; mixed to mono, resampled).
@@ -103,7 +109,7 @@ def continue_audio(
     values = torch.from_numpy(np.ascontiguousarray(wave))[None, None].expand(len(texts), 1, -1)
     cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
     result = _run(
-        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, sampling
+        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
     )
     result.prompt_seconds = len(wave) / sr
     return result
@@ -118,7 +124,7 @@ def _texts(prompt, batch: int) -> list[str]:
 
 
 def _run(
-    backbone, cond, steers, duration, seed, guidance_scale, every, rows, gain, progress, sampling
+    backbone, cond, steers, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
 ) -> Result:
     steps = max_new_tokens(backbone, duration)
     cfg = guidance_scale is not None and guidance_scale > 1
@@ -129,6 +135,8 @@ def _run(
         _codes(backbone) as codes,
         _progress(backbone, steps, progress),
     ):
+        if on_start is not None:
+            on_start(state)
         if seed is not None:
             torch.manual_seed(seed)
         with torch.no_grad():

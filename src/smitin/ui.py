@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from .backbone import BUNDLED, Backbone, ModelError, load
+from .defaults import cache_dir, model_key, train_default_probes
 from .generate import Result, continue_audio, generate, max_new_tokens
 from .monitor import Trace
 from .probes import ProbeFileError, ProbeSet
-from .steering import Steer, Steering, apply
+from .steering import Steer, Steering
 
 if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn: `smitin --help` stays quick
     from matplotlib.figure import Figure
@@ -40,58 +41,9 @@ if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn: `smitin --hel
 MAX_TRAITS = 4  # strength-slider slots; more probe files than this are refused with a message
 ALPHA_RANGE = 10.0
 DEFAULT_ALPHA = 5.0
-DEFAULT_TRAIT = "drums"
 POLL_S = 0.5  # how often the request thread redraws the live plot
 PREVIEW_FRAMES = 50  # decode the audio preview in chunks of at least this many new frames
 PREVIEW_CONTEXT = 4  # frames of left context per chunk, dropped after decoding (smooths joins)
-
-
-# -- cache and default probes ----------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """Where the UI keeps rendered stems and probe files: $SMITIN_CACHE or ~/.cache/smitin."""
-    env = os.environ.get("SMITIN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "smitin"
-
-
-def model_key(backbone: Backbone) -> str:
-    """Names files by head layout and weights, so a retrained bundled model gets fresh probes."""
-    return f"{backbone.layout.fingerprint()}-{backbone.weights_digest()}"
-
-
-def default_probe_path(backbone: Backbone, cache: Path | None = None) -> Path:
-    return (cache or cache_dir()) / "probes" / f"{DEFAULT_TRAIT}-{model_key(backbone)}.safetensors"
-
-
-def train_default_probes(
-    backbone: Backbone,
-    cache: Path | None = None,
-    *,
-    songs: int = 12,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> Path:
-    """Drum probes for `backbone`, trained once from rendered stems; later starts reuse the file."""
-    path = default_probe_path(backbone, cache)
-    if path.is_file():
-        return path
-    from . import data, synth
-    from .probes import fit
-
-    cache = cache or cache_dir()
-    stems = cache / f"stems-{backbone.sample_rate}"
-    log(f"first start: rendering {songs} songs into {stems} to train drum probes (once)")
-    synth.render_dataset(stems, songs=songs, seed=0, sample_rate=backbone.sample_rate, progress=progress)
-    segments = data.stem_segments(stems, DEFAULT_TRAIT, sample_rate=backbone.sample_rate)
-    log(f"training {DEFAULT_TRAIT} probes on {len(segments)} segments")
-    probes = fit(backbone, segments, cache_dir=cache / "activations" / model_key(backbone), progress=progress)
-    probes.save(path)
-    log(f"wrote {path}")
-    return path
 
 
 # -- per-session state (plain dicts: gr.State deep-copies them per browser session) -------------
@@ -216,16 +168,9 @@ def run_generation(
     request: Request,
     on_start: Callable[[Steering], None] = lambda _state: None,
 ) -> Result:
-    """Generate as `smitin.generate`/`continue_audio` would, handing the live state to `on_start`.
-
-    The steering context is opened here (same options as the engine's) so the caller can read
-    the state while it runs; the inner call gets no steers and so adds no hooks of its own.
-    """
-    steps = max_new_tokens(backbone, request.duration)
-    cfg = request.guidance is not None and request.guidance > 1
-    options = {"every": request.every, "rows": request.rows, "gain_mode": request.gain, "cfg": cfg}
+    """Generate exactly as `smitin.generate`/`continue_audio`, handing the live state to `on_start`."""
     common = dict(
-        steer=(),
+        steer=steers,
         duration=request.duration,
         seed=request.seed,
         guidance_scale=request.guidance,
@@ -233,22 +178,14 @@ def run_generation(
         rows=request.rows,
         gain=request.gain,
         progress=False,
+        on_start=on_start,
     )
     prompt = request.prompt or None
-    with apply(backbone, steers, **options, max_steps=steps + 1) as state:
-        on_start(state)
-        if request.audio_prompt:
-            result = continue_audio(backbone, request.audio_prompt, prompt=prompt, **common)
-        else:
-            result = generate(backbone, prompt, **common)
-    trace = state.trace()
-    trace.settings.update(
-        {"duration": request.duration, "seed": request.seed, "guidance_scale": request.guidance}
-    )
     if request.audio_prompt:
-        trace.settings["audio_prompt"] = Path(request.audio_prompt).name
-    result.trace = trace
-    return result
+        result = continue_audio(backbone, request.audio_prompt, prompt=prompt, **common)
+        result.trace.settings["audio_prompt"] = Path(request.audio_prompt).name
+        return result
+    return generate(backbone, prompt, **common)
 
 
 def live_trace(state: Steering | None) -> Trace | None:

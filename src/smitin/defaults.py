@@ -1,0 +1,67 @@
+"""Cached defaults for running offline with no arguments: a rendered stem set and drum probes.
+
+`smitin demo` and `smitin ui` both need probes for the bundled model and nobody to hand them
+any; they are trained once from a small rendered stem set and reused, named by the model's head
+layout and weights so a retrained model gets fresh ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .backbone import Backbone
+
+DEFAULT_TRAIT = "drums"
+
+
+def cache_dir() -> Path:
+    """Where rendered stems and probe files live: $SMITIN_CACHE or ~/.cache/smitin."""
+    env = os.environ.get("SMITIN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "smitin"
+
+
+def model_key(backbone: Backbone) -> str:
+    """Names files by head layout and weights, so a retrained bundled model gets fresh probes."""
+    return f"{backbone.layout.fingerprint()}-{backbone.weights_digest()}"
+
+
+def default_probe_path(backbone: Backbone, cache: Path | None = None, trait: str = DEFAULT_TRAIT) -> Path:
+    return (cache or cache_dir()) / "probes" / f"{trait}-{model_key(backbone)}.safetensors"
+
+
+def train_default_probes(
+    backbone: Backbone,
+    cache: Path | None = None,
+    *,
+    trait: str = DEFAULT_TRAIT,
+    songs: int = 12,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Probes for `trait` on `backbone`, trained once from rendered stems; later calls reuse the file."""
+    path = default_probe_path(backbone, cache, trait)
+    if path.is_file():
+        return path
+    from . import data, synth
+    from .probes import fit
+
+    cache = cache or cache_dir()
+    stems = cache / f"stems-{backbone.sample_rate}"
+    log(f"first run: rendering {songs} songs into {stems} to train {trait} probes (once)")
+    synth.render_dataset(stems, songs=songs, seed=0, sample_rate=backbone.sample_rate, progress=progress)
+    segments = data.stem_segments(stems, trait, sample_rate=backbone.sample_rate)
+    log(f"training {trait} probes on {len(segments)} segments")
+    probes = fit(
+        backbone,
+        segments,
+        cache_dir=cache / "activations" / f"{trait}-{model_key(backbone)}",
+        progress=progress,
+    )
+    probes.save(path)
+    log(f"wrote {path}")
+    return path
