@@ -91,10 +91,15 @@ def test_musicgen_generates_through_codec(codec: MelCodecModel, tmp_path) -> Non
 
     tok = build_tokenizer(["rock with drums"])
     sizes = TinySizes(layers=1, heads=2, hidden=32, ffn=64, text_layers=1, text_hidden=16, text_heads=2)
+    fitted = codec.codebooks.clone()
     model = build_model(tok, sizes, codec=codec).eval()
+    assert torch.equal(model.audio_encoder.codebooks, fitted), (
+        "MusicGen's post_init must keep fitted codebooks"
+    )
     save_bundle(model, build_processor(tok), tmp_path)
     model = MusicgenForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert isinstance(model.audio_encoder, MelCodecModel)
+    assert torch.equal(model.audio_encoder.codebooks, fitted), "loading must not re-initialise codebooks"
     ids = tok(["rock with drums"], return_tensors="pt")
     torch.manual_seed(0)
     audio = model.generate(**ids, max_new_tokens=13, guidance_scale=3.0)

@@ -157,6 +157,11 @@ class MelCodecPreTrainedModel(PreTrainedModel):
         # Non-zero random codebooks, so an unfitted codec still maps different audio to different codes
         # (a zero codebook makes audio-dependent tests prove nothing).
         if isinstance(module, MelCodecModel):
+            cb = module.codebooks
+            # A parent model's post_init (e.g. MusicGen built around a fitted codec) calls this again:
+            # never overwrite codebooks that are already set.
+            if cb.device.type == "meta" or bool(cb.abs().sum() > 0):
+                return
             g = torch.Generator().manual_seed(0)
             cb = torch.randn(module.codebooks.shape, generator=g) * 2.0
             cb[0] += math.log(module.config.log_floor) / 2  # centre near typical log-mel levels

@@ -164,6 +164,11 @@ def save_bundle(
     """save_pretrained the model (fp32 safetensors) and its processor into one hub-like folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # A tokenizer that has padded a batch keeps that padding state in tokenizer.json; the processor then
+    # forwards `pad_to_multiple_of` to EncodecFeatureExtractor, which rejects it. Save a clean one.
+    backend = processor.tokenizer.backend_tokenizer
+    backend.no_padding()
+    backend.no_truncation()
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
@@ -362,8 +367,9 @@ class TrainConfig:
     segment_frames: int = 250  # 5 s crops
     batch_size: int = 16
     lr: float = 1e-3
-    warmup: int = 100
-    steps: int = 1200
+    warmup: int = 50
+    steps: int = 450
+    embed_init_std: float = 1.0
     max_minutes: float = 45.0  # hard wall-time cap (the run stops and saves early if hit)
     empty_caption_prob: float = 0.15
     threads: int = 2
@@ -565,6 +571,11 @@ def train(cfg: TrainConfig) -> Path:
         tokenizer.save_pretrained(tok_dir)
     torch.manual_seed(cfg.seed)
     model = build_model(tokenizer, cfg.sizes, codec=codec)
+    # transformers initialises the code embeddings with std 0.02, so the sinusoidal positions (norm ~11)
+    # swamp the token identity and a short run cannot even learn "repeat the previous frame";
+    # audiocraft's MusicGen uses nn.Embedding's default N(0, 1), which we restore here.
+    for emb in model.decoder.model.decoder.embed_tokens:
+        torch.nn.init.normal_(emb.weight, std=cfg.embed_init_std)
     model.train()
     params = [p for n, p in model.named_parameters() if not n.startswith("audio_encoder")]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
@@ -793,7 +804,7 @@ def evaluate(
     judges = {}
     for trait in TRAITS:
         segs = sdata.stem_segments(
-            eval_data, trait, sample_rate=sr, seconds=seconds, max_segments_per_track=4
+            eval_data, trait, sample_rate=sr, seconds=seconds, max_segments_per_track=8
         )
         if len(segs) < 8:
             continue
