@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import inspect
 import json
 import math
 import shlex
@@ -331,14 +332,26 @@ def pick_prompts(segs, label: int, n: int) -> list[int]:
 def _continue_batch(
     backbone: Backbone, waves: np.ndarray, texts: list[str] | None, steers, cfg: Config, seed: int
 ) -> Result:
-    """Continue B different prompts (equal lengths) at once: `continue_audio` takes one prompt."""
+    """Continue B different prompts (equal lengths) at once: `continue_audio` takes one prompt.
+
+    Calls the engine's private `_run` by keyword, as `continue_audio` does after building the
+    same condition; a public batched-prompt `continue_audio` would replace this.
+    """
     b = len(waves)
     cond = backbone.text_condition(texts) if texts else backbone.null_condition(b)
     values = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32))[:, None]
     cond = {**cond, "input_values": values.to(backbone.device)}
-    res = _run(
-        backbone, cond, steers, cfg.duration, seed, cfg.guidance, cfg.every, "both", "switch", False, {}
+    options = dict(
+        duration=cfg.duration,
+        seed=seed,
+        guidance_scale=cfg.guidance,
+        every=cfg.every,
+        rows="both",
+        gain="switch",
     )
+    if "on_start" in inspect.signature(_run).parameters:
+        options["on_start"] = None
+    res = _run(backbone, cond, steers, progress=False, sampling={}, **options)
     res.prompt_seconds = waves.shape[1] / backbone.sample_rate
     return res
 
