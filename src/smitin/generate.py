@@ -75,7 +75,7 @@ def generate(
 
 def continue_audio(
     backbone: Backbone,
-    audio: np.ndarray | str | Path,
+    audio: np.ndarray | str | Path | Sequence[np.ndarray | str | Path],
     sample_rate: int | None = None,
     prompt: str | Sequence[str] | None = None,
     *,
@@ -93,8 +93,29 @@ def continue_audio(
 ) -> Result:
     """Continue an audio prompt (a file, or samples at `sample_rate`; mixed to mono, resampled).
 
-    The result holds the prompt followed by `duration` seconds of new audio.
+    A list of prompts continues each in one batch (cut to the shortest); one prompt is repeated
+    `batch` times. The result holds the prompt followed by `duration` seconds of new audio.
     """
+    many = isinstance(audio, (list, tuple))
+    waves = [_prompt_wave(backbone, a, sample_rate) for a in (audio if many else [audio])]
+    texts = _texts(prompt, len(waves) if many else batch)
+    if not many:
+        waves = waves * len(texts)
+    if len(texts) != len(waves):
+        raise ValueError(f"{len(waves)} audio prompts but {len(texts)} text prompts")
+    n = min(len(w) for w in waves)
+    cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
+    values = torch.from_numpy(np.stack([w[:n] for w in waves]))[:, None]
+    cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
+    result = _run(
+        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
+    )
+    result.prompt_seconds = n / backbone.sample_rate
+    return result
+
+
+def _prompt_wave(backbone: Backbone, audio, sample_rate: int | None) -> np.ndarray:
+    """One prompt as mono float32 at the model's rate."""
     sr = backbone.sample_rate
     if isinstance(audio, (str, Path)):
         wave = audio_io.read(audio, sr)
@@ -104,15 +125,7 @@ def continue_audio(
         wave = audio_io.resample(audio_io.to_mono(audio), sample_rate, sr)
     if len(wave) < sr / backbone.frame_rate:
         raise ValueError("the audio prompt is shorter than one codec frame")
-    texts = _texts(prompt, batch)
-    cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
-    values = torch.from_numpy(np.ascontiguousarray(wave))[None, None].expand(len(texts), 1, -1)
-    cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
-    result = _run(
-        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
-    )
-    result.prompt_seconds = len(wave) / sr
-    return result
+    return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 def _texts(prompt, batch: int) -> list[str]:
