@@ -49,6 +49,7 @@ LABELS = {
     "smitin": "SMITIN",
     "smitin+text": "SMITIN + text",
 }
+SWEEP_METHODS = ("iti", "soft-no-monitor", "smitin")  # the alpha sweep; soft-no-monitor isolates the monitor
 REFERENCE_TRAITS = ("drums", "bass", "guitar", "piano")  # full mixes where these play: the FAD reference
 SPLIT = (0.5, 0.25)  # shares of tracks for probes and the classifier; the rest is evaluation
 
@@ -130,7 +131,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--alpha", type=float, default=d.alpha, help="steering strength of the table (default 5)")
     p.add_argument(
-        "--alphas", default=None, help="alpha sweep for ITI and SMITIN on continuation (default 2,5,10,20)"
+        "--alphas",
+        default=None,
+        help="alpha sweep (ITI, soft weights without monitor, SMITIN) on continuation (default 2,5,10,20)",
     )
     p.add_argument("--iti-heads", type=int, default=d.iti_heads, help="K of the ITI rows (default 16)")
     p.add_argument(
@@ -565,7 +568,7 @@ class Experiment:
                     texts = None
                 alphas = (
                     [cfg.alpha]
-                    if task != "continuation" or method not in ("iti", "smitin")
+                    if task != "continuation" or method not in SWEEP_METHODS
                     else sorted({cfg.alpha, *cfg.alphas})
                 )
                 for alpha in alphas if method not in ("none", "text") else [float("nan")]:
@@ -826,13 +829,13 @@ def trait_table(cfg: Config, rows: list[dict]) -> str:
 
 
 def sweep_table(cfg: Config, rows: list[dict]) -> str:
-    sel = [r for r in rows if r["task"] == "continuation" and r["method"] in ("iti", "smitin")]
+    sel = [r for r in rows if r["task"] == "continuation" and r["method"] in SWEEP_METHODS]
     alphas = sorted({r["alpha"] for r in sel})
     lines = [
         "| method | alpha | success (probes) | success (classifier) | FAD | similarity | NLL shift | steps edited |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for m in ("iti", "smitin"):
+    for m in SWEEP_METHODS:
         for a in alphas:
             rs = [r for r in sel if r["method"] == m and r["alpha"] == a]
             if rs:
@@ -954,10 +957,10 @@ def _plots(cfg: Config, rows: list[dict]) -> list[Path]:
             fontsize=9,
         )
         out.append(save(fig, cfg.out / "plots" / "success_vs_fad.png"))
-    sweep = [r for r in rows if r["task"] == "continuation" and r["method"] in ("iti", "smitin")]
+    sweep = [r for r in rows if r["task"] == "continuation" and r["method"] in SWEEP_METHODS]
     if len({r["alpha"] for r in sweep}) > 1:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-        for m, color in (("iti", "tab:red"), ("smitin", "tab:blue")):
+        for m, color in (("iti", "tab:red"), ("soft-no-monitor", "tab:gray"), ("smitin", "tab:blue")):
             alphas = sorted({r["alpha"] for r in sweep if r["method"] == m})
             by = [[r for r in sweep if r["method"] == m and r["alpha"] == a] for a in alphas]
             a1.plot(
