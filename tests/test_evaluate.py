@@ -201,3 +201,9 @@ def test_experiment_end_to_end_on_a_tiny_model(tiny, stems, tmp_path, one_thread
     # a rerun resumes from the cached rows: same numbers, no generation
     again = run_experiment(cfg, backbone=tiny)
     assert [r["success_clf"] for r in again["rows"]] == [r["success_clf"] for r in rows]
+    # another model: the cached rows are dropped, not mixed in
+    (out / "rows" / "data_key.json").write_text('{"weights": "other"}')
+    marker = out / "rows" / "stale.json"
+    marker.write_text("{}")
+    run_experiment(cfg, backbone=tiny)
+    assert not marker.exists()

@@ -436,7 +436,26 @@ class Experiment:
         self.detectors: dict[str, J.ProbeDetector] = {}
         self.classifiers: dict[str, J.ClassifierJudge] = {}
         self.judge_info: dict[str, dict] = {}
+        self._guard_cache()
         self._reference()
+
+    def _guard_cache(self) -> None:
+        """Cached rows hold for one model and one data split: clear them if either changed."""
+        key = {
+            "weights": self.digest,
+            "data": str(self.root.resolve()),
+            "split": {k: sorted(v) for k, v in self.split.items()},
+        }
+        path = self.cfg.out / "rows" / "data_key.json"
+        if path.exists() and json.loads(path.read_text()) != key:
+            print(
+                f"{path.parent}: cached rows were made with another model or data; recomputing",
+                file=sys.stderr,
+            )
+            for f in path.parent.glob("*.json"):
+                f.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(key, indent=1))
 
     def resynth(self, audio: np.ndarray, batch: int = 8) -> np.ndarray:
         """Clips through the model's codec (encode + decode): the domain generated audio lives in."""
