@@ -759,6 +759,19 @@ def _agreement(rows: list[dict], clips: list[dict]) -> dict:
         else float("nan"),
         "clips": len(clips),
     }
+    out["per_trait"] = {
+        t: {
+            "row_success_r": J.pearson(
+                [r["success_probe"] for r in rows if r["trait"] == t],
+                [r["success_clf"] for r in rows if r["trait"] == t],
+            ),
+            "clip_score_r": J.pearson(
+                [c["probe_score"] for c in clips if c["trait"] == t],
+                [c["clf_prob"] for c in clips if c["trait"] == t],
+            ),
+        }
+        for t in dict.fromkeys(r["trait"] for r in rows)
+    }
     if clips and "clap_prob" in clips[0]:
         out["clip_score_r_clap_clf"] = J.pearson(
             [c["clap_prob"] for c in clips], [c["clf_prob"] for c in clips]
@@ -921,7 +934,12 @@ def markdown(cfg: Config, rows, judge_info, agreement, notes, info, plots) -> st
         "",
         f"Agreement of the two judges: success rates across {agreement['rows']} rows r = {_f(agreement['row_success_r'])}; "
         f"per clip ({agreement['clips']}): score correlation r = {_f(agreement['clip_score_r'])}, same decision on "
-        f"{_f(agreement['clip_decision_agreement'], pct=True)} of clips.",
+        f"{_f(agreement['clip_decision_agreement'], pct=True)} of clips. Per trait (rows r / clip-score r): "
+        + ", ".join(
+            f"{t} {_f(v['row_success_r'])} / {_f(v['clip_score_r'])}"
+            for t, v in agreement["per_trait"].items()
+        )
+        + " (- where one judge gave the same verdict on every row).",
         "",
         "## Metrics",
         "",
