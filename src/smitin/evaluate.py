@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import inspect
 import json
 import math
 import shlex
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from . import judges as J
 from .backbone import Backbone
-from .generate import Result, _run
+from .generate import Result, continue_audio
 from .generate import generate as _generate
 from .probes import ProbeSet
 from .steering import Steer
@@ -335,28 +334,19 @@ def pick_prompts(segs, label: int, n: int) -> list[int]:
 def _continue_batch(
     backbone: Backbone, waves: np.ndarray, texts: list[str] | None, steers, cfg: Config, seed: int
 ) -> Result:
-    """Continue B different prompts (equal lengths) at once: `continue_audio` takes one prompt.
-
-    Calls the engine's private `_run` by keyword, as `continue_audio` does after building the
-    same condition; a public batched-prompt `continue_audio` would replace this.
-    """
-    b = len(waves)
-    cond = backbone.text_condition(texts) if texts else backbone.null_condition(b)
-    values = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32))[:, None]
-    cond = {**cond, "input_values": values.to(backbone.device)}
-    options = dict(
+    """Continue B different prompts (equal lengths) in one batch."""
+    return continue_audio(
+        backbone,
+        list(waves),
+        backbone.sample_rate,
+        texts,
+        steer=steers,
         duration=cfg.duration,
         seed=seed,
         guidance_scale=cfg.guidance,
         every=cfg.every,
-        rows="both",
-        gain="switch",
+        progress=False,
     )
-    if "on_start" in inspect.signature(_run).parameters:
-        options["on_start"] = None
-    res = _run(backbone, cond, steers, progress=False, sampling={}, **options)
-    res.prompt_seconds = waves.shape[1] / backbone.sample_rate
-    return res
 
 
 @dataclass
