@@ -66,3 +66,20 @@ def test_monitor_switches_off_and_back_on_from_previous_step_readings(tiny, prob
     tr = st.trace()
     assert tr.c[:, 0, 0].round().tolist() == [0.0, 1.0, 1.0, 0.0, 0.0]  # pre-edit readings
     assert tr.g[:, 0, 0].tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]  # g(t) from C(t-1): off, then back on
+
+
+def test_each_trait_reads_the_median_of_its_own_watched_heads(tiny, probes_for):
+    """Traits may watch different numbers of heads; C is each one's own median, pre-edit."""
+    a = Steer(probes_for(tiny.layout, "drums", seed=1), alpha=3.0, monitor_heads=3)
+    b = Steer(probes_for(tiny.layout, "bass", seed=2), alpha=-3.0, monitor_heads=6)
+    st = Steering(tiny, [a, b], every=1, cfg=False, max_steps=4)
+    lay = tiny.layout
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(2, 1, lay.width, generator=g) for _ in range(lay.layers)]
+    st.past = 0
+    for layer, x in enumerate(xs):
+        st._on_heads(layer, x.clone())
+    z = torch.stack([x[:, 0].unflatten(-1, (lay.heads, lay.head_dim)) for x in xs], 1)  # [B, L, H, D]
+    for t, s in enumerate((a, b)):
+        p = s.probes.probability(z).flatten(1)[:, s.probes.top(s.monitor_heads)]  # [B, k]
+        assert torch.allclose(st.c[0, :, t], p.median(dim=1).values, atol=1e-6)

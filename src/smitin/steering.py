@@ -110,29 +110,32 @@ class Steering:
         # handful of fused ops on preallocated buffers: no indexing, no allocation per head.
         shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
         self.shifts = [shift[:, layer].contiguous() for layer in range(lay.layers)] if n else []
-        # monitored (trait, head) pairs, ordered by layer: pair i's reading goes to row i of `read`
+        # Monitored (trait, head) pairs, ordered by layer: pair i's reading goes to row i of `read`.
+        # `slots[t, j]` is the row of trait t's j-th watched head; traits watching fewer heads
+        # point their spare slots at a last row that stays NaN (the median ignores it).
         watch = [s.probes.top(s.monitor_heads) for s in self.steers]
-        pairs = sorted((int(h), t, j) for t, heads in enumerate(watch) for j, h in enumerate(heads.tolist()))
-        self.slots = torch.zeros(n, max((len(w) for w in watch), default=0), dtype=torch.long)  # [T, k]
-        self.read_weight: dict[int, torch.Tensor] = {}  # layer -> [pairs, H*D]: one matmul reads them
-        self.read_bias: dict[int, torch.Tensor] = {}  # layer -> [pairs, 1]
-        self.read_rows: dict[int, tuple[int, int]] = {}  # layer -> its rows of `read`
-        for i, (flat, t, j) in enumerate(pairs):
-            self.slots[t, j] = i
-            layer, head = divmod(flat, lay.heads)
-            if layer not in self.read_rows:
-                self.read_rows[layer] = (i, i)
-            lo, _ = self.read_rows[layer]
-            self.read_rows[layer] = (lo, i + 1)
-        for layer, (lo, hi) in self.read_rows.items():
-            w = torch.zeros(hi - lo, lay.heads, lay.head_dim)
-            b = torch.zeros(hi - lo, 1)
-            for r, (flat, t, _j) in enumerate(pairs[lo:hi]):
-                head = flat % lay.heads
-                w[r, head] = self.steers[t].probes.weight[layer, head].float()
-                b[r, 0] = float(self.steers[t].probes.bias[layer, head])
-            self.read_weight[layer] = w.flatten(1).to(dev, dt)
-            self.read_bias[layer] = b.to(dev, dt)
+        flat = torch.cat(watch) if n else torch.zeros(0, dtype=torch.long)
+        trait = torch.cat([torch.full((len(w),), t) for t, w in enumerate(watch)]) if n else flat
+        slot = torch.cat([torch.arange(len(w)) for w in watch]) if n else flat
+        order = torch.argsort(flat, stable=True)
+        flat, trait, slot = flat[order], trait[order], slot[order]
+        pairs = len(flat)
+        self.slots = torch.full((n, max((len(w) for w in watch), default=0)), pairs, dtype=torch.long)
+        self.slots[trait, slot] = torch.arange(pairs)
+        if n:
+            weight = torch.stack([s.probes.weight.float().flatten(0, 1) for s in self.steers])  # [T, L*H, D]
+            bias = torch.stack([s.probes.bias.float().flatten() for s in self.steers])  # [T, L*H]
+            rows = torch.zeros(pairs, lay.heads, lay.head_dim)
+            rows[torch.arange(pairs), flat % lay.heads] = weight[trait, flat]  # zero outside the head
+            rows, row_bias = rows.flatten(1).to(dev, dt), bias[trait, flat][:, None].to(dev, dt)
+        layers, counts = torch.unique_consecutive(flat // lay.heads, return_counts=True)
+        ends = torch.cumsum(counts, 0).tolist()
+        self.read_rows = {  # layer -> its rows of `read`
+            layer: (end - count, end)
+            for layer, count, end in zip(layers.tolist(), counts.tolist(), ends, strict=True)
+        }
+        self.read_weight = {layer: rows[lo:hi] for layer, (lo, hi) in self.read_rows.items()}  # [pairs, H*D]
+        self.read_bias = {layer: row_bias[lo:hi] for layer, (lo, hi) in self.read_rows.items()}  # [pairs, 1]
         self.slots = self.slots.to(dev)
         self.watched = [layer in self.read_rows for layer in range(lay.layers)]
         self.last_watched = max(self.read_rows) if self.read_rows else -1
@@ -146,7 +149,9 @@ class Steering:
         dev, t = self.backbone.device, len(self.steers)
         batch = rows // 2 if self.cfg else rows
         self.rows_n, self.batch = rows, batch
-        self.read = torch.zeros(len(self.slots.flatten()), batch, device=dev, dtype=self.backbone.dtype)
+        pairs = sum(hi - lo for lo, hi in self.read_rows.values())
+        self.read = torch.zeros(pairs + 1, batch, device=dev, dtype=self.backbone.dtype)
+        self.read[pairs] = float("nan")  # the padding row of traits that watch fewer heads
         self.c = torch.zeros(self.max_steps, batch, t, device=dev)
         self.g = torch.ones(self.max_steps + 1, batch, t, device=dev)  # g(0) = 1: no reading yet
         self.edited = torch.zeros(self.max_steps, dtype=torch.bool)
@@ -183,7 +188,7 @@ class Steering:
                 torch.mul(self.g[step][self.sample_of_row], self.keep, out=self.gain_rows)
             last.addmm_(self.gain_rows, self.shifts[layer])
         if layer == self.last_watched:
-            c = torch.sigmoid(self.read[self.slots].float()).median(dim=1).values.T  # [B, T]
+            c = torch.sigmoid(self.read[self.slots].float()).nanmedian(dim=1).values.T  # [B, T]
             self.c[step] = c
             self.g[step + 1] = gain(c, self.tau, self.remove, self.active, self.gain_mode)
             self.steps_seen = max(self.steps_seen, step + 1)
