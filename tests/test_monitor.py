@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -83,3 +85,15 @@ def test_each_trait_reads_the_median_of_its_own_watched_heads(tiny, probes_for):
     for t, s in enumerate((a, b)):
         p = s.probes.probability(z).flatten(1)[:, s.probes.top(s.monitor_heads)]  # [B, k]
         assert torch.allclose(st.c[0, :, t], p.median(dim=1).values, atol=1e-6)
+
+
+def test_weak_probes_warn_that_the_monitor_will_stop_at_once(tiny, probes_for):
+    weak = probes_for(tiny.layout)
+    weak.accuracy = 0.45 + 0.1 * torch.rand(weak.accuracy.shape, generator=torch.Generator().manual_seed(0))
+    assert weak.threshold() <= 0.5
+    with pytest.warns(UserWarning, match="monitor threshold .* <= 0.5"):
+        Steering(tiny, [Steer(weak)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Steering(tiny, [Steer(weak, threshold=0.7)])
+        Steering(tiny, [Steer(weak, monitor=False)])

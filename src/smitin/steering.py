@@ -9,6 +9,7 @@ preallocated buffer: a layer call is a few ops, none of them per head, and none 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -97,6 +98,13 @@ class Steering:
             raise ValueError("every (the schedule interval) must be >= 1")
         for s in steers:
             s.probes.check(backbone)
+            if s.monitor and s.tau <= 0.5:
+                warnings.warn(
+                    f"{s.name}: monitor threshold {s.tau:.3f} <= 0.5 (weak probes: median accuracy "
+                    f"{float(s.probes.accuracy.median()):.2f}); the monitor will read the trait as present "
+                    "almost at once and stop steering. Train on more data or pass threshold=",
+                    stacklevel=3,
+                )
         self.backbone, self.steers = backbone, list(steers)
         self.every, self.rows, self.gain_mode, self.cfg = every, rows, gain_mode, cfg
         self.max_steps = max_steps
