@@ -71,10 +71,10 @@ def window_embeddings(audio: np.ndarray, sample_rate: int, seconds: float = WIND
 
     Clips are RMS-normalised first, so loudness alone never separates two sets.
     """
-    from .tiny import normalise_rms
+    from .data import normalise_loudness
 
     x = at_judge_rate(audio, sample_rate)
-    x = np.stack([normalise_rms(a) for a in x])
+    x = np.stack([normalise_loudness(a) for a in x])
     with torch.no_grad():
         lm = frontend().log_mel(torch.from_numpy(x))  # [N, T, 80]
     n, t, m = lm.shape

@@ -32,7 +32,9 @@ from transformers import (
     T5EncoderModel,
 )
 
+from smitin import audio as audio_io
 from smitin.codec import MelCodecConfig, MelCodecModel
+from smitin.data import normalise_loudness
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "tiny-musicgen"
 
@@ -220,29 +222,6 @@ def _caption_words(meta: dict) -> dict[str, str]:
     return words
 
 
-def load_audio(path: str | os.PathLike, sr: int) -> np.ndarray:
-    """Mono float32 at `sr` (soxr resampling when the file differs)."""
-    import soundfile as sf
-
-    x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    if file_sr != sr:
-        import soxr
-
-        x = soxr.resample(x, file_sr, sr).astype(np.float32)
-    return x
-
-
-def normalise_rms(x: np.ndarray, target: float = 0.1) -> np.ndarray:
-    """Scale to RMS `target` (-20 dBFS, as smitin.data does for probe segments), then below clipping."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-    if rms < 1e-6:
-        return x
-    y = x * (target / rms)
-    peak = float(np.abs(y).max())
-    return (y * (0.999 / peak) if peak > 0.999 else y).astype(np.float32)
-
-
 def song_variants(meta: dict, n_submixes: int, rng: random.Random) -> list[list[str]]:
     """Stem subsets to render: the full mix, then up to `n_submixes` distinct non-empty subsets.
 
@@ -274,10 +253,10 @@ def encode_songs(
     out: list[Example] = []
     t0 = time.time()
     for i, meta in enumerate(songs):
-        stems = {f: load_audio(p, sr) for f, p in meta["stem_paths"].items()}
+        stems = {f: audio_io.read(p, sr) for f, p in meta["stem_paths"].items()}
         n = min(len(x) for x in stems.values())
         for subset in song_variants(meta, n_submixes, rng):
-            mix = normalise_rms(sum(stems[f][:n] for f in subset))
+            mix = normalise_loudness(sum(stems[f][:n] for f in subset))
             with torch.no_grad():
                 codes = codec.encode(torch.from_numpy(mix)[None, None]).audio_codes[0, 0]
             out.append(
@@ -401,12 +380,12 @@ def fit_codec(songs: list[dict], cfg: TrainConfig, log: Any = print) -> MelCodec
     per_song = max(1, cfg.codec_frames // len(songs))
     frames = []
     for meta in songs:
-        stems = {f: load_audio(p, s.sampling_rate) for f, p in meta["stem_paths"].items()}
+        stems = {f: audio_io.read(p, s.sampling_rate) for f, p in meta["stem_paths"].items()}
         n = min(len(x) for x in stems.values())
         # alternate full mixes and single-stem/partial mixes so sparse textures get codewords too
         keep = [f for f in stems if rng.random() < 0.5] or list(stems)
         for subset in (list(stems), keep):
-            mix = normalise_rms(sum(stems[f][:n] for f in subset))
+            mix = normalise_loudness(sum(stems[f][:n] for f in subset))
             lm = codec.log_mel(torch.from_numpy(mix)[None])[0]
             idx = rng.choice(lm.shape[0], size=min(per_song // 2, lm.shape[0]), replace=False)
             frames.append(lm[torch.from_numpy(np.sort(idx))])
@@ -681,7 +660,7 @@ def clip_features(codec: MelCodecModel, audio: np.ndarray) -> np.ndarray:
     Deliberately simple (what a logistic regression on log-mel stats can see), and computed with
     the codec's own analysis so originals and reconstructions are measured identically.
     """
-    x = torch.from_numpy(np.stack([normalise_rms(a) for a in audio]))
+    x = torch.from_numpy(np.stack([normalise_loudness(a) for a in audio]))
     with torch.no_grad():
         lm = codec.log_mel(x)  # [N, T, M]
     diff = (lm[:, 1:] - lm[:, :-1]).abs().mean(1)
@@ -710,7 +689,7 @@ def _fit_classifier(feats: np.ndarray, labels: np.ndarray) -> Any:
 
 def codec_metrics(codec: MelCodecModel, clips: np.ndarray) -> dict[str, float]:
     """Log-mel error in dB: of the quantised frames (VQ alone) and of the decoded audio re-analysed."""
-    x = torch.from_numpy(np.stack([normalise_rms(a) for a in clips]))
+    x = torch.from_numpy(np.stack([normalise_loudness(a) for a in clips]))
     with torch.no_grad():
         lm = codec.log_mel(x)
         q = codec.dequantize(codec.quantize(lm))
@@ -792,9 +771,9 @@ def evaluate(
     t0 = time.time()
     clips = []
     for meta in songs:
-        mix = sum(load_audio(p, sr) for p in meta["stem_paths"].values())
+        mix = sum(audio_io.read(p, sr) for p in meta["stem_paths"].values())
         mid = max(0, len(mix) // 2 - 5 * sr)
-        clips.append(normalise_rms(mix[mid : mid + 10 * sr]))
+        clips.append(normalise_loudness(mix[mid : mid + 10 * sr]))
     n = min(len(c) for c in clips)
     res["codec"] = codec_metrics(codec, np.stack([c[:n] for c in clips]))
     log(f"codec: {res['codec']} ({time.time() - t0:.0f} s)")
