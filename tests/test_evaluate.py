@@ -75,6 +75,23 @@ def test_classifier_separates_clips_with_and_without_drums():
         ClassifierJudge.train("drums", x[:5], y[:5], SR)
 
 
+def test_classifier_matches_scikit_learn_and_saves_without_pickle(tmp_path):
+    from smitin.judges import clip_features
+    from smitin.tiny import _fit_classifier
+
+    x = np.concatenate([_tone_clips(20, 0, True), _tone_clips(20, 1, False)])
+    y = np.array([1] * 20 + [0] * 20)
+    judge = ClassifierJudge.train("drums", x, y, SR, key={"a": 1})
+    judge.accuracy = {"original": 0.9}
+    test_x = np.concatenate([_tone_clips(5, 2, True), _tone_clips(5, 3, False)])
+    ref = _fit_classifier(clip_features(x, SR), y).predict_proba(clip_features(test_x, SR))[:, 1]
+    assert np.allclose(judge.proba(test_x, SR), ref, atol=1e-9)
+    path = judge.save(tmp_path / "drums.safetensors")
+    back = ClassifierJudge.load(path)
+    assert np.array_equal(back.proba(test_x, SR), judge.proba(test_x, SR))
+    assert back.info["key"] == {"a": 1} and back.accuracy == {"original": 0.9}
+
+
 def test_detector_agrees_with_the_probes_on_constructed_activations(tiny, probes_for, monkeypatch):
     probes = probes_for(tiny.layout)
     det = ProbeDetector(tiny, probes, heads=4, warmup=0.0)

@@ -493,7 +493,7 @@ class Experiment:
         self.probes[trait] = probes
         self.detectors[trait] = J.ProbeDetector(self.backbone, probes)
 
-        jpath = cfg.out / "judges" / f"{trait}.pkl"
+        jpath = cfg.out / "judges" / f"{trait}.safetensors"
         key = {"weights": self.digest, "train": td.judge.fingerprint(), "eval": td.judge_eval.fingerprint()}
         judge = J.ClassifierJudge.load(jpath) if jpath.exists() else None
         if judge is None or judge.info.get("key") != key:

@@ -19,7 +19,7 @@ unsteered model's token log-likelihood on generated codes.
 from __future__ import annotations
 
 import importlib.util
-import pickle
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import torch
 from .activations import capture
 from .audio import resample
 from .backbone import Backbone
+from .monitor import confidence
 from .probes import ProbeSet
 
 JUDGE_RATE = 16000  # the classifier and embeddings always listen at this rate
@@ -208,7 +209,7 @@ class ProbeDetector:
             skip = min(int(round(self.warmup * bb.frame_rate)), t // 2)
             z = capture(bb, codes, last=t - skip)  # [B, P, L, H, D]
             p = self.probes.probability(z.float().cpu()).flatten(2)[..., self.top]  # [B, P, 16]
-            out.append(p.median(-1).values.mean(-1).numpy())
+            out.append(confidence(p).mean(-1).numpy())
         return np.concatenate(out)
 
     def present(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,11 +222,15 @@ class ClassifierJudge:
     """Logistic regression on log-mel statistics, trained on rendered stem mixes (never model output).
 
     `accuracy` holds its held-out accuracy (songs it was not trained on), on original mixes and on
-    the same mixes passed through the model's codec (the domain generated audio lives in).
+    the same mixes passed through the model's codec (the domain generated audio lives in). Kept as
+    plain arrays (standardisation + weights) so it saves as safetensors, never as a pickle.
     """
 
     trait: str
-    model: Any
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
     accuracy: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -239,11 +244,21 @@ class ClassifierJudge:
         labels = np.asarray(labels)
         if len(set(labels.tolist())) < 2:
             raise ValueError(f"the {trait} classifier needs clips with and without {trait}")
-        model = _fit_classifier(clip_features(audio, sample_rate), labels)
-        return cls(trait, model, info={"train_clips": int(len(labels)), **info})
+        pipeline = _fit_classifier(clip_features(audio, sample_rate), labels)
+        scaler, lr = pipeline[0], pipeline[-1]
+        return cls(
+            trait,
+            scaler.mean_.astype(np.float64),
+            scaler.scale_.astype(np.float64),
+            lr.coef_[0].astype(np.float64),
+            float(lr.intercept_[0]),
+            info={"train_clips": int(len(labels)), **info},
+        )
 
     def proba(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        return self.model.predict_proba(clip_features(audio, sample_rate))[:, 1]
+        """P(trait present), as scikit-learn's predict_proba of the fitted pipeline."""
+        z = ((clip_features(audio, sample_rate) - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
 
     def present(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.proba(audio, sample_rate)
@@ -253,14 +268,37 @@ class ClassifierJudge:
         return float((self.present(audio, sample_rate)[0] == np.asarray(labels).astype(bool)).mean())
 
     def save(self, path: str | Path) -> Path:
+        """safetensors arrays + JSON metadata (trait, accuracy, info)."""
+        from safetensors.numpy import save_file
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(self))
+        arrays = {
+            "mean": self.mean,
+            "scale": self.scale,
+            "coef": self.coef,
+            "intercept": np.array([self.intercept]),
+        }
+        meta = {"trait": self.trait, "accuracy": self.accuracy, "info": self.info}
+        save_file(arrays, str(path), metadata={"smitin_judge": json.dumps(meta)})
         return path
 
-    @staticmethod
-    def load(path: str | Path) -> ClassifierJudge:
-        return pickle.loads(Path(path).read_bytes())
+    @classmethod
+    def load(cls, path: str | Path) -> ClassifierJudge:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads(f.metadata()["smitin_judge"])
+            a = {k: f.get_tensor(k) for k in ("mean", "scale", "coef", "intercept")}
+        return cls(
+            meta["trait"],
+            a["mean"],
+            a["scale"],
+            a["coef"],
+            float(a["intercept"][0]),
+            meta["accuracy"],
+            meta["info"],
+        )
 
 
 class ClapJudge:
