@@ -12,7 +12,7 @@ DUR = 0.5
 
 def test_confidence_is_the_median_over_watched_heads():
     logits = torch.tensor([[[0.0, 10.0, -10.0, 2.0, 1.0]]])  # [B=1, T=1, heads=5]
-    c = confidence(logits, torch.tensor([[0, 3, 4]]))
+    c = confidence(torch.sigmoid(logits)[..., [0, 3, 4]])
     assert c.item() == pytest.approx(torch.sigmoid(torch.tensor(1.0)).item())
 
 

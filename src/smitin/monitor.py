@@ -16,10 +16,9 @@ import torch
 GAINS = ("switch", "ramp")
 
 
-def confidence(logits: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
-    """C per row and trait: logits [B, T, L*H], heads [T, k] flat indices -> [B, T]."""
-    picked = torch.gather(logits, 2, heads.expand(logits.shape[0], *heads.shape))
-    return torch.sigmoid(picked).median(dim=-1).values
+def confidence(probs: torch.Tensor) -> torch.Tensor:
+    """C: the median of probe probabilities over the watched heads (last axis); NaN slots are ignored."""
+    return probs.nanmedian(dim=-1).values
 
 
 def gain(

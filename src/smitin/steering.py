@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .backbone import Backbone
-from .monitor import GAINS, Trace, gain
+from .monitor import GAINS, Trace, confidence, gain
 from .probes import ProbeSet
 
 ROWS = ("both", "cond")
@@ -196,7 +196,7 @@ class Steering:
                 torch.mul(self.g[step][self.sample_of_row], self.keep, out=self.gain_rows)
             last.addmm_(self.gain_rows, self.shifts[layer])
         if layer == self.last_watched:
-            c = torch.sigmoid(self.read[self.slots].float()).nanmedian(dim=1).values.T  # [B, T]
+            c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
             self.c[step] = c
             self.g[step + 1] = gain(c, self.tau, self.remove, self.active, self.gain_mode)
             self.steps_seen = max(self.steps_seen, step + 1)
