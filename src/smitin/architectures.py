@@ -72,50 +72,42 @@ def config(arch: str = "tiny", *, layers: int = 2, heads: int = 4, hidden: int =
             target_bandwidths=[1.2],
             normalize=False,
         )
-        decoder_cls = MusicgenMelodyDecoderConfig if arch == "tiny-melody" else MusicgenDecoderConfig
-        decoder = decoder_cls(
-            vocab_size=64,
-            max_position_embeddings=1024,
-            num_hidden_layers=layers,
-            ffn_dim=2 * hidden,
-            num_attention_heads=heads,
-            hidden_size=hidden,
-            num_codebooks=4,
-            pad_token_id=64,
-            bos_token_id=64,
-            decoder_start_token_id=64,
-        )
-        if arch == "tiny-melody":
-            return MusicgenMelodyConfig(
-                text_encoder=text, audio_encoder=audio, decoder=decoder, num_chroma=12, chroma_length=20
-            )
-        return MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
+        return _musicgen(arch == "tiny-melody", text, audio, _decoder(64, 1024, layers, heads, hidden), 20)
     if arch not in DECODERS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     hidden, n_layers, n_heads = DECODERS[arch]
-    common = dict(
-        vocab_size=2048,
-        max_position_embeddings=2048,
-        num_hidden_layers=n_layers,
-        ffn_dim=4 * hidden,
-        num_attention_heads=n_heads,
+    decoder = _decoder(2048, 2048, n_layers, n_heads, hidden, ffn=4 * hidden)
+    return _musicgen(arch == "melody", _t5_base(), _encodec_32khz(), decoder, 235)
+
+
+def _decoder(
+    vocab: int, positions: int, layers: int, heads: int, hidden: int, ffn: int | None = None
+) -> dict:
+    """Decoder config fields; the pad/start token is the extra id `vocab`, as in the checkpoints."""
+    return dict(
+        vocab_size=vocab,
+        max_position_embeddings=positions,
+        num_hidden_layers=layers,
+        ffn_dim=ffn or 2 * hidden,
+        num_attention_heads=heads,
         hidden_size=hidden,
         num_codebooks=4,
-        pad_token_id=2048,
-        bos_token_id=2048,
-        decoder_start_token_id=2048,
+        pad_token_id=vocab,
+        bos_token_id=vocab,
+        decoder_start_token_id=vocab,
     )
-    if arch == "melody":
+
+
+def _musicgen(melody: bool, text, audio, decoder: dict, chroma_length: int):
+    if melody:
         return MusicgenMelodyConfig(
-            text_encoder=_t5_base(),
-            audio_encoder=_encodec_32khz(),
-            decoder=MusicgenMelodyDecoderConfig(**common),
+            text_encoder=text,
+            audio_encoder=audio,
+            decoder=MusicgenMelodyDecoderConfig(**decoder),
             num_chroma=12,
-            chroma_length=235,
+            chroma_length=chroma_length,
         )
-    return MusicgenConfig(
-        text_encoder=_t5_base(), audio_encoder=_encodec_32khz(), decoder=MusicgenDecoderConfig(**common)
-    )
+    return MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=MusicgenDecoderConfig(**decoder))
 
 
 @torch.no_grad()
