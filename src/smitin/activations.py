@@ -124,7 +124,7 @@ def extract(
         if z is None:
             audio = torch.from_numpy(np.ascontiguousarray(segments.load(idx)))
             codes = backbone.encode(audio)
-            cond = backbone.text_condition([text] * len(idx)) if text else None
+            cond = backbone.condition([text or ""] * len(idx))
             z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
             if cache:
                 cache.put(i, z)

@@ -181,18 +181,16 @@ class Backbone:
             "attention_mask": torch.zeros((batch, 1), dtype=torch.long, device=self.device),
         }
 
+    def condition(self, texts: list[str]) -> dict:
+        """The decoder's text condition for a batch: tokenised prompts, or the null one if all are empty."""
+        return self.text_condition(texts) if any(texts) else self.null_condition(len(texts))
+
     def text_condition(self, texts: list[str]) -> dict:
         """Tokenised text prompts (needs the processor)."""
         if self.processor is None:
             raise ModelError(f"{self.name}: no processor saved with this model; text prompts need one")
         enc = self.processor(text=texts, padding=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-
-    def prefix_length(self, condition: dict) -> int:
-        """Decoder positions before the audio (Melody prepends chroma + text; others none)."""
-        if not self.is_melody:
-            return 0
-        return int(self.model.config.chroma_length) + int(condition["input_ids"].shape[1])
 
 
 def load(

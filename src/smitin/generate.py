@@ -67,7 +67,7 @@ def generate(
     trace from another thread while the model runs).
     """
     texts = _texts(prompt, batch)
-    cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
+    cond = backbone.condition(texts)
     return _run(
         backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
     )
@@ -104,7 +104,7 @@ def continue_audio(
     if len(texts) != len(waves):
         raise ValueError(f"{len(waves)} audio prompts but {len(texts)} text prompts")
     n = min(len(w) for w in waves)
-    cond = backbone.text_condition(texts) if any(texts) else backbone.null_condition(len(texts))
+    cond = backbone.condition(texts)
     values = torch.from_numpy(np.stack([w[:n] for w in waves]))[:, None]
     cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
     result = _run(
