@@ -3,7 +3,8 @@
     python scripts/eval_tiny.py                       # bundled model, /work/data/tiny16k_eval
     python scripts/eval_tiny.py --model /work/runs/tiny/model --json /work/runs/tiny/eval.json --card
 
-The eval songs are rendered (smitin.synth, seed 5, 40 songs, 16 kHz) if the folder is missing.
+The eval songs (smitin.synth, seed 5, 40 songs, 16 kHz) and the instrument classifiers' training
+songs (seed 1, 150 songs, 16 kHz) are rendered if their folders are missing.
 """
 
 import argparse
@@ -23,6 +24,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(BUNDLED_DIR))
     p.add_argument("--data", default="/work/data/tiny16k_eval")
+    p.add_argument(
+        "--classifier-data",
+        default="/work/data/synth150_16k",
+        help="render the instrument classifiers are trained on (rendered: 150 songs, seed 1, if missing)",
+    )
     p.add_argument("--n-gen", type=int, default=8, help="generations per prompt kind and instrument")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
@@ -35,7 +41,13 @@ def main() -> int:
         from smitin.synth import render_dataset
 
         render_dataset(args.data, songs=40, seed=5, sample_rate=16000, workers=1)
-    res = evaluate(args.model, args.data, n_gen=args.n_gen, seconds=args.seconds, seed=args.seed)
+    if not Path(args.classifier_data).exists():
+        from smitin.synth import render_dataset
+
+        render_dataset(args.classifier_data, songs=150, seed=1, sample_rate=16000, workers=1)
+    res = evaluate(
+        args.model, args.data, args.classifier_data, n_gen=args.n_gen, seconds=args.seconds, seed=args.seed
+    )
     table = results_markdown(res)
     print(table)
     if args.json:

@@ -88,3 +88,29 @@ def test_captions_name_present_instruments() -> None:
         text = make_caption(ex, rng)
         assert "drums" in text and "piano" in text
         assert "bass" not in text or "without bass" in text or "no bass" in text
+
+
+def test_batches_take_the_crop_length_asked_for(bundle) -> None:
+    """Short crops (the fine-tuning stage's text-matters batches) keep the delay layout and null rows."""
+    from smitin.tiny import TrainConfig, _batch, lm_loss
+
+    model, processor = bundle
+    ex = Example(
+        song="s",
+        present=["drums"],
+        absent=["bass"],
+        words={"drums": "drums"},
+        style="pop",
+        tempo=100,
+        key="C major",
+        caption="",
+        codes=torch.randint(0, 1024, (4, 400), dtype=torch.int16),
+    )
+    cfg = TrainConfig(batch_size=3)
+    pad = model.config.decoder.pad_token_id
+    for frames, null in ((50, 0.0), (250, 1.0)):
+        batch = _batch([ex], cfg, processor.tokenizer, random.Random(0), pad, null, frames)
+        assert batch["decoder_input_ids"].shape == (3, 4, frames + 3)
+        assert batch["labels"].shape == (3, 4, frames + 3)
+        assert bool(batch["cond_mask"].any()) == (null == 0.0)  # null rows: all-zero condition mask
+        assert torch.isfinite(lm_loss(model, batch))
