@@ -451,10 +451,73 @@ def lm_loss(model: MusicgenForConditionalGeneration, batch: dict[str, torch.Tens
     )
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _save_state(tensors: dict[str, torch.Tensor], info: dict, path: Path) -> None:
+    """Write `path`.safetensors + `path`.json atomically (JSON last: it marks a complete pair)."""
+    from safetensors.torch import save_file
+
+    st, js = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    save_file({k: v.detach().cpu().clone() for k, v in tensors.items()}, str(st) + ".tmp")  # unshared
+    os.replace(str(st) + ".tmp", st)
+    js.with_suffix(".tmp").write_text(json.dumps(info))
+    os.replace(js.with_suffix(".tmp"), js)
+
+
+def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The pair written by `_save_state`, or None if it is missing or incomplete (no pickle anywhere)."""
+    from safetensors.torch import load_file
+
+    st, js = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    if not (st.exists() and js.exists()):
+        return None
+    return load_file(st), json.loads(js.read_text())
+
+
+def _save_examples(blob: dict, path: Path) -> None:
+    tensors, info = {}, {k: blob[k] for k in ("families", "heldout_songs")}
+    for part in ("train", "heldout"):
+        info[part] = []
+        for i, ex in enumerate(blob[part]):
+            tensors[f"{part}/{i}"] = ex.codes
+            info[part].append({k: v for k, v in asdict(ex).items() if k != "codes"})
+    _save_state(tensors, info, path)
+
+
+def _load_examples(path: Path) -> dict | None:
+    state = _load_state(path)
+    if state is None:
+        return None
+    tensors, info = state
+    for part in ("train", "heldout"):
+        info[part] = [Example(**meta, codes=tensors[f"{part}/{i}"]) for i, meta in enumerate(info[part])]
+    return info
+
+
+def _save_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, extra: dict, path: Path) -> None:
+    """Model + AdamW state + RNG states as safetensors + JSON (resumable, and no pickle)."""
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    opt_state = opt.state_dict()
+    for idx, st in opt_state["state"].items():
+        for name, value in st.items():
+            tensors[f"opt/{idx}/{name}"] = torch.as_tensor(value)
+    tensors["torch_rng"] = torch.get_rng_state()
+    info = {**extra, "param_groups": opt_state["param_groups"], "opt_keys": sorted(opt_state["state"])}
+    _save_state(tensors, info, path)
+
+
+def _load_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, path: Path) -> dict | None:
+    state = _load_state(path)
+    if state is None:
+        return None
+    tensors, info = state
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    per_param: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt/"):
+            _, idx, name = key.split("/", 2)
+            per_param.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": per_param, "param_groups": info.pop("param_groups")})
+    torch.set_rng_state(tensors["torch_rng"])
+    return info
 
 
 def prepare(
@@ -481,10 +544,10 @@ def prepare(
         codec = fit_codec(train_songs, cfg, log)
         codec.save_pretrained(codec_dir)
         log(f"codec stage done in {time.time() - t0:.0f} s", stage="codec", seconds=time.time() - t0)
-    codes_path = out / "codes.pt"
-    if codes_path.exists():
-        blob = torch.load(codes_path, weights_only=False)
-        log(f"clips loaded from {codes_path}")
+    codes_path = out / "codes"
+    blob = _load_examples(codes_path)
+    if blob is not None:
+        log(f"clips loaded from {codes_path}.safetensors")
     else:
         t0 = time.time()
         blob = {
@@ -493,7 +556,7 @@ def prepare(
             "families": families,
             "heldout_songs": sorted(s["uid"] for s in held_songs),
         }
-        _save_atomic(blob, codes_path)
+        _save_examples(blob, codes_path)
         log(f"encode stage done in {time.time() - t0:.0f} s", stage="encode", seconds=time.time() - t0)
     return codec, blob["train"], blob["heldout"], blob["families"]
 
@@ -559,7 +622,8 @@ def train(cfg: TrainConfig) -> Path:
     # audiocraft's MusicGen uses nn.Embedding's default N(0, 1), which we restore here.
     for emb in model.decoder.model.decoder.embed_tokens:
         torch.nn.init.normal_(emb.weight, std=cfg.embed_init_std)
-    if cfg.init_from and not (out / "ckpt.pt").exists():
+    ckpt_path = out / "ckpt"
+    if cfg.init_from and not ckpt_path.with_suffix(".json").exists():
         start = MusicgenForConditionalGeneration.from_pretrained(cfg.init_from)
         model.load_state_dict(start.state_dict())
         log(f"starting from the weights of {cfg.init_from}")
@@ -569,14 +633,11 @@ def train(cfg: TrainConfig) -> Path:
     n_params = sum(p.numel() for p in params)
     step, elapsed = 0, 0.0
     rng = random.Random(cfg.seed)
-    ckpt_path = out / "ckpt.pt"
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+    ck = _load_checkpoint(model, opt, ckpt_path)
+    if ck is not None:
         step, elapsed = ck["step"], ck["elapsed"]
-        rng.setstate(ck["rng"])
-        torch.set_rng_state(ck["torch_rng"])
+        version, internal, gauss = ck["rng"]
+        rng.setstate((version, tuple(internal), gauss))
         log(f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
     log(
         f"{len(train_ex)} train clips, {len(held_ex)} held-out clips, {n_params / 1e6:.2f}M trainable params",
@@ -591,17 +652,7 @@ def train(cfg: TrainConfig) -> Path:
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
     def save_ckpt() -> None:
-        _save_atomic(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-                "rng": rng.getstate(),
-                "torch_rng": torch.get_rng_state(),
-            },
-            ckpt_path,
-        )
+        _save_checkpoint(model, opt, {"step": step, "elapsed": elapsed, "rng": rng.getstate()}, ckpt_path)
 
     t_seg = time.time()
     run_loss = 0.0
@@ -944,7 +995,7 @@ def add_train_arguments(parser: Any) -> None:
         "--init-from",
         default=None,
         help="saved model folder to fine-tune (codec and tokenizer "
-        "are then read from the run folder: copy codec/, tokenizer/ and codes.pt there)",
+        "are then read from the run folder: copy codec/, tokenizer/ and codes.safetensors + codes.json there)",
     )
     parser.add_argument("--layers", type=int, default=d.sizes.layers)
     parser.add_argument("--heads", type=int, default=d.sizes.heads)
