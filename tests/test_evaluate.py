@@ -76,15 +76,14 @@ def test_classifier_separates_clips_with_and_without_drums():
 
 
 def test_classifier_matches_scikit_learn_and_saves_without_pickle(tmp_path):
-    from smitin.judges import clip_features
-    from smitin.tiny import _fit_classifier
+    from smitin.judges import clip_features, fit_classifier
 
     x = np.concatenate([_tone_clips(20, 0, True), _tone_clips(20, 1, False)])
     y = np.array([1] * 20 + [0] * 20)
     judge = ClassifierJudge.train("drums", x, y, SR, key={"a": 1})
     judge.accuracy = {"original": 0.9}
     test_x = np.concatenate([_tone_clips(5, 2, True), _tone_clips(5, 3, False)])
-    ref = _fit_classifier(clip_features(x, SR), y).predict_proba(clip_features(test_x, SR))[:, 1]
+    ref = fit_classifier(clip_features(x, SR), y).predict_proba(clip_features(test_x, SR))[:, 1]
     assert np.allclose(judge.proba(test_x, SR), ref, atol=1e-9)
     path = judge.save(tmp_path / "drums.safetensors")
     back = ClassifierJudge.load(path)

@@ -936,7 +936,7 @@ def markdown(cfg: Config, rows, judge_info, agreement, notes, info, plots) -> st
         "- success (probes): the model's own probes on the re-encoded clip: mean over positions after 1 s of "
         "C(t) = median probability of the 16 best heads, present when >= tau = median(acc) - std(acc).",
         "- mean C: that probe score averaged over the row's clips (moves even when it never crosses tau).",
-        "- success (classifier): logistic regression on log-mel statistics (smitin.tiny.clip_features, 16 kHz), "
+        "- success (classifier): logistic regression on log-mel statistics (smitin.judges.clip_features, 16 kHz), "
         "trained on original and codec-resynthesised rendered mixes of the classifier tracks; present when p >= 0.5.",
         "- FAD (log-mel): Frechet distance between 0.5 s window embeddings (mean and std of 20 pooled log-mel bands, "
         "40-d, RMS-normalised clips) of a row's clips and of codec-resynthesised full mixes of the evaluation tracks. "

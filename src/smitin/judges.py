@@ -6,8 +6,8 @@ Two ways to decide "the trait is present", kept apart on purpose:
   re-encode, teacher-forced pass, median probe probability over the top-16 heads, compared with
   the monitor threshold. It shares the model's blind spots, so it is never the only judge.
 - `ClassifierJudge`: an instrument classifier that never saw the model's output: log-mel
-  statistics (`smitin.tiny.clip_features`) and a standardised logistic regression
-  (`smitin.tiny._fit_classifier`), trained on rendered stem mixes. It runs at a fixed 16 kHz
+  statistics (`clip_features`) and a standardised logistic regression (`fit_classifier`),
+  trained on rendered stem mixes. It runs at a fixed 16 kHz
   whatever the model's rate. `ClapJudge` adds a pretrained zero-shot tagger when a local CLAP
   checkpoint is given (nothing can be downloaded offline).
 
@@ -61,10 +61,27 @@ def at_judge_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def clip_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """[N, S] -> [N, 240] log-mel statistics per clip (band means, stds, mean frame-to-frame change)."""
-    from .tiny import clip_features as _features
+    """[N, S] -> [N, 240] log-mel statistics per clip: band means, stds, mean absolute frame change.
 
-    return _features(frontend(), at_judge_rate(audio, sample_rate))
+    Deliberately simple (what a logistic regression on log-mel statistics can see); clips are
+    RMS-normalised first, so loudness alone never decides.
+    """
+    from .data import normalise_loudness
+
+    x = torch.from_numpy(np.stack([normalise_loudness(a) for a in at_judge_rate(audio, sample_rate)]))
+    with torch.no_grad():
+        lm = frontend().log_mel(x)  # [N, T, 80]
+    diff = (lm[:, 1:] - lm[:, :-1]).abs().mean(1)
+    return torch.cat([lm.mean(1), lm.std(1), diff], dim=1).numpy()
+
+
+def fit_classifier(features: np.ndarray, labels: np.ndarray) -> Any:
+    """A standardised, L2-regularised logistic regression (scikit-learn pipeline) on clip features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(features, labels)
 
 
 def window_embeddings(audio: np.ndarray, sample_rate: int, seconds: float = WINDOW_SECONDS) -> np.ndarray:
@@ -239,12 +256,10 @@ class ClassifierJudge:
         cls, trait: str, audio: np.ndarray, labels: np.ndarray, sample_rate: int, **info
     ) -> ClassifierJudge:
         """Fit on clips [N, S] with labels (1 = trait present); several domains may be stacked in."""
-        from .tiny import _fit_classifier
-
         labels = np.asarray(labels)
         if len(set(labels.tolist())) < 2:
             raise ValueError(f"the {trait} classifier needs clips with and without {trait}")
-        pipeline = _fit_classifier(clip_features(audio, sample_rate), labels)
+        pipeline = fit_classifier(clip_features(audio, sample_rate), labels)
         scaler, lr = pipeline[0], pipeline[-1]
         return cls(
             trait,

@@ -715,19 +715,6 @@ def train(cfg: TrainConfig) -> Path:
 TRAITS = ("drums", "bass", "guitar", "piano")
 
 
-def clip_features(codec: MelCodecModel, audio: np.ndarray) -> np.ndarray:
-    """Log-mel statistics per clip: band means, band stds and mean absolute frame-to-frame change.
-
-    Deliberately simple (what a logistic regression on log-mel stats can see), and computed with
-    the codec's own analysis so originals and reconstructions are measured identically.
-    """
-    x = torch.from_numpy(np.stack([normalise_loudness(a) for a in audio]))
-    with torch.no_grad():
-        lm = codec.log_mel(x)  # [N, T, M]
-    diff = (lm[:, 1:] - lm[:, :-1]).abs().mean(1)
-    return torch.cat([lm.mean(1), lm.std(1), diff], dim=1).numpy()
-
-
 def reconstruct(codec: MelCodecModel, audio: np.ndarray, batch: int = 16) -> np.ndarray:
     """Encode + decode clips [N, S] through the codec (same length out)."""
     outs = []
@@ -737,15 +724,6 @@ def reconstruct(codec: MelCodecModel, audio: np.ndarray, batch: int = 16) -> np.
             y = codec.decode(codec.encode(x).audio_codes).audio_values[:, 0, : x.shape[-1]]
         outs.append(y.numpy())
     return np.concatenate(outs)
-
-
-def _fit_classifier(feats: np.ndarray, labels: np.ndarray) -> Any:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    return clf.fit(feats, labels)
 
 
 def codec_metrics(codec: MelCodecModel, clips: np.ndarray) -> dict[str, float]:
@@ -813,6 +791,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Measure the codec, the LM and text adherence on songs neither ever saw (see the model card)."""
     from smitin import data as sdata
+    from smitin.judges import clip_features, fit_classifier
 
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration.from_pretrained(model_dir).eval()
@@ -853,11 +832,9 @@ def evaluate(
         )
         if len(train_segs) < 8 or len(test_segs) < 8:
             continue
-        clf = _fit_classifier(
-            clip_features(codec, train_segs.load(range(len(train_segs)))), train_segs.labels()
-        )
+        clf = fit_classifier(clip_features(train_segs.load(range(len(train_segs))), sr), train_segs.labels())
         audio, labels = test_segs.load(range(len(test_segs))), test_segs.labels()
-        f_orig, f_rec = clip_features(codec, audio), clip_features(codec, reconstruct(codec, audio))
+        f_orig, f_rec = clip_features(audio, sr), clip_features(reconstruct(codec, audio), sr)
         res["classifier"][trait] = {
             "train_segments": int(len(train_segs)),
             "test_segments": int(len(test_segs)),
@@ -907,9 +884,9 @@ def evaluate(
             without_p.append(f"a {style} groove with {extra[0]} and {extra[1]}, without {trait}")
         gen_with = generate_clips(model, processor, with_p, seconds, seed)
         gen_without = generate_clips(model, processor, without_p, seconds, seed)
-        p_with = judges[trait].predict(clip_features(codec, gen_with))
-        p_without = judges[trait].predict(clip_features(codec, gen_without))
-        p_null = judges[trait].predict(clip_features(codec, null_gen))
+        p_with = judges[trait].predict(clip_features(gen_with, sr))
+        p_without = judges[trait].predict(clip_features(gen_without, sr))
+        p_null = judges[trait].predict(clip_features(null_gen, sr))
         res["text_adherence"][trait] = {
             "n": n_gen,
             "found_when_named": float(p_with.mean()),
