@@ -158,3 +158,22 @@ def test_run_state_is_saved_without_pickle(tmp_path) -> None:
     r2.setstate((version, tuple(internal), gauss))
     assert r2.random() == rng.random()
     assert _load_checkpoint(model2, opt2, tmp_path / "missing") is None
+
+
+def test_captions_without_song_details() -> None:
+    """caption_details=0: style and instruments only (tempo + key let a model memorise songs)."""
+    ex = Example(
+        "s",
+        ["drums"],
+        ["bass"],
+        {"drums": "drums"},
+        "funk",
+        123,
+        "D minor",
+        "funk at 123 bpm in D minor",
+        torch.zeros(4, 10, dtype=torch.int16),
+    )
+    rng = random.Random(0)
+    texts = [make_caption(ex, rng, 0.0) for _ in range(50)]
+    assert all("bpm" not in t and "D minor" not in t and "drums" in t for t in texts)
+    assert any("bpm" in make_caption(ex, rng) for _ in range(50))  # the default keeps them
