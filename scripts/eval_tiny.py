@@ -29,7 +29,7 @@ def main() -> int:
         default="/work/data/synth150_16k",
         help="render the instrument classifiers are trained on (rendered: 150 songs, seed 1, if missing)",
     )
-    p.add_argument("--n-gen", type=int, default=8, help="generations per prompt kind and instrument")
+    p.add_argument("--n-gen", type=int, default=16, help="generations per prompt kind and instrument")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="1 is fastest for generation on a busy CPU")

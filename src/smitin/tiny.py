@@ -786,12 +786,13 @@ def evaluate(
     model_dir: str | os.PathLike,
     eval_data: str | os.PathLike,
     classifier_data: str | os.PathLike,
-    n_gen: int = 8,
+    n_gen: int = 16,
     seconds: float = 5.0,
     seed: int = 0,
+    probe_traits: Sequence[str] = ("drums", "bass", "piano"),
     log: Any = print,
 ) -> dict[str, Any]:
-    """Measure the codec, the LM and text adherence on songs neither ever saw (see the model card)."""
+    """Measure the codec, the LM, text adherence (on songs neither ever saw) and the probes."""
     from smitin import data as sdata
     from smitin.judges import clip_features, fit_classifier
 
@@ -902,6 +903,29 @@ def evaluate(
             "example_prompts": [with_p[0], without_p[0]],
         }
         log(f"text adherence {trait}: {res['text_adherence'][trait]} ({time.time() - t0:.0f} s)")
+
+    # 5. SMITIN probes on this model (the engine's defaults: 3 s segments, last position, by-track
+    # split) trained on the classifier render: more tracks than the eval songs, so validation is
+    # not a coin toss
+    if probe_traits:
+        from smitin.backbone import load
+        from smitin.probes import fit
+
+        t0 = time.time()
+        backbone = load(model_dir)
+        res["probes"] = {}
+        for trait in probe_traits:
+            segs = sdata.stem_segments(classifier_data, trait, sample_rate=sr)
+            probes = fit(backbone, segs, progress=False)
+            info = probes.meta["training"]
+            res["probes"][trait] = {
+                "best": float(probes.accuracy.max()),
+                "median": float(probes.accuracy.median()),
+                "val_segments": info["validation"]["segments"],
+                "val_tracks": info["validation"]["tracks"],
+                "train_segments": info["train"]["segments"],
+            }
+            log(f"probes {trait}: {res['probes'][trait]} ({time.time() - t0:.0f} s)")
     return res
 
 
@@ -936,7 +960,7 @@ def results_markdown(res: dict[str, Any]) -> str:
         "|---|---|",
         f"| with a caption | {lm['heldout_ce_with_caption']:.3f} |",
         f"| null caption (CFG's unconditional row) | {lm['heldout_ce_null_caption']:.3f} |",
-        f"| first 1 s of a clip (crops of 1 s), with a caption "
+        f"| first 1 s of a clip (1 s crops), with a caption "
         f"| {lm.get('heldout_ce_1s_with_caption', float('nan')):.3f} |",
         f"| first 1 s of a clip, null caption | {lm.get('heldout_ce_1s_null_caption', float('nan')):.3f} |",
         f"| unigram baseline (per codebook, fitted on the other half of the songs) | {lm['unigram_ce']:.3f} |",
@@ -953,6 +977,17 @@ def results_markdown(res: dict[str, Any]) -> str:
             f"| {t} | {v['n']} | {v['found_when_named']:.2f} | {v['found_when_excluded']:.2f} "
             f"| {v['found_with_empty_prompt']:.2f} |"
         )
+    if res.get("probes"):
+        lines += [
+            "",
+            f"| SMITIN probes (3 s segments of `{res.get('classifier_data', '?')}`, split by track) "
+            "| best head, validation acc. | median head | validation segments (tracks) |",
+            "|---|---|---|---|",
+        ]
+        for t, v in res["probes"].items():
+            lines.append(
+                f"| {t} | {v['best']:.3f} | {v['median']:.3f} | {v['val_segments']} ({v['val_tracks']}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
