@@ -129,7 +129,7 @@ def test_run_state_is_saved_without_pickle(tmp_path) -> None:
         100,
         "C major",
         "cap",
-        torch.randint(0, 1024, (4, 30), dtype=torch.int16),
+        torch.randint(0, 1024, (30, 4), dtype=torch.int16).T,  # a strided view, like encoded clips
     )
     blob = {"train": [ex, ex], "heldout": [ex], "families": ["bass", "drums"], "heldout_songs": ["s@1"]}
     _save_examples(blob, tmp_path / "codes")

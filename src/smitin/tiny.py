@@ -458,7 +458,8 @@ def _save_state(tensors: dict[str, torch.Tensor], info: dict, path: Path) -> Non
     from safetensors.torch import save_file
 
     st, js = path.with_suffix(".safetensors"), path.with_suffix(".json")
-    save_file({k: v.detach().cpu().clone() for k, v in tensors.items()}, str(st) + ".tmp")  # unshared
+    unshared = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in tensors.items()}
+    save_file(unshared, str(st) + ".tmp")
     os.replace(str(st) + ".tmp", st)
     js.with_suffix(".tmp").write_text(json.dumps(info))
     os.replace(js.with_suffix(".tmp"), js)
