@@ -1015,10 +1015,13 @@ def add_train_arguments(parser: Any) -> None:
         help="how often captions name tempo/key (1 = as rendered; 0 = style and instruments only)",
     )
     parser.add_argument(
+        "--short-frames", type=int, default=d.short_frames, help="length of the short crops (frames)"
+    )
+    parser.add_argument(
         "--short-prob",
         type=float,
         default=d.short_prob,
-        help="share of batches of 1 s crops (text matters most)",
+        help="share of batches of short crops (where the text matters most)",
     )
     parser.add_argument(
         "--init-from",
@@ -1049,6 +1052,7 @@ def config_from_args(args: Any) -> TrainConfig:
         sizes=sizes,
         warmup=args.warmup,
         short_prob=args.short_prob,
+        short_frames=args.short_frames,
         init_from=args.init_from,
         caption_details=args.caption_details,
     )
