@@ -114,6 +114,12 @@ def test_batches_take_the_crop_length_asked_for(bundle) -> None:
         assert batch["labels"].shape == (3, 4, frames + 3)
         assert bool(batch["cond_mask"].any()) == (null == 0.0)  # null rows: all-zero condition mask
         assert torch.isfinite(lm_loss(model, batch))
+    # an evaluation with and without captions must score the same crops
+    a, b = (
+        _batch([ex], cfg, processor.tokenizer, random.Random(1), pad, null, 50, caption_rng=random.Random(2))
+        for null in (0.0, 1.0)
+    )
+    assert torch.equal(a["labels"], b["labels"]) and not torch.equal(a["cond_mask"], b["cond_mask"])
 
 
 def test_run_state_is_saved_without_pickle(tmp_path) -> None:

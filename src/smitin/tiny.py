@@ -282,10 +282,8 @@ def make_caption(ex: Example, rng: random.Random, details: float = 1.0) -> str:
 
     Half the time instruments are named by their program word ("jazz guitar"), else by family
     ("guitar"); absent families are sometimes named with "without"/"no" so negation means something.
-    `details` scales how often song details (the renderer's caption, tempo, key) appear: tempo + key
-    nearly identify a training song, so a model trained on them memorises songs through the text
-    and does worse on new songs with a caption than without (measured); 0 names style and
-    instruments only.
+    `details` scales how often song details (the renderer's caption, tempo, key) appear; 0 names
+    style and instruments only (what the evaluation prompts say).
     """
     if ex.caption and rng.random() < 0.3 * details:
         return ex.caption
@@ -409,8 +407,14 @@ def _batch(
     pad: int,
     empty_prob: float,
     frames: int | None = None,
+    caption_rng: random.Random | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Random crops + sampled captions; `null` rows mimic generate's CFG null condition."""
+    """Random crops + sampled captions; `null` rows mimic generate's CFG null condition.
+
+    `caption_rng` draws the captions apart from the crops, so that an evaluation with and without
+    captions scores the same crops (training uses one generator for both).
+    """
+    crng = caption_rng or rng
     weights = [ex.codes.shape[1] for ex in examples]
     chosen = rng.choices(examples, weights=weights, k=cfg.batch_size)
     s = frames or cfg.segment_frames
@@ -422,9 +426,9 @@ def _batch(
         start = rng.randrange(0, max(1, t - s + 1))
         crop = ex.codes[:, start : start + s].long()
         codes[i, :, : crop.shape[1]] = crop
-        is_null = rng.random() < empty_prob
+        is_null = crng.random() < empty_prob
         null.append(is_null)
-        texts.append("" if is_null else make_caption(ex, rng, cfg.caption_details))
+        texts.append("" if is_null else make_caption(ex, crng, cfg.caption_details))
     inputs, labels = delay_pattern(codes, pad)
     tok = tokenizer(texts, padding=True, return_tensors="pt")
     return {
@@ -584,11 +588,11 @@ def heldout_ce(
     """Mean held-out token cross-entropy (nats) on fixed-seed crops, with captions or null text."""
     was_training = model.training
     model.eval()
-    rng = random.Random(1234)
+    rng, captions = random.Random(1234), random.Random(4321)  # same crops with or without captions
     pad = model.config.decoder.pad_token_id
     total = 0.0
     for _ in range(n_batches):
-        batch = _batch(examples, cfg, tokenizer, rng, pad, 1.0 if empty else 0.0)
+        batch = _batch(examples, cfg, tokenizer, rng, pad, 1.0 if empty else 0.0, caption_rng=captions)
         total += float(lm_loss(model, batch))
     model.train(was_training)
     return total / n_batches
