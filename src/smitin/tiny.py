@@ -889,23 +889,29 @@ def evaluate(
     null_gen = generate_clips(model, processor, [""] * n_gen, seconds, seed + 999)
     for trait in judges:
         rest = [f for f in others if f != trait]
-        with_p, without_p = [], []
+        # named / left out of the instrument list / negated ("without X" still says the word)
+        prompts: dict[str, list[str]] = {"named": [], "excluded": [], "negated": []}
         for _ in range(n_gen):
             style = styles[rng.randrange(len(styles))]
             extra = [w.replace("_", " ") for w in rng.sample(rest, 2)]
-            with_p.append(f"a {style} groove with {trait}, {extra[0]} and {extra[1]}")
-            without_p.append(f"a {style} groove with {extra[0]} and {extra[1]}, without {trait}")
-        gen_with = generate_clips(model, processor, with_p, seconds, seed)
-        gen_without = generate_clips(model, processor, without_p, seconds, seed)
-        p_with = judges[trait].predict(clip_features(gen_with, sr))
-        p_without = judges[trait].predict(clip_features(gen_without, sr))
-        p_null = judges[trait].predict(clip_features(null_gen, sr))
+            prompts["named"].append(f"a {style} groove with {trait}, {extra[0]} and {extra[1]}")
+            prompts["excluded"].append(f"a {style} groove with {extra[0]} and {extra[1]}")
+            prompts["negated"].append(f"a {style} groove with {extra[0]} and {extra[1]}, without {trait}")
+        found = {
+            kind: float(
+                judges[trait]
+                .predict(clip_features(generate_clips(model, processor, ps, seconds, seed), sr))
+                .mean()
+            )
+            for kind, ps in prompts.items()
+        }
         res["text_adherence"][trait] = {
             "n": n_gen,
-            "found_when_named": float(p_with.mean()),
-            "found_when_excluded": float(p_without.mean()),
-            "found_with_empty_prompt": float(p_null.mean()),
-            "example_prompts": [with_p[0], without_p[0]],
+            "found_when_named": found["named"],
+            "found_when_excluded": found["excluded"],
+            "found_when_negated": found["negated"],
+            "found_with_empty_prompt": float(judges[trait].predict(clip_features(null_gen, sr)).mean()),
+            "example_prompts": [v[0] for v in prompts.values()],
         }
         log(f"text adherence {trait}: {res['text_adherence'][trait]} ({time.time() - t0:.0f} s)")
 
@@ -973,14 +979,14 @@ def results_markdown(res: dict[str, Any]) -> str:
         f"| {lm['unigram_oracle_ce']:.3f} |",
         f"| uniform over the codebook | {lm['uniform_ce']:.3f} |",
         "",
-        f"| text adherence ({res['seconds']:g} s, CFG 3) | n per side | judge finds it when named "
-        "| when excluded | empty prompt |",
-        "|---|---|---|---|---|",
+        f"| text adherence ({res['seconds']:g} s, CFG 3) | n per kind | judge finds it when named "
+        '| when left out | when negated ("without X") | empty prompt |',
+        "|---|---|---|---|---|---|",
     ]
     for t, v in res["text_adherence"].items():
         lines.append(
             f"| {t} | {v['n']} | {v['found_when_named']:.2f} | {v['found_when_excluded']:.2f} "
-            f"| {v['found_with_empty_prompt']:.2f} |"
+            f"| {v.get('found_when_negated', float('nan')):.2f} | {v['found_with_empty_prompt']:.2f} |"
         )
     if res.get("probes"):
         lines += [
