@@ -1,5 +1,7 @@
 """smitin: steer MusicGen with per-head probes and self-monitoring (SMITIN, Koo et al. 2025).
 
+In Python::
+
     import smitin
     model = smitin.load()                                   # or "facebook/musicgen-small"
     segments = smitin.data.stem_segments("stems/", "drums", sample_rate=model.sample_rate)
