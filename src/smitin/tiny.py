@@ -507,7 +507,7 @@ def _save_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, extra: 
         for name, value in st.items():
             tensors[f"opt/{idx}/{name}"] = torch.as_tensor(value)
     tensors["torch_rng"] = torch.get_rng_state()
-    info = {**extra, "param_groups": opt_state["param_groups"], "opt_keys": sorted(opt_state["state"])}
+    info = {**extra, "param_groups": opt_state["param_groups"]}
     _save_state(tensors, info, path)
 
 
