@@ -37,14 +37,11 @@ def main() -> int:
     p.add_argument("--card", action="store_true", help="replace the numbers section of MODEL/README.md")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    if not Path(args.data).exists():
-        from smitin.synth import render_dataset
+    for folder, songs, seed in ((args.data, 40, 5), (args.classifier_data, 150, 1)):
+        if not Path(folder).exists():
+            from smitin.synth import render_dataset
 
-        render_dataset(args.data, songs=40, seed=5, sample_rate=16000, workers=1)
-    if not Path(args.classifier_data).exists():
-        from smitin.synth import render_dataset
-
-        render_dataset(args.classifier_data, songs=150, seed=1, sample_rate=16000, workers=1)
+            render_dataset(folder, songs=songs, seed=seed, sample_rate=16000, workers=1)
     res = evaluate(
         args.model, args.data, args.classifier_data, n_gen=args.n_gen, seconds=args.seconds, seed=args.seed
     )

@@ -919,11 +919,11 @@ def evaluate(
     # split) trained on the classifier render: more tracks than the eval songs, so validation is
     # not a coin toss
     if probe_traits:
-        from smitin.backbone import load
+        from smitin.backbone import Backbone
         from smitin.probes import fit
 
         t0 = time.time()
-        backbone = load(model_dir)
+        backbone = Backbone(model, processor, name=str(model_dir))  # the model already loaded above
         res["probes"] = {}
         for trait in probe_traits:
             segs = sdata.stem_segments(classifier_data, trait, sample_rate=sr)
