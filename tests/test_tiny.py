@@ -14,6 +14,13 @@ from smitin.codec import MelCodecModel
 from smitin.tiny import BUNDLED_DIR, Example, delay_pattern, make_caption
 
 
+def clip(codes: torch.Tensor, caption: str = "", activity: torch.Tensor | None = None) -> Example:
+    """A pop clip with drums and without bass."""
+    return Example(
+        "s", ["drums"], ["bass"], {"drums": "drums"}, "pop", 100, "C major", caption, codes, activity
+    )
+
+
 @pytest.fixture(scope="module")
 def bundle() -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
     torch.set_num_threads(1)  # far faster than 2 for small per-step ops on a busy CPU
@@ -95,17 +102,7 @@ def test_batches_take_the_crop_length_asked_for(bundle) -> None:
     from smitin.tiny import TrainConfig, _batch, lm_loss
 
     model, processor = bundle
-    ex = Example(
-        song="s",
-        present=["drums"],
-        absent=["bass"],
-        words={"drums": "drums"},
-        style="pop",
-        tempo=100,
-        key="C major",
-        caption="",
-        codes=torch.randint(0, 1024, (4, 400), dtype=torch.int16),
-    )
+    ex = clip(torch.randint(0, 1024, (4, 400), dtype=torch.int16))
     cfg = TrainConfig(batch_size=3)
     pad = model.config.decoder.pad_token_id
     for frames, null in ((50, 0.0), (250, 1.0)):
@@ -126,17 +123,9 @@ def test_run_state_is_saved_without_pickle(tmp_path) -> None:
     """Resume files (clips, checkpoint) are safetensors + JSON and restore model, AdamW and RNGs."""
     from smitin.tiny import _load_checkpoint, _load_examples, _save_checkpoint, _save_examples
 
-    ex = Example(
-        "s",
-        ["drums"],
-        ["bass"],
-        {"drums": "drums"},
-        "pop",
-        100,
-        "C major",
-        "cap",
-        torch.randint(0, 1024, (30, 4), dtype=torch.int16).T,  # a strided view, like encoded clips
-    )
+    ex = clip(
+        torch.randint(0, 1024, (30, 4), dtype=torch.int16).T, "cap"
+    )  # a strided view, like encoded clips
     blob = {"train": [ex, ex], "heldout": [ex], "families": ["bass", "drums"], "heldout_songs": ["s@1"]}
     _save_examples(blob, tmp_path / "codes")
     back = _load_examples(tmp_path / "codes")
@@ -183,3 +172,79 @@ def test_captions_without_song_details() -> None:
     texts = [make_caption(ex, rng, 0.0) for _ in range(50)]
     assert all("bpm" not in t and "D minor" not in t and "drums" in t for t in texts)
     assert any("bpm" in make_caption(ex, rng) for _ in range(50))  # the default keeps them
+
+
+def test_clip_activity_follows_the_stems(tmp_path) -> None:
+    """The tagging targets say where each stem of the clip plays, on the codec's 50 Hz frames."""
+    import soundfile as sf
+
+    from smitin.tiny import clip_activity
+
+    sr, n = 16000, 4 * 16000
+    rng = np.random.default_rng(0)
+    drums = 0.3 * rng.standard_normal(n).astype(np.float32)
+    drums[n // 2 :] = 0.0  # drums stop after 2 s
+    bass = (0.3 * np.sin(2 * np.pi * 55 * np.arange(n) / sr)).astype(np.float32)
+    paths = {}
+    for name, x in (("drums", drums), ("bass", bass)):
+        paths[name] = str(tmp_path / f"{name}.wav")
+        sf.write(paths[name], x, sr)
+    meta = {"stem_paths": paths}
+    act = clip_activity(
+        meta, ["drums", "bass"], ["bass", "drums", "piano"], 200, sample_rate=sr, frame_rate=50, gate_db=-35
+    )
+    assert act.shape == (3, 200) and act.dtype == torch.bool
+    assert act[0].all()  # bass plays throughout
+    assert act[1, :75].all() and not act[1, 125:].any()  # drums: first 2 s only (0.5 s smoothing)
+    assert not act[2].any()  # piano is not in this clip
+    only_bass = clip_activity(
+        meta, ["bass"], ["bass", "drums"], 200, sample_rate=sr, frame_rate=50, gate_db=-35
+    )
+    assert only_bass[0].all() and not only_bass[1].any()  # a submix without drums has no drum targets
+
+
+def test_tag_targets_follow_the_delay_layout() -> None:
+    from smitin.tiny import tag_targets
+
+    tags = torch.zeros(1, 2, 10)
+    tags[0, 0, 6:] = 1.0  # family 0 starts playing at frame 6
+    valid = torch.ones(1, 10, dtype=torch.bool)
+    valid[0, 8:] = False  # the crop ended at frame 8
+    target, mask = tag_targets(tags, valid, 13)  # 10 frames + 4 codebooks - 1
+    assert target.shape == (1, 13, 2) and mask.shape == (1, 13)
+    # position t has heard frame t - 1: the first position that knows about frame 6 is 7
+    assert target[0, 6, 0] == 0 and target[0, 7, 0] == 1
+    assert not mask[0, 0] and mask[0, 1:9].all() and not mask[0, 9:].any()
+
+
+def test_tagging_loss_trains_the_decoder(bundle) -> None:
+    """With activity on the clips, batches carry targets and the tag loss reaches the decoder layers."""
+    import copy
+
+    from smitin.tiny import TagHead, TrainConfig, _batch, lm_loss
+
+    model, processor = bundle
+    model = copy.deepcopy(model)
+    act = torch.zeros(2, 120, dtype=torch.bool)
+    act[1, 40:] = True
+    ex = clip(torch.randint(0, 1024, (4, 120)), activity=act)
+    cfg = TrainConfig(batch_size=2)
+    batch = _batch(
+        [ex], cfg, processor.tokenizer, random.Random(0), model.config.decoder.pad_token_id, 0.5, 100
+    )
+    assert batch["tags"].shape == (2, 2, 100) and batch["tags_valid"].all()
+    layers = model.config.decoder.num_hidden_layers
+    tagger = TagHead(model.config.decoder.hidden_size, ["bass", "drums"], (layers // 2, layers))
+    ce, hidden = lm_loss(model, batch, hidden=True)
+    assert len(hidden) == layers + 1
+    tag, acc = tagger(hidden, batch)
+    assert torch.isfinite(ce) and 0 < float(tag) < 5 and 0 <= float(acc) <= 1
+    tag.backward()
+    first = model.decoder.model.decoder.layers[0].self_attn.v_proj.weight.grad
+    assert first is not None and first.abs().sum() > 0
+    # without activity the batch has no targets (the plain LM recipe is unchanged)
+    ex.activity = None
+    plain = _batch(
+        [ex], cfg, processor.tokenizer, random.Random(0), model.config.decoder.pad_token_id, 0.5, 100
+    )
+    assert "tags" not in plain

@@ -34,7 +34,7 @@ from transformers import (
 
 from smitin import audio as audio_io
 from smitin.codec import MelCodecConfig, MelCodecModel
-from smitin.data import normalise_loudness
+from smitin.data import block_activity, block_energy, normalise_loudness, track_level
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "tiny-musicgen"
 
@@ -191,6 +191,7 @@ class Example:
     key: str
     caption: str  # the renderer's caption (only for the full mix; "" for submixes)
     codes: torch.Tensor  # [K, T] int16
+    activity: torch.Tensor | None = None  # [families, T] bool, only when training with the tagging loss
 
 
 def read_songs(data_dir: str | os.PathLike) -> list[dict]:
@@ -346,6 +347,8 @@ class TrainConfig:
     short_frames: int = 50  # length of the short crops (1 s), where the caption is most of what is known
     short_prob: float = 0.0  # share of batches made of short crops (makes the text matter; 0 = off)
     init_from: str | None = None  # a saved model folder to start from (a fine-tuning stage)
+    tag_weight: float = 0.0  # weight of the instrument-tagging auxiliary loss (0 = plain LM; see tag_loss)
+    tag_gate_db: float = -35.0  # a stem "plays" in a frame when within this many dB of the clip's mix
     caption_details: float = 1.0  # how often captions carry song details (tempo, key); see make_caption
     batch_size: int = 16
     lr: float = 1e-3
@@ -420,10 +423,11 @@ def _batch(
     s = frames or cfg.segment_frames
     k = chosen[0].codes.shape[0]
     codes = torch.full((len(chosen), k, s), pad, dtype=torch.long)
-    texts, null = [], []
+    texts, null, starts = [], [], []
     for i, ex in enumerate(chosen):
         t = ex.codes.shape[1]
         start = rng.randrange(0, max(1, t - s + 1))
+        starts.append(start)
         crop = ex.codes[:, start : start + s].long()
         codes[i, :, : crop.shape[1]] = crop
         is_null = crng.random() < empty_prob
@@ -431,17 +435,31 @@ def _batch(
         texts.append("" if is_null else make_caption(ex, crng, cfg.caption_details))
     inputs, labels = delay_pattern(codes, pad)
     tok = tokenizer(texts, padding=True, return_tensors="pt")
-    return {
+    batch = {
         "input_ids": tok["input_ids"],
         "text_mask": tok["attention_mask"],
         "cond_mask": tok["attention_mask"] * (~torch.tensor(null))[:, None].long(),
         "decoder_input_ids": inputs,
         "labels": labels,
     }
+    if all(ex.activity is not None for ex in chosen):
+        tags = torch.zeros(len(chosen), chosen[0].activity.shape[0], s)
+        valid = torch.zeros(len(chosen), s, dtype=torch.bool)
+        for i, (ex, start) in enumerate(zip(chosen, starts, strict=True)):
+            a = ex.activity[:, start : start + s]
+            tags[i, :, : a.shape[1]] = a.float()
+            valid[i, : a.shape[1]] = True
+        batch["tags"], batch["tags_valid"] = tags, valid
+    return batch
 
 
-def lm_loss(model: MusicgenForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean over codebooks of the token cross-entropy (pads ignored), under teacher forcing."""
+def lm_loss(
+    model: MusicgenForConditionalGeneration, batch: dict[str, torch.Tensor], *, hidden: bool = False
+) -> Any:
+    """Mean over codebooks of the token cross-entropy (pads ignored), under teacher forcing.
+
+    With `hidden`, also the decoder's hidden states (embeddings, then after each layer) for `TagHead`.
+    """
     enc = model.text_encoder(
         input_ids=batch["input_ids"], attention_mask=batch["text_mask"]
     ).last_hidden_state
@@ -450,11 +468,52 @@ def lm_loss(model: MusicgenForConditionalGeneration, batch: dict[str, torch.Tens
         encoder_outputs=(enc,),
         attention_mask=batch["cond_mask"],
         decoder_input_ids=batch["decoder_input_ids"].reshape(b * k, length),
+        output_hidden_states=hidden,
     )
     logits = out.logits.reshape(b, k, length, -1)
-    return torch.nn.functional.cross_entropy(
+    ce = torch.nn.functional.cross_entropy(
         logits.permute(0, 3, 1, 2), batch["labels"], ignore_index=-100, reduction="mean"
     )
+    return (ce, out.decoder_hidden_states) if hidden else ce
+
+
+def tag_targets(tags: torch.Tensor, valid: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame activity [B, F, S] -> per-position targets [B, T, F] and mask [B, T] in the delay layout.
+
+    Position t's newest input is codebook 0 of frame t - 1, so its target is frame t - 1's activity;
+    position 0 has heard nothing and is masked, as are positions past the crop.
+    """
+    s = tags.shape[-1]
+    frame = (torch.arange(length) - 1).clamp(0, s - 1)
+    return tags[:, :, frame].transpose(1, 2), valid[:, frame] & (torch.arange(length) >= 1)
+
+
+class TagHead(torch.nn.Module):
+    """Training-only instrument tagger: which families play so far, read linearly from decoder states.
+
+    MusicGen-large learns from 20k hours that instruments matter, and SMITIN's probes find them in
+    its heads (94% drums, 89% bass). At 6M parameters and a CPU budget the LM loss alone left bass
+    and piano barely readable (best head 0.66-0.69), so training may add this auxiliary loss: a
+    linear read-out at the middle and last decoder layers, per position, of the families heard up
+    to that frame. It is not part of the saved model (stock MusicGen classes, unchanged).
+    """
+
+    def __init__(self, hidden: int, families: Sequence[str], layers: Sequence[int]) -> None:
+        super().__init__()
+        self.families = list(families)
+        self.layers = list(layers)
+        self.read = torch.nn.ModuleList(torch.nn.Linear(hidden, len(families)) for _ in self.layers)
+
+    def forward(self, hidden_states: Sequence[torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple:
+        """(mean binary cross-entropy, accuracy) over valid positions, families and read-out layers."""
+        target, mask = tag_targets(batch["tags"], batch["tags_valid"], hidden_states[0].shape[1])
+        losses, hits = [], []
+        for read, layer in zip(self.read, self.layers, strict=True):
+            logit = read(hidden_states[layer])  # [B, T, F]
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, target, reduction="none")
+            losses.append(bce.mean(-1)[mask].mean())
+            hits.append(((logit.detach() > 0) == (target > 0.5)).float().mean(-1)[mask].mean())
+        return torch.stack(losses).mean(), torch.stack(hits).mean()
 
 
 def _save_state(tensors: dict[str, torch.Tensor], info: dict, path: Path) -> None:
@@ -485,7 +544,7 @@ def _save_examples(blob: dict, path: Path) -> None:
         info[part] = []
         for i, ex in enumerate(blob[part]):
             tensors[f"{part}/{i}"] = ex.codes
-            info[part].append({k: v for k, v in asdict(ex).items() if k != "codes"})
+            info[part].append({k: v for k, v in asdict(ex).items() if k not in ("codes", "activity")})
     _save_state(tensors, info, path)
 
 
@@ -499,9 +558,17 @@ def _load_examples(path: Path) -> dict | None:
     return info
 
 
-def _save_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, extra: dict, path: Path) -> None:
-    """Model + AdamW state + RNG states as safetensors + JSON (resumable, and no pickle)."""
+def _save_checkpoint(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    extra: dict,
+    path: Path,
+    tagger: torch.nn.Module | None = None,
+) -> None:
+    """Model (+ tagger) + AdamW state + RNG states as safetensors + JSON (resumable, and no pickle)."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if tagger is not None:
+        tensors.update({f"tagger/{k}": v for k, v in tagger.state_dict().items()})
     opt_state = opt.state_dict()
     for idx, st in opt_state["state"].items():
         for name, value in st.items():
@@ -511,12 +578,16 @@ def _save_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, extra: 
     _save_state(tensors, info, path)
 
 
-def _load_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, path: Path) -> dict | None:
+def _load_checkpoint(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, path: Path, tagger: torch.nn.Module | None = None
+) -> dict | None:
     state = _load_state(path)
     if state is None:
         return None
     tensors, info = state
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    if tagger is not None:
+        tagger.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("tagger/")})
     per_param: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("opt/"):
@@ -525,6 +596,69 @@ def _load_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, path: P
     opt.load_state_dict({"state": per_param, "param_groups": info.pop("param_groups")})
     torch.set_rng_state(tensors["torch_rng"])
     return info
+
+
+def clip_activity(
+    meta: dict,
+    present: Sequence[str],
+    families: Sequence[str],
+    frames: int,
+    *,
+    sample_rate: int,
+    frame_rate: float,
+    gate_db: float,
+) -> torch.Tensor:
+    """[families, frames] bool: where each family's stem plays in this clip (smitin.data's gate).
+
+    The gate is relative to the clip's own mix level, like the probe data's, so "bass plays here"
+    means the same thing to the tagging loss and to the probes.
+    """
+    sr = sample_rate
+    energies = {f: block_energy(audio_io.read(meta["stem_paths"][f], sr), sr) for f in present}
+    n = min(len(e) for e in energies.values())
+    level = track_level([e[:n] for e in energies.values()])
+    out = torch.zeros(len(families), frames, dtype=torch.bool)
+    # 100 ms blocks -> codec frames (frame i covers [i, i + 1) / frame_rate seconds)
+    block = np.minimum((np.arange(frames) / frame_rate / 0.1).astype(int), n - 1)
+    for f, e in energies.items():
+        out[list(families).index(f)] = torch.from_numpy(block_activity(e[:n], level, gate_db)[block])
+    return out
+
+
+def clip_activities(
+    songs: list[dict],
+    parts: dict[str, list[Example]],
+    families: list[str],
+    cfg: TrainConfig,
+    path: Path,
+    log: Any,
+) -> dict[str, list[torch.Tensor]]:
+    """Per-clip activity of every family (cached as `path`.safetensors + .json, like the codes)."""
+    state = _load_state(path)
+    if state is not None and state[1].get("gate_db") == cfg.tag_gate_db:
+        tensors, _ = state
+        return {k: [tensors[f"{k}/{i}"].bool() for i in range(len(v))] for k, v in parts.items()}
+    by_id = {s["id"]: s for s in songs}
+    t0 = time.time()
+    out = {
+        k: [
+            clip_activity(
+                by_id[ex.song],
+                ex.present,
+                families,
+                ex.codes.shape[1],
+                sample_rate=cfg.sizes.sampling_rate,
+                frame_rate=cfg.sizes.sampling_rate / 320,
+                gate_db=cfg.tag_gate_db,
+            )
+            for ex in v
+        ]
+        for k, v in parts.items()
+    }
+    tensors = {f"{k}/{i}": a.to(torch.uint8) for k, v in out.items() for i, a in enumerate(v)}
+    _save_state(tensors, {"families": families, "gate_db": cfg.tag_gate_db}, path)
+    log(f"instrument activity of {sum(map(len, out.values()))} clips in {time.time() - t0:.0f} s")
+    return out
 
 
 def prepare(
@@ -565,6 +699,12 @@ def prepare(
         }
         _save_examples(blob, codes_path)
         log(f"encode stage done in {time.time() - t0:.0f} s", stage="encode", seconds=time.time() - t0)
+    if cfg.tag_weight > 0:
+        parts = {"train": blob["train"], "heldout": blob["heldout"]}
+        acts = clip_activities(songs, parts, blob["families"], cfg, out / "activity", log)
+        for k, examples in parts.items():
+            for ex, a in zip(examples, acts[k], strict=True):
+                ex.activity = a
     return codec, blob["train"], blob["heldout"], blob["families"]
 
 
@@ -636,11 +776,16 @@ def train(cfg: TrainConfig) -> Path:
         log(f"starting from the weights of {cfg.init_from}")
     model.train()
     params = [p for n, p in model.named_parameters() if not n.startswith("audio_encoder")]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
     n_params = sum(p.numel() for p in params)
+    tagger = None
+    if cfg.tag_weight > 0:
+        layers = cfg.sizes.layers
+        tagger = TagHead(cfg.sizes.hidden, families, (layers // 2, layers))
+        params += list(tagger.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
     step, elapsed = 0, 0.0
     rng = random.Random(cfg.seed)
-    ck = _load_checkpoint(model, opt, ckpt_path)
+    ck = _load_checkpoint(model, opt, ckpt_path, tagger)
     if ck is not None:
         step, elapsed = ck["step"], ck["elapsed"]
         version, internal, gauss = ck["rng"]
@@ -659,10 +804,12 @@ def train(cfg: TrainConfig) -> Path:
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
     def save_ckpt() -> None:
-        _save_checkpoint(model, opt, {"step": step, "elapsed": elapsed, "rng": rng.getstate()}, ckpt_path)
+        _save_checkpoint(
+            model, opt, {"step": step, "elapsed": elapsed, "rng": rng.getstate()}, ckpt_path, tagger
+        )
 
     t_seg = time.time()
-    run_loss = 0.0
+    run_loss, run_tag, run_hit = 0.0, 0.0, 0.0
     while step < cfg.steps:
         if elapsed + (time.time() - t_seg) > cfg.max_minutes * 60:
             log(f"wall-time cap of {cfg.max_minutes} min reached at step {step}; stopping early")
@@ -672,22 +819,32 @@ def train(cfg: TrainConfig) -> Path:
         short = cfg.short_prob > 0 and rng.random() < cfg.short_prob
         frames = cfg.short_frames if short else cfg.segment_frames
         batch = _batch(train_ex, cfg, tokenizer, rng, pad, cfg.empty_caption_prob, frames)
-        loss = lm_loss(model, batch)
+        if tagger is None:
+            loss = ce = lm_loss(model, batch)
+        else:
+            ce, hidden = lm_loss(model, batch, hidden=True)
+            tag, hit = tagger(hidden, batch)
+            loss = ce + cfg.tag_weight * tag
+            run_tag += tag.item()
+            run_hit += hit.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        run_loss += loss.item()
+        run_loss += ce.item()
         if step % cfg.log_every == 0:
             now = elapsed + time.time() - t_seg
+            n = cfg.log_every
+            tags = f" tag {run_tag / n:.3f} (acc {run_hit / n:.3f})" if tagger is not None else ""
             log(
-                f"step {step} loss {run_loss / cfg.log_every:.3f} lr {lr_at(step):.2e} {now / 60:.1f} min",
+                f"step {step} loss {run_loss / n:.3f}{tags} lr {lr_at(step):.2e} {now / 60:.1f} min",
                 step=step,
-                loss=run_loss / cfg.log_every,
+                loss=run_loss / n,
+                **({"tag_loss": run_tag / n, "tag_acc": run_hit / n} if tagger is not None else {}),
                 minutes=now / 60,
             )
-            run_loss = 0.0
+            run_loss, run_tag, run_hit = 0.0, 0.0, 0.0
         if step % cfg.eval_every == 0 or step == cfg.steps:
             ce = heldout_ce(model, held_ex, tokenizer, cfg)
             log(f"step {step} held-out CE {ce:.3f}", step=step, heldout_ce=ce)
@@ -1039,6 +1196,12 @@ def add_train_arguments(parser: Any) -> None:
         help="saved model folder to fine-tune (codec and tokenizer "
         "are then read from the run folder: copy codec/, tokenizer/ and codes.safetensors + codes.json there)",
     )
+    parser.add_argument(
+        "--tag-weight",
+        type=float,
+        default=d.tag_weight,
+        help="weight of the auxiliary instrument-tagging loss (0 = plain LM; the shipped stage 3 used 1)",
+    )
     parser.add_argument("--layers", type=int, default=d.sizes.layers)
     parser.add_argument("--heads", type=int, default=d.sizes.heads)
     parser.add_argument("--hidden", type=int, default=d.sizes.hidden)
@@ -1065,6 +1228,7 @@ def config_from_args(args: Any) -> TrainConfig:
         short_frames=args.short_frames,
         init_from=args.init_from,
         caption_details=args.caption_details,
+        tag_weight=args.tag_weight,
     )
 
 
