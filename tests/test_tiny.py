@@ -238,7 +238,7 @@ def test_tagging_loss_trains_the_decoder(bundle) -> None:
     ce, hidden = lm_loss(model, batch, hidden=True)
     assert len(hidden) == layers + 1
     tag, acc = tagger(hidden, batch)
-    assert torch.isfinite(ce) and 0 < float(tag) < 5 and 0 <= float(acc) <= 1
+    assert torch.isfinite(ce) and 0 < float(tag.detach()) < 5 and 0 <= float(acc) <= 1
     tag.backward()
     first = model.decoder.model.decoder.layers[0].self_attn.v_proj.weight.grad
     assert first is not None and first.abs().sum() > 0
