@@ -242,6 +242,19 @@ def test_tagging_loss_trains_the_decoder(bundle) -> None:
     tag.backward()
     first = model.decoder.model.decoder.layers[0].self_attn.v_proj.weight.grad
     assert first is not None and first.abs().sum() > 0
+    # tag_rows="null": only rows without a caption are tagged (the instruments must be heard)
+    cfg = TrainConfig(batch_size=16, tag_rows="null")
+    batch = _batch(
+        [ex], cfg, processor.tokenizer, random.Random(0), model.config.decoder.pad_token_id, 0.5, 100
+    )
+    null_rows = ~batch["cond_mask"].bool().any(1)
+    assert 0 < int(null_rows.sum()) < 16
+    assert torch.equal(batch["tags_valid"].any(1), null_rows)
+    with torch.no_grad():
+        tag, _ = tagger(
+            lm_loss(model, batch, hidden=True)[1], {**batch, "tags_valid": batch["tags_valid"] & False}
+        )
+    assert float(tag) == 0.0  # a batch with no tagged row adds nothing (and no NaN)
     # without activity the batch has no targets (the plain LM recipe is unchanged)
     ex.activity = None
     plain = _batch(

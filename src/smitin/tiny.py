@@ -15,6 +15,7 @@ import os
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,7 +183,7 @@ def save_bundle(
 class Example:
     """One training clip: a song's full mix or a submix of some of its stems, as codec codes."""
 
-    song: str
+    song: str  # the training run's unique song name (uid), else the renderer's id
     present: list[str]  # instrument families audible in this clip
     absent: list[str]  # families the song has but this submix leaves out, plus families it never had
     words: dict[str, str]  # family -> instrument word used in the song's caption ("electric piano")
@@ -262,7 +263,7 @@ def encode_songs(
                 codes = codec.encode(torch.from_numpy(mix)[None, None]).audio_codes[0, 0]
             out.append(
                 Example(
-                    song=meta["id"],
+                    song=meta.get("uid", meta["id"]),  # renders reuse ids: the run's uid is unique
                     present=list(subset),
                     absent=[f for f in all_families if f not in subset],
                     words=meta["words"],
@@ -349,6 +350,7 @@ class TrainConfig:
     init_from: str | None = None  # a saved model folder to start from (a fine-tuning stage)
     tag_weight: float = 0.0  # weight of the instrument-tagging auxiliary loss (0 = plain LM; see tag_loss)
     tag_gate_db: float = -35.0  # a stem "plays" in a frame when within this many dB of the clip's mix
+    tag_rows: str = "all"  # "null": tag only rows without a caption, so instruments must be heard, not read
     caption_details: float = 1.0  # how often captions carry song details (tempo, key); see make_caption
     batch_size: int = 16
     lr: float = 1e-3
@@ -448,7 +450,7 @@ def _batch(
         for i, (ex, start) in enumerate(zip(chosen, starts, strict=True)):
             a = ex.activity[:, start : start + s]
             tags[i, :, : a.shape[1]] = a.float()
-            valid[i, : a.shape[1]] = True
+            valid[i, : a.shape[1]] = cfg.tag_rows == "all" or null[i]
         batch["tags"], batch["tags_valid"] = tags, valid
     return batch
 
@@ -511,8 +513,9 @@ class TagHead(torch.nn.Module):
         for read, layer in zip(self.read, self.layers, strict=True):
             logit = read(hidden_states[layer])  # [B, T, F]
             bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, target, reduction="none")
-            losses.append(bce.mean(-1)[mask].mean())
-            hits.append(((logit.detach() > 0) == (target > 0.5)).float().mean(-1)[mask].mean())
+            n = mask.sum().clamp(min=1)  # a batch may have no tagged row (tag_rows="null")
+            losses.append((bce.mean(-1) * mask).sum() / n)
+            hits.append((((logit.detach() > 0) == (target > 0.5)).float().mean(-1) * mask).sum() / n)
         return torch.stack(losses).mean(), torch.stack(hits).mean()
 
 
@@ -638,7 +641,10 @@ def clip_activities(
     if state is not None and state[1].get("gate_db") == cfg.tag_gate_db:
         tensors, _ = state
         return {k: [tensors[f"{k}/{i}"].bool() for i in range(len(v))] for k, v in parts.items()}
-    by_id = {s["id"]: s for s in songs}
+    by_id = {s.get("uid", s["id"]): s for s in songs}
+    counts = Counter(s["id"] for s in songs)
+    # clips cached before songs carried their uid name the song by id: fine where ids are unique
+    by_id.update({s["id"]: s for s in songs if counts[s["id"]] == 1})
     t0 = time.time()
     out = {
         k: [
@@ -1202,6 +1208,18 @@ def add_train_arguments(parser: Any) -> None:
         default=d.tag_weight,
         help="weight of the auxiliary instrument-tagging loss (0 = plain LM; the shipped stage 3 used 1)",
     )
+    parser.add_argument(
+        "--tag-rows",
+        choices=("all", "null"),
+        default=d.tag_rows,
+        help="rows the tagging loss sees: all, or only those without a caption (instruments heard, not read)",
+    )
+    parser.add_argument(
+        "--empty-caption-prob",
+        type=float,
+        default=d.empty_caption_prob,
+        help="share of rows trained with CFG's null condition",
+    )
     parser.add_argument("--layers", type=int, default=d.sizes.layers)
     parser.add_argument("--heads", type=int, default=d.sizes.heads)
     parser.add_argument("--hidden", type=int, default=d.sizes.hidden)
@@ -1229,6 +1247,8 @@ def config_from_args(args: Any) -> TrainConfig:
         init_from=args.init_from,
         caption_details=args.caption_details,
         tag_weight=args.tag_weight,
+        tag_rows=args.tag_rows,
+        empty_caption_prob=args.empty_caption_prob,
     )
 
 
