@@ -1,7 +1,7 @@
 """Measure a tiny MusicGen (default: the bundled one) and optionally write the numbers into its model card.
 
-    python scripts/eval_tiny.py                       # bundled model, /work/data/tiny16k_eval
-    python scripts/eval_tiny.py --model /work/runs/tiny/model --json /work/runs/tiny/eval.json --card
+    python scripts/eval_tiny.py                       # bundled model; renders under ~/.cache/smitin/renders
+    python scripts/eval_tiny.py --model RUN/model --json RUN/eval.json --card
 
 The eval songs (smitin.synth, seed 5, 40 songs, 16 kHz) and the instrument classifiers' training
 songs (seed 1, 150 songs, 16 kHz) are rendered if their folders are missing.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from smitin.defaults import cache_dir
 from smitin.tiny import BUNDLED_DIR
 from smitin.tiny_eval import evaluate, results_markdown
 
@@ -24,10 +25,11 @@ BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(BUNDLED_DIR))
-    p.add_argument("--data", default="/work/data/tiny16k_eval")
+    renders = cache_dir() / "renders"
+    p.add_argument("--data", default=str(renders / "tiny16k_eval"), help="eval songs (rendered if missing)")
     p.add_argument(
         "--classifier-data",
-        default="/work/data/synth150_16k",
+        default=str(renders / "synth150_16k"),
         help="render the instrument classifiers are trained on (rendered: 150 songs, seed 1, if missing)",
     )
     p.add_argument("--n-gen", type=int, default=16, help="generations per prompt kind and instrument")

@@ -1,6 +1,7 @@
 """Train the bundled tiny MusicGen (codec fit -> clip encoding -> LM), resumable; see smitin.tiny.
 
-python scripts/train_tiny.py --data /work/data/tiny16k --out /work/runs/tiny --install
+python scripts/train_tiny.py --install   # renders the training songs under ~/.cache/smitin if missing
+python scripts/train_tiny.py --data DIR [DIR ...] --out RUN [--init-from MODEL] ...   # see the model card
 """
 
 import sys

@@ -36,6 +36,7 @@ from transformers import (
 from smitin import audio as audio_io
 from smitin.codec import MelCodecConfig, MelCodecModel
 from smitin.data import block_activity, block_energy, normalise_loudness, track_level
+from smitin.defaults import cache_dir
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "tiny-musicgen"
 
@@ -336,8 +337,8 @@ def delay_pattern(codes: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Te
 class TrainConfig:
     """Everything that determines the trained model (saved beside the checkpoint)."""
 
-    data: list[str] = field(default_factory=lambda: ["/work/data/tiny16k"])
-    out: str = "/work/runs/tiny"
+    data: list[str] = field(default_factory=lambda: [str(cache_dir() / "renders" / "tiny16k")])
+    out: str = str(cache_dir() / "runs" / "tiny")
     seed: int = 0
     sizes: TinySizes = field(default_factory=lambda: TinySizes(dropout=0.0))
     codec_frames: int = 60000
@@ -886,8 +887,15 @@ def train(cfg: TrainConfig) -> Path:
 def add_train_arguments(parser: Any) -> None:
     """Options of `train-tiny` (shared by scripts/train_tiny.py and a future `smitin train-tiny`)."""
     d = TrainConfig()
-    parser.add_argument("--data", nargs="+", default=d.data, help="rendered folders (smitin.synth layout)")
-    parser.add_argument("--out", default=d.out, help="run folder: codec, codes, checkpoints, log, model")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=d.data,
+        help="rendered folders (smitin.synth layout); default %(default)s, rendered (240 songs, seed 4) if missing",
+    )
+    parser.add_argument(
+        "--out", default=d.out, help="run folder: codec, codes, checkpoints, log, model (default %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--steps", type=int, default=d.steps)
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -986,7 +994,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train smitin's bundled tiny MusicGen on rendered songs.")
     add_train_arguments(parser)
     args = parser.parse_args(argv)
-    model_dir = train(config_from_args(args))
+    cfg = config_from_args(args)
+    if cfg.data == TrainConfig().data and not Path(cfg.data[0]).exists():
+        from smitin.synth import render_dataset
+
+        # the shipped model's training songs (see the model card); ~2 min on 2 cores
+        render_dataset(cfg.data[0], songs=240, seed=4, sample_rate=cfg.sizes.sampling_rate)
+    model_dir = train(cfg)
     if args.install:
         print(f"installed into {install(model_dir)}")
     return 0
