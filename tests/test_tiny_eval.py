@@ -47,7 +47,13 @@ def test_results_markdown_has_every_table() -> None:
         "classifier_data": "/y",
         "codec": {"vq_logmel_mae_db": 3.5, "decoded_logmel_mae_db": 3.7},
         "classifier": {
-            "bass": {"train_segments": 10, "test_segments": 4, "acc_orig": 0.8, "acc_reconstructed": 0.6}
+            "bass": {
+                "train_segments": 10,
+                "test_segments": 4,
+                "acc_orig": 0.8,
+                "acc_reconstructed": 0.6,
+                "judge_acc_reconstructed": 0.7,
+            }
         },
         "lm": {
             "heldout_ce_with_caption": 4.0,
@@ -67,7 +73,7 @@ def test_results_markdown_has_every_table() -> None:
         "probes": {"bass": {"best": 0.9, "median": 0.7, "val_segments": 8, "val_tracks": 2}},
     }
     md = results_markdown(res)
-    assert "| bass | 10 / 4 | 0.80 | 0.60 | 75% |" in md
+    assert "| bass | 10 / 4 | 0.80 | 0.60 | 75% | 0.70 |" in md
     assert "| unigram baseline" in md and "6.900" in md
     assert "| bass | 4 | 0.50 | 0.00 | nan | 0.25 |" in md
     assert "| bass | 0.900 | 0.700 | 8 (2) |" in md
