@@ -9,6 +9,8 @@ extrapolated to all heads (said in the output). Variants alternate within each r
 
     nice -n 10 python benchmarks/bench_probes.py            # small/medium/large x 2000/8000
     nice -n 10 python benchmarks/bench_probes.py --quick    # small x 2000 only
+    python benchmarks/bench_probes.py --device cuda          # batched probes on a GPU (all heads in one
+                                                             # block), scikit-learn on one CPU core; wall time
 """
 
 from __future__ import annotations
@@ -64,16 +66,26 @@ def sklearn_heads(z, y, val, heads: list[int]) -> list[tuple[float, int]]:
     return out
 
 
-def run_config(name: str, n: int, reps: int, sk_heads: int) -> tuple[list, bool]:
-    """Time one layout x sample count; returns its table row and whether both targets hold."""
+def run_config(name: str, n: int, reps: int, sk_heads: int, device: str = "cpu") -> tuple[list, bool]:
+    """Time one layout x sample count; returns its table row and whether both targets hold.
+
+    On a GPU the activations start there (where a GPU model's capture leaves them), all heads are one
+    block, and the comparison is wall time (process CPU time does not count GPU work).
+    """
     layers, heads = LAYOUTS[name]
     g = layers * heads
     z, y, groups = make_data(n, layers, heads)
     val = split_by_group(groups, 0.2, 0)
     ours, theirs = Samples(), Samples()
     sk_scale, results = [], []
+    gpu = device != "cpu"
+    zd = z.to(device)
+    fit = partial(train, zd, y, groups, chunk=g) if gpu else partial(train, z, y, groups)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    if gpu:
+        fit()  # warm-up: kernels, cuBLAS/cuSOLVER handles
     for rep in range(reps):
-        probes = timed(partial(train, z, y, groups), ours)
+        probes = timed(fit, ours, sync)
         pick = [int(i) for i in np.linspace(rep, g - 1, sk_heads).round()]
         results.append((pick, timed(partial(sklearn_heads, z, y, val, pick), theirs)))
         sk_scale.append(g / len(pick))
@@ -83,19 +95,20 @@ def run_config(name: str, n: int, reps: int, sk_heads: int) -> tuple[list, bool]
     diffs = [abs(float(acc[h]) - a) for pick, res in results for h, (a, _) in zip(pick, res, strict=True)]
     capped = sum(it >= 100 for _, res in results for _, it in res)
     fits = sum(len(res) for _, res in results)
-    speed, lo, hi = ratio_spread(theirs.cpu, ours.cpu)
+    kind = "wall" if gpu else "cpu"
+    speed, lo, hi = ratio_spread(getattr(theirs, kind), getattr(ours, kind))
     speed_wall = ratio_spread(theirs.wall, ours.wall)[0]
     dacc = float(np.mean(diffs))
     print(
-        f"  {name} x {n}: smitin {ours.median('cpu'):.3f} s CPU, scikit-learn {theirs.median('cpu'):.1f} s "
-        f"(extrapolated from {sk_heads} of {g} heads)",
+        f"  {name} x {n}: smitin {ours.median(kind):.3f} s {kind} ({device}), scikit-learn "
+        f"{theirs.median(kind):.1f} s (extrapolated from {sk_heads} of {g} heads)",
         flush=True,
     )
     row = [
         f"{name} ({g} heads)",
         n,
-        f"{ours.median('cpu'):.3f} ({ours.spread('cpu')})",
-        f"{theirs.median('cpu'):.1f} ({theirs.spread('cpu')})",
+        f"{ours.median(kind):.3f} ({ours.spread(kind)})",
+        f"{theirs.median(kind):.1f} ({theirs.spread(kind)})",
         f"{speed:.0f}x ({lo:.0f}-{hi:.0f})",
         f"{speed_wall:.0f}x",
         f"{100 * dacc:.2f} / {100 * max(diffs):.2f}",
@@ -115,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1: both sides on one core)"
     )
+    ap.add_argument("--device", default="cpu", help="where smitin's probes train (cuda: wall-time ratio)")
     args = ap.parse_args(argv)
     if args.quick:
         args.layouts, args.samples, args.reps, args.sk_heads = "small", "2000", 2, 16
@@ -126,27 +140,32 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     print(f"machine: {machine()}")
+    clock = (
+        "process CPU seconds (robust to other jobs on a shared machine) and wall seconds"
+        if args.device == "cpu"
+        else f"wall seconds (smitin on {args.device}, synchronised; scikit-learn on the CPU)"
+    )
     print(
-        f"timing: process CPU seconds (robust to other jobs on a shared machine) and wall seconds; "
-        f"{args.reps} repetitions, variants alternating; scikit-learn on {args.sk_heads} evenly spaced "
-        "heads per repetition, extrapolated to all heads"
+        f"timing: {clock}; {args.reps} repetitions, variants alternating; scikit-learn on {args.sk_heads} "
+        "evenly spaced heads per repetition, extrapolated to all heads"
     )
     rows, ok = [], True
     for name in args.layouts.split(","):
         for n in (int(s) for s in args.samples.split(",")):
-            row, good = run_config(name, n, args.reps, args.sk_heads)
+            row, good = run_config(name, n, args.reps, args.sk_heads, args.device)
             rows.append(row)
             ok &= good
     print()
+    unit = "CPU" if args.device == "cpu" else "wall"
     print(
         table(
             rows,
             [
                 "layout",
                 "samples",
-                "smitin CPU s (min-max)",
-                "sklearn CPU s, all heads (extrap.)",
-                "speed-up CPU (spread)",
+                f"smitin {unit} s (min-max)",
+                f"sklearn {unit} s, all heads (extrap.)",
+                f"speed-up {unit} (spread)",
                 "wall",
                 "|d acc| mean / max (points)",
                 "sklearn at max_iter",

@@ -320,23 +320,24 @@ def train(
             raise ValueError(f"the {name} tracks hold only one class; add tracks with and without the trait")
     n, layers, heads, dim = z.shape
     groups_n = layers * heads
+    dev = z.device  # activations on a GPU are trained there (pass a large `chunk`)
     flat = z.reshape(n, groups_n, dim)  # a view: samples are gathered block by block below
-    tr_idx, va_idx = (~val).nonzero()[:, 0], val.nonzero()[:, 0]
-    ytr, yva = y[~val], y[val]
+    tr_idx, va_idx = (~val).nonzero()[:, 0].to(dev), val.nonzero()[:, 0].to(dev)
+    ytr, yva = y[~val].to(dev), y[val].to(dev)
     pos = (ytr == 1).to(torch.float32)
-    weight = torch.empty(groups_n, dim)
-    bias = torch.empty(groups_n)
-    acc = torch.empty(groups_n)
-    unit = torch.empty(groups_n, dim)
-    sigma = torch.empty(groups_n)
-    mean_pos = torch.empty(groups_n, dim)
-    mean_neg = torch.empty(groups_n, dim)
-    block = torch.empty(0)
+    weight = torch.empty(groups_n, dim, device=dev)
+    bias = torch.empty(groups_n, device=dev)
+    acc = torch.empty(groups_n, device=dev)
+    unit = torch.empty(groups_n, dim, device=dev)
+    sigma = torch.empty(groups_n, device=dev)
+    mean_pos = torch.empty(groups_n, dim, device=dev)
+    mean_neg = torch.empty(groups_n, dim, device=dev)
+    block = torch.empty(0, device=dev)
     for g0 in range(0, groups_n, chunk):
         g1 = min(g0 + chunk, groups_n)
         part = flat[:, g0:g1].index_select(0, tr_idx).transpose(0, 1)  # [g, N_train, D]
         if block.shape != part.shape:
-            block = torch.empty(part.shape, dtype=torch.float32)
+            block = torch.empty(part.shape, dtype=torch.float32, device=dev)
         block.copy_(part)  # layout and dtype in one pass
         w, b = fit_logistic(block, ytr, C=C, chunk=chunk)
         zva = flat[:, g0:g1].index_select(0, va_idx).transpose(0, 1).float()  # [g, N_val, D]
@@ -366,6 +367,9 @@ def train(
         },
     }
     meta = {**(meta or {}), "training": info}
+    weight, bias, acc, unit, sigma, mean_pos, mean_neg = (
+        t.cpu() for t in (weight, bias, acc, unit, sigma, mean_pos, mean_neg)
+    )
     meta["accuracy"] = {"best": round(float(acc.max()), 4), "median": round(float(acc.median()), 4)}
     shape = (layers, heads)
     return ProbeSet(
