@@ -349,7 +349,7 @@ class TrainConfig:
     short_frames: int = 50  # length of the short crops (1 s), where the caption is most of what is known
     short_prob: float = 0.0  # share of batches made of short crops (makes the text matter; 0 = off)
     init_from: str | None = None  # a saved model folder to start from (a fine-tuning stage)
-    tag_weight: float = 0.0  # weight of the instrument-tagging auxiliary loss (0 = plain LM; see tag_loss)
+    tag_weight: float = 0.0  # weight of the instrument-tagging auxiliary loss (0 = plain LM; see TagHead)
     tag_gate_db: float = -35.0  # a stem "plays" in a frame when within this many dB of the clip's mix
     tag_rows: str = "all"  # "null": tag only rows without a caption, so instruments must be heard, not read
     caption_details: float = 1.0  # how often captions carry song details (tempo, key); see make_caption
@@ -617,13 +617,13 @@ def clip_activity(
     The gate is relative to the clip's own mix level, like the probe data's, so "bass plays here"
     means the same thing to the tagging loss and to the probes.
     """
-    sr = sample_rate
-    energies = {f: block_energy(audio_io.read(meta["stem_paths"][f], sr), sr) for f in present}
+    sr, block_s = sample_rate, 0.1
+    energies = {f: block_energy(audio_io.read(meta["stem_paths"][f], sr), sr, block_s) for f in present}
     n = min(len(e) for e in energies.values())
     level = track_level([e[:n] for e in energies.values()])
     out = torch.zeros(len(families), frames, dtype=torch.bool)
-    # 100 ms blocks -> codec frames (frame i covers [i, i + 1) / frame_rate seconds)
-    block = np.minimum((np.arange(frames) / frame_rate / 0.1).astype(int), n - 1)
+    # energy blocks -> codec frames (frame i covers [i, i + 1) / frame_rate seconds)
+    block = np.minimum((np.arange(frames) / frame_rate / block_s).astype(int), n - 1)
     for f, e in energies.items():
         out[list(families).index(f)] = torch.from_numpy(block_activity(e[:n], level, gate_db)[block])
     return out
@@ -637,9 +637,17 @@ def clip_activities(
     path: Path,
     log: Any,
 ) -> dict[str, list[torch.Tensor]]:
-    """Per-clip activity of every family (cached as `path`.safetensors + .json, like the codes)."""
+    """Per-clip activity of every family (cached as `path`.safetensors + .json, like the codes).
+
+    The cache names the clips and gate it was made for; other clips (re-encoded data) recompute it.
+    """
+    key = {
+        "families": families,
+        "gate_db": cfg.tag_gate_db,
+        "clips": {k: [[ex.song, ex.present, int(ex.codes.shape[1])] for ex in v] for k, v in parts.items()},
+    }
     state = _load_state(path)
-    if state is not None and state[1].get("gate_db") == cfg.tag_gate_db:
+    if state is not None and state[1] == json.loads(json.dumps(key)):
         tensors, _ = state
         return {k: [tensors[f"{k}/{i}"].bool() for i in range(len(v))] for k, v in parts.items()}
     by_id = {s.get("uid", s["id"]): s for s in songs}
@@ -663,7 +671,7 @@ def clip_activities(
         for k, v in parts.items()
     }
     tensors = {f"{k}/{i}": a.to(torch.uint8) for k, v in out.items() for i, a in enumerate(v)}
-    _save_state(tensors, {"families": families, "gate_db": cfg.tag_gate_db}, path)
+    _save_state(tensors, key, path)
     log(f"instrument activity of {sum(map(len, out.values()))} clips in {time.time() - t0:.0f} s")
     return out
 
