@@ -433,4 +433,7 @@ def fit(
             "fingerprint": segments.fingerprint(),
         },
     }
+    if backbone.device.type != "cpu":  # train where the model runs: all heads in one block
+        z = z.to(backbone.device)
+        train_options.setdefault("chunk", z.shape[1] * z.shape[2])
     return train(z, labels, groups, meta=meta, **train_options)
