@@ -510,11 +510,11 @@ class TagHead(torch.nn.Module):
     def forward(self, hidden_states: Sequence[torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple:
         """(mean binary cross-entropy, accuracy) over valid positions, families and read-out layers."""
         target, mask = tag_targets(batch["tags"], batch["tags_valid"], hidden_states[0].shape[1])
+        n = mask.sum().clamp(min=1)  # a batch may have no tagged row (tag_rows="null")
         losses, hits = [], []
         for read, layer in zip(self.read, self.layers, strict=True):
             logit = read(hidden_states[layer])  # [B, T, F]
             bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, target, reduction="none")
-            n = mask.sum().clamp(min=1)  # a batch may have no tagged row (tag_rows="null")
             losses.append((bce.mean(-1) * mask).sum() / n)
             hits.append((((logit.detach() > 0) == (target > 0.5)).float().mean(-1) * mask).sum() / n)
         return torch.stack(losses).mean(), torch.stack(hits).mean()
