@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_stems
+from helpers import write_stems
 from smitin import data
 from smitin.activations import capture, extract
 from smitin.probes import fit

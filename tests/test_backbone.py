@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,24 @@ def test_load_errors_are_clear(tmp_path):
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ModelError, match="smitin steers MusicGen"):
         load(tmp_path / "bert")
+
+
+def test_decoder_steps_reports_the_cache_length(tiny):
+    seen = []
+    with tiny.decoder_steps(lambda past, ids: seen.append((past, None if ids is None else ids.shape[1]))):
+        tiny.model.generate(**tiny.null_condition(1), max_new_tokens=6, do_sample=False, guidance_scale=1.0)
+    pasts = [p for p, _ in seen]
+    assert pasts[0] == 0 and pasts[-1] > 0  # a prefill first, then steps with a growing cache
+    steps = [p for p in pasts if p]
+    assert steps == sorted(steps) and len(steps) == 5  # one call per new position after the prefill
+    n = len(seen)
+    tiny.model.generate(**tiny.null_condition(1), max_new_tokens=3, do_sample=False, guidance_scale=1.0)
+    assert len(seen) == n  # the hook is gone on exit
+
+
+def test_round_trip_keeps_the_length(tiny):
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((3, 3001))).astype(np.float32)
+    out = tiny.round_trip(audio, batch=2)
+    assert out.shape == audio.shape and out.dtype == np.float32
+    assert np.allclose(out[1], tiny.round_trip(audio[1:2])[0], atol=1e-5)  # batching changes nothing

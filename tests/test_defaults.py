@@ -1,4 +1,4 @@
-from conftest import make_probes
+from helpers import make_probes
 from smitin import defaults
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from smitin.generate import generate
-from smitin.monitor import confidence, gain
+from smitin.monitor import confidence, next_gain
 from smitin.steering import Steer, Steering
 
 DUR = 0.5
@@ -20,10 +20,10 @@ def test_gain_modes():
     c = torch.tensor([[0.2, 0.9]])
     tau = torch.tensor([0.6, 0.6])
     add, on = torch.tensor([False, False]), torch.tensor([True, True])
-    assert gain(c, tau, add, on).tolist() == [[1.0, 0.0]]
-    assert gain(c, tau, torch.tensor([True, True]), on).tolist() == [[0.0, 1.0]]  # removal watches 1 - C
-    assert gain(c, tau, add, torch.tensor([False, False])).tolist() == [[1.0, 1.0]]  # monitor off
-    ramp = gain(c, tau, add, on, "ramp")
+    assert next_gain(c, tau, add, on).tolist() == [[1.0, 0.0]]
+    assert next_gain(c, tau, torch.tensor([True, True]), on).tolist() == [[0.0, 1.0]]  # removal watches 1 - C
+    assert next_gain(c, tau, add, torch.tensor([False, False])).tolist() == [[1.0, 1.0]]  # monitor off
+    ramp = next_gain(c, tau, add, on, "ramp")
     assert ramp[0, 0].item() == pytest.approx(1 - 0.2 / 0.6) and ramp[0, 1] == 0
 
 

@@ -122,3 +122,21 @@ def test_load_damaged_or_foreign_files(tmp_path):
         ProbeSet.load(tmp_path / "foreign.safetensors")
     with pytest.raises(ProbeFileError, match="no such probe file"):
         ProbeSet.load(tmp_path / "missing.safetensors")
+
+
+def test_fit_cached_reuses_a_file_made_from_the_same_data(tiny, stems, tmp_path, monkeypatch):
+    from smitin import data, probes
+
+    segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
+    out = tmp_path / "drums.safetensors"
+    first = probes.fit_cached(tiny, segs, out, progress=False)
+    assert out.is_file() and out.with_suffix(".cache").is_dir()
+    calls = []
+    monkeypatch.setattr(probes, "fit", lambda *a, **k: calls.append(1) or first)
+    again = probes.fit_cached(tiny, segs, out, progress=False)
+    assert not calls and torch.equal(again.weight, first.weight)  # reused, not retrained
+    probes.fit_cached(tiny, segs, out, reuse=False, progress=False)
+    assert calls == [1]  # asked to retrain
+    other = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=0.5)
+    probes.fit_cached(tiny, other, out, progress=False)
+    assert calls == [1, 1]  # other data: retrained

@@ -13,9 +13,10 @@ import torch
 
 pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]'")
 
-from conftest import make_probes, write_stems  # noqa: E402
+from helpers import make_probes, write_stems  # noqa: E402
 from smitin import ui  # noqa: E402
 from smitin.generate import generate, max_new_tokens  # noqa: E402
+from smitin.options import GenerationOptions  # noqa: E402
 from smitin.steering import Steer  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notes, not ours
@@ -96,7 +97,7 @@ def test_steers_and_their_unsteered_twins(tiny):
 
 def test_ui_generation_matches_the_engine_and_is_live(tiny):
     probes = make_probes(tiny.layout)
-    request = ui.Request(duration=0.4, seed=3)
+    request = ui.Request(options=GenerationOptions(duration=0.4, seed=3))
     states = []
     recorder = ui.CodeRecorder(tiny, 64)
     with recorder.recording():
@@ -116,7 +117,12 @@ def test_a_cancelled_run_leaves_no_hooks_behind(tiny):
     probes = make_probes(tiny.layout)
     recorder = ui.CodeRecorder(tiny, 64)
     with pytest.raises(ui.Cancelled), recorder.recording():
-        ui.run_generation(tiny, [Steer(probes)], ui.Request(duration=0.4), lambda _s: recorder.cancel.set())
+        ui.run_generation(
+            tiny,
+            [Steer(probes)],
+            ui.Request(options=GenerationOptions(duration=0.4)),
+            lambda _s: recorder.cancel.set(),
+        )
     assert not tiny.decoder_stack._forward_pre_hooks and not tiny.out_projs[0]._forward_pre_hooks
     assert "decode" not in vars(tiny.model.audio_encoder)  # the engine's codes recorder is gone too
     again = generate(tiny, None, duration=0.2, seed=1, progress=False)
@@ -135,8 +141,15 @@ def test_preview_decodes_in_chunks(tiny):
 
 def test_figures(tiny):
     probes = make_probes(tiny.layout)
-    r = ui.run_generation(tiny, [Steer(probes, alpha=4)], ui.Request(duration=0.3), lambda _s: None)
-    ref = ui.run_generation(tiny, ui.unsteered([Steer(probes)]), ui.Request(duration=0.3), lambda _s: None)
+    r = ui.run_generation(
+        tiny, [Steer(probes, alpha=4)], ui.Request(options=GenerationOptions(duration=0.3)), lambda _s: None
+    )
+    ref = ui.run_generation(
+        tiny,
+        ui.unsteered([Steer(probes)]),
+        ui.Request(options=GenerationOptions(duration=0.3)),
+        lambda _s: None,
+    )
     fig = ui.trace_figure(r.trace, ref.trace, total_seconds=0.5)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "drums C(t)" in labels and "drums C(t) unsteered" in labels

@@ -11,18 +11,19 @@ In Python::
     result.save("out.wav", trace="trace.json")              # audio + what the monitor saw
 """
 
-__version__ = "0.1.0"
-
 from . import codec as _codec  # noqa: E402, F401  registers the bundled model's codec with transformers
 from . import data  # noqa: E402
 from .backbone import Backbone, load  # noqa: E402
 from .generate import Result, continue_audio, generate  # noqa: E402
+from .options import GenerationOptions  # noqa: E402
 from .probes import ProbeSet  # noqa: E402
 from .probes import fit as train_probes  # noqa: E402
 from .steering import Steer  # noqa: E402
+from .version import __version__
 
 __all__ = [
     "Backbone",
+    "GenerationOptions",
     "ProbeSet",
     "Result",
     "Steer",
@@ -31,4 +32,5 @@ __all__ = [
     "generate",
     "load",
     "train_probes",
+    "__version__",
 ]

@@ -21,8 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import __version__
 from .backbone import Backbone
+from .version import __version__
 
 MANIFEST = "manifest.json"
 

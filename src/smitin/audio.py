@@ -8,6 +8,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+RMS_TARGET = 0.1  # -20 dBFS: every loaded segment is scaled to this RMS, both classes alike
+SILENT_RMS = 1e-6  # below this a clip is treated as silence and left unscaled
+
 
 class AudioError(ValueError):
     """An audio file is missing, unreadable or unusable; the message names it and the fix."""
@@ -49,3 +52,15 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.asarray(audio, dtype=np.float32), sample_rate)
     return path
+
+
+def normalise_loudness(x: np.ndarray, target_rms: float = RMS_TARGET) -> np.ndarray:
+    """Scale to a fixed RMS (then down if it would clip) so level carries no label information."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    if rms < SILENT_RMS:
+        return x.astype(np.float32, copy=False)
+    y = x * (target_rms / rms)
+    peak = float(np.max(np.abs(y)))
+    if peak > 0.999:
+        y = y * (0.999 / peak)
+    return y.astype(np.float32, copy=False)

@@ -141,6 +141,26 @@ class Backbone:
             for h in handles:
                 h.remove()
 
+    @contextmanager
+    def decoder_steps(self, fn: Callable[[int, torch.Tensor | None], None]) -> Iterator[None]:
+        """Call `fn(past, input_ids)` before every forward of the decoder stack.
+
+        `past` is the number of positions already in the KV cache (0 on a prefill, when a new
+        generation starts), so a step's position is `past + offset`; `input_ids` is what the
+        decoder is fed ([rows * K, positions]; None when it is fed embeddings). The one place that
+        reads the cache length, whatever `transformers` calls the cache argument.
+        """
+
+        def pre_hook(_module, _args, kwargs):
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            fn(cache.get_seq_length() if cache is not None else 0, kwargs.get("input_ids"))
+
+        handle = self.decoder_stack.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     # -- audio <-> codes -------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -156,10 +176,20 @@ class Backbone:
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes [B, K, T] -> audio [B, S] (float32, CPU)."""
-        out = self.model.audio_encoder.decode(codes[None], [None] * codes.shape[0])
+        """Codes [B, K, T] -> audio [B, S] (float32, CPU).
+
+        Calls the codec's class method: while `generate` runs, the engine wraps the instance's
+        `decode` to keep the codes it decodes, and a preview decoded meanwhile must not land there.
+        """
+        codec = self.model.audio_encoder
+        device = next(codec.parameters(), torch.zeros(0)).device
+        out = type(codec).decode(codec, codes[None].to(device), [None] * codes.shape[0])
         values = out.audio_values if hasattr(out, "audio_values") else out[0]
         return values[:, 0].float().cpu()
+
+    def round_trip(self, audio: np.ndarray, batch: int = 8) -> np.ndarray:
+        """Clips [N, S] through the codec (encode + decode), same length out: the domain generated audio lives in."""
+        return codec_round_trip(lambda x: self.decode(self.encode(x)), audio, batch)
 
     def delayed_input_ids(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes [B, K, T] -> teacher-forced decoder input [B*K, T+1] in MusicGen's delay pattern.
@@ -191,6 +221,18 @@ class Backbone:
             raise ModelError(f"{self.name}: no processor saved with this model; text prompts need one")
         enc = self.processor(text=texts, padding=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+
+def codec_round_trip(
+    through: Callable[[torch.Tensor], torch.Tensor], audio: np.ndarray, batch: int = 8
+) -> np.ndarray:
+    """Pass clips [N, S] through `through` ([B, S] -> [B, S']) in batches; pad or cut to S."""
+    out = []
+    for i in range(0, len(audio), batch):
+        x = torch.from_numpy(np.ascontiguousarray(audio[i : i + batch], dtype=np.float32))
+        y = through(x).float().cpu().numpy()
+        out.append(np.pad(y, ((0, 0), (0, max(0, x.shape[1] - y.shape[1]))))[:, : x.shape[1]])
+    return np.concatenate(out) if out else np.zeros((0, audio.shape[-1]), np.float32)
 
 
 def load(

@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 
 # Commands whose module gives `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS = {
@@ -111,7 +111,14 @@ def _steer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=5.0, help="seconds of new audio (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--batch", type=int, default=1, help="samples to generate at once (default 1)")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
+    p.add_argument(
+        "--guidance",
+        "--guidance-scale",
+        dest="guidance_scale",
+        type=float,
+        default=3.0,
+        help="classifier-free guidance scale (default 3; 1 turns CFG off)",
+    )
     p.add_argument("--out", type=Path, default=Path("out.wav"), help="WAV to write (default out.wav)")
     p.add_argument("--trace", type=Path, default=None, help="JSON file for the per-step monitor trace")
     p.add_argument("--plot", type=Path, default=None, help="PNG with the trace and the spectrogram")
@@ -270,16 +277,18 @@ def _segments(args, backbone):
 
 def _probes_train(args) -> int:
     from .data import describe
-    from .probes import fit
+    from .probes import fit_cached
 
     backbone = _load(args)
     segments = _segments(args, backbone)
     print(describe(segments.summary))
     cache = args.cache or args.out.with_suffix(".cache")
-    probes = fit(
+    probes = fit_cached(
         backbone,
         segments,
+        args.out,
         cache_dir=cache,
+        reuse=False,
         batch_size=args.batch_size,
         last=args.last,
         text=args.text,
@@ -289,7 +298,6 @@ def _probes_train(args) -> int:
         direction=args.direction,
         seed=args.split_seed,
     )
-    probes.save(args.out)
     tr, va = probes.meta["training"]["train"], probes.meta["training"]["validation"]
     print(
         f"split by track: train {tr['segments']} segments ({tr['positive']} positive) from {tr['tracks']} tracks, "
@@ -347,6 +355,7 @@ def parse_steer(spec: str) -> tuple[Path, float]:
 
 def _generate(args) -> int:
     from .generate import continue_audio, generate
+    from .options import GenerationOptions
     from .probes import ProbeSet
     from .steering import Steer
 
@@ -365,20 +374,19 @@ def _generate(args) -> int:
         )
         for path, alpha in steers_spec
     ]
-    options = dict(
-        steer=steers,
+    options = GenerationOptions(
         duration=args.duration,
         seed=args.seed,
         batch=args.batch,
-        guidance_scale=args.guidance,
+        guidance_scale=args.guidance_scale,
         every=args.every,
         rows=args.rows,
         gain=args.gain,
     )
     if args.command == "generate":
-        result = generate(backbone, args.prompt or None, **options)
+        result = generate(backbone, args.prompt or None, steer=steers, options=options)
     else:
-        result = continue_audio(backbone, args.audio, prompt=args.prompt, **options)
+        result = continue_audio(backbone, args.audio, prompt=args.prompt, steer=steers, options=options)
     paths = result.save(args.out, args.trace)
     for path in paths:
         print(f"wrote {path} ({result.audio.shape[1] / result.sample_rate:.2f} s at {result.sample_rate} Hz)")

@@ -25,6 +25,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .activity import BLOCK_S, block_activity, block_energy, track_level
+from .audio import normalise_loudness, to_mono
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "DEFAULT_STEM_MAP",
@@ -93,12 +96,6 @@ GM_FAMILIES = (
     "sound_effects",
 )
 
-_BLOCK = 0.1  # seconds per energy block used by the activity gate
-_SMOOTH = 5  # blocks averaged (0.5 s) before gating
-_FLOOR_DB = -80.0  # absolute floor of the gate, dBFS
-_RMS_TARGET = 0.1  # -20 dBFS: every loaded segment is scaled to this RMS, both classes alike
-_SILENT_RMS = 1e-6  # below this a loaded segment is treated as silence and left unscaled
-
 
 class DataError(ValueError):
     """Unusable input; the message names the offending file or folder and the fix."""
@@ -161,7 +158,7 @@ class SegmentSet:
                 )
             except Exception as exc:
                 raise DataError(f"cannot read {path}: {exc}. Re-create the file or remove it.") from exc
-            mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+            mono = to_mono(x)
             acc = by_rate.setdefault(sr, np.zeros(want, dtype=np.float32))
             acc[: len(mono)] += mono
         out = np.zeros(n, dtype=np.float32)
@@ -196,18 +193,6 @@ class SegmentSet:
             except OSError:
                 h.update(f"{path}|missing\n".encode())
         return h.hexdigest()[:16]
-
-
-def normalise_loudness(x: np.ndarray, target_rms: float = _RMS_TARGET) -> np.ndarray:
-    """Scale to a fixed RMS (then down if it would clip) so level carries no label information."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-    if rms < _SILENT_RMS:
-        return x.astype(np.float32, copy=False)
-    y = x * (target_rms / rms)
-    peak = float(np.max(np.abs(y)))
-    if peak > 0.999:
-        y = y * (0.999 / peak)
-    return y.astype(np.float32, copy=False)
 
 
 # ----------------------------------------------------------------------------- names and traits
@@ -409,49 +394,17 @@ _READERS = {
 # ----------------------------------------------------------------------------- energy gate
 
 
-def block_energy(mono: np.ndarray, sample_rate: int, block_s: float = _BLOCK) -> np.ndarray:
-    """Mean-square energy per ``block_s`` block of a mono signal (a partial last block is dropped)."""
-    b = max(1, int(round(block_s * sample_rate)))
-    k = len(mono) // b
-    return np.mean(np.square(mono[: k * b].reshape(k, b), dtype=np.float64), axis=1)
-
-
-def _block_energy(path: Path, block_s: float = _BLOCK) -> tuple[np.ndarray, int, int]:
+def _block_energy(path: Path, block_s: float = BLOCK_S) -> tuple[np.ndarray, int, int]:
     """Block energies of a file's mono mixdown, read in chunks so memory stays flat."""
     info = sf.info(str(path))
     sr = int(info.samplerate)
     b = max(1, int(round(block_s * sr)))
     parts = []
     for x in sf.blocks(str(path), blocksize=b * 300, dtype="float32", always_2d=True):
-        mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+        mono = to_mono(x)
         parts.append(block_energy(mono, sr, block_s))
     energy = np.concatenate(parts) if parts else np.zeros(0)
     return energy, sr, int(info.frames)
-
-
-def _smooth(energy: np.ndarray, k: int = _SMOOTH) -> np.ndarray:
-    """Centred moving average over ``k`` blocks, so the gaps between drum hits still count as playing."""
-    if len(energy) == 0 or k <= 1:
-        return energy
-    c = np.concatenate([[0.0], np.cumsum(energy, dtype=np.float64)])
-    idx = np.arange(len(energy))
-    lo, hi = np.maximum(idx - k // 2, 0), np.minimum(idx + k // 2 + 1, len(energy))
-    return (c[hi] - c[lo]) / (hi - lo)
-
-
-def track_level(energies: Sequence[np.ndarray]) -> float:
-    """Mean energy of the mix of these stems (stems taken as uncorrelated), the gate's reference."""
-    return float(sum(float(np.mean(e)) for e in energies if len(e)))
-
-
-def block_activity(energy: np.ndarray, level: float, gate_db: float) -> np.ndarray:
-    """Blocks where a stem plays: smoothed energy above ``gate_db`` relative to the mix ``level``.
-
-    Relative, not absolute, because collections are mixed at any level; an absolute floor
-    (-80 dBFS) keeps digital silence silent when everything is quiet.
-    """
-    thr = max(level * 10.0 ** (gate_db / 10.0), 10.0 ** (_FLOOR_DB / 10.0))
-    return _smooth(energy) > thr
 
 
 def _window_fraction(active: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -522,9 +475,9 @@ def stem_segments(
     hop = seconds if hop is None else hop
     if hop <= 0:
         raise DataError(f"hop must be positive, got {hop}.")
-    width = max(1, int(round(seconds / _BLOCK)))
-    step = max(1, int(round(hop / _BLOCK)))
-    tail = min(width, int(round(1.0 / _BLOCK)))
+    width = max(1, int(round(seconds / BLOCK_S)))
+    step = max(1, int(round(hop / BLOCK_S)))
+    tail = min(width, int(round(1.0 / BLOCK_S)))
 
     segments: list[Segment] = []
     per_track: dict[str, dict[str, int]] = {}
@@ -584,7 +537,7 @@ def stem_segments(
             report.warn(
                 f"{tr.name}: stem lengths differ ({dur:.2f}-{max(durations):.2f} s); using the shortest"
             )
-        n_blocks = min(min(len(e) for e in energies), int(math.floor(dur / _BLOCK + 1e-9)))
+        n_blocks = min(min(len(e) for e in energies), int(math.floor(dur / BLOCK_S + 1e-9)))
         if n_blocks < width:
             report.skip(tr.name, f"too short: {dur:.2f} s is shorter than one {seconds} s segment")
             continue
@@ -605,7 +558,7 @@ def stem_segments(
         all_src = tuple(str(usable[i].path) for i in sorted(t_stems + r_stems))
         rest_src = tuple(str(usable[i].path) for i in r_stems)
         for b in chosen:
-            start = round(float(b) * _BLOCK, 3)
+            start = round(float(b) * BLOCK_S, 3)
             for label, src in ((1, all_src), (0, rest_src)):
                 segments.append(Segment(tr.name, label, src, start, f"{tr.name}/{label}/{start:.3f}"))
         per_track[tr.name] = {"positive": int(len(chosen)), "negative": int(len(chosen))}

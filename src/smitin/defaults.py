@@ -48,7 +48,7 @@ def train_default_probes(
     if path.is_file():
         return path
     from . import data, synth
-    from .probes import fit
+    from .probes import fit_cached
 
     cache = cache or cache_dir()
     stems = cache / f"stems-{backbone.sample_rate}"
@@ -56,12 +56,12 @@ def train_default_probes(
     synth.render_dataset(stems, songs=songs, seed=0, sample_rate=backbone.sample_rate, progress=progress)
     segments = data.stem_segments(stems, trait, sample_rate=backbone.sample_rate)
     log(f"training {trait} probes on {len(segments)} segments")
-    probes = fit(
+    fit_cached(
         backbone,
         segments,
+        path,
         cache_dir=cache / "activations" / f"{trait}-{model_key(backbone)}",
         progress=progress,
     )
-    probes.save(path)
     log(f"wrote {path}")
     return path

@@ -22,7 +22,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
 from . import judges as J
 from .backbone import Backbone
 from .generate import Result, continue_audio
 from .generate import generate as _generate
+from .options import GenerationOptions
 from .probes import ProbeSet
 from .steering import Steer
+from .version import __version__
 
 TASKS = ("continuation", "text-to-music", "removal")
 METHODS = ("none", "text", "iti", "soft-no-monitor", "smitin", "smitin+text")
@@ -83,6 +84,12 @@ class Config:
     threads: int = 1  # on a busy CPU one thread beats two by 5-15x (no spin-waiting); 0 = torch's choice
     quick: bool = False
     progress: bool = True
+
+    def options(self, seed: int) -> GenerationOptions:
+        """How every row generates (the seed varies by chunk)."""
+        return GenerationOptions(
+            duration=self.duration, seed=seed, guidance_scale=self.guidance, every=self.every
+        )
 
     def key(self) -> dict:
         """The settings a cached row depends on."""
@@ -341,10 +348,7 @@ def _continue_batch(
         backbone.sample_rate,
         texts,
         steer=steers,
-        duration=cfg.duration,
-        seed=seed,
-        guidance_scale=cfg.guidance,
-        every=cfg.every,
+        options=cfg.options(seed),
         progress=False,
     )
 
@@ -380,17 +384,8 @@ def generate_row(backbone: Backbone, job: dict, steers: list[Steer], cfg: Config
             prompts.append(r.audio[:, :p])  # the prompt as decoded by the codec: same domain as the rest
         else:
             prompt = texts[sl] if texts else None
-            r = _generate(
-                backbone,
-                prompt,
-                steer=steers,
-                duration=cfg.duration,
-                seed=seed,
-                batch=sl.stop - sl.start,
-                guidance_scale=cfg.guidance,
-                every=cfg.every,
-                progress=False,
-            )
+            options = replace(cfg.options(seed), batch=sl.stop - sl.start)
+            r = _generate(backbone, prompt, steer=steers, options=options, progress=False)
             audio.append(r.audio)
         codes.append(r.codes)
         if steers:
@@ -449,12 +444,7 @@ class Experiment:
 
     def resynth(self, audio: np.ndarray, batch: int = 8) -> np.ndarray:
         """Clips through the model's codec (encode + decode): the domain generated audio lives in."""
-        out = []
-        for i in range(0, len(audio), batch):
-            x = torch.from_numpy(np.ascontiguousarray(audio[i : i + batch]))
-            y = self.backbone.decode(self.backbone.encode(x)).numpy()
-            out.append(np.pad(y, ((0, 0), (0, max(0, x.shape[1] - y.shape[1]))))[:, : x.shape[1]])
-        return np.concatenate(out)
+        return self.backbone.round_trip(audio, batch)
 
     def _reference(self) -> None:
         """Reference music for FAD: full mixes from evaluation tracks, resynthesised by the codec."""
@@ -478,18 +468,11 @@ class Experiment:
     # -- per trait -------------------------------------------------------------------------
     def prepare_trait(self, trait: str) -> None:
         """Probes (cached), the classifier judge (cached) and both judges' accuracy on eval tracks."""
-        from .probes import fit
+        from .probes import fit_cached
 
         cfg, td = self.cfg, self.data[trait]
         path = cfg.out / "probes" / f"{trait}.safetensors"
-        probes = ProbeSet.load(path) if path.exists() else None
-        if (
-            probes is None
-            or probes.meta.get("weights") != self.digest
-            or probes.meta["data"]["fingerprint"] != td.probe.fingerprint()
-        ):
-            probes = fit(self.backbone, td.probe, cache_dir=path.with_suffix(".cache"), progress=cfg.progress)
-            probes.save(path)
+        probes = fit_cached(self.backbone, td.probe, path, progress=cfg.progress)
         self.probes[trait] = probes
         self.detectors[trait] = J.ProbeDetector(self.backbone, probes)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from tqdm.auto import tqdm
 from . import audio as audio_io
 from .backbone import Backbone
 from .monitor import Trace
+from .options import GenerationOptions
 from .steering import Steer, Steering, apply
 
 
@@ -49,28 +51,22 @@ def generate(
     prompt: str | Sequence[str] | None = None,
     *,
     steer: Sequence[Steer] = (),
-    duration: float = 5.0,
-    seed: int | None = 0,
-    batch: int = 1,
-    guidance_scale: float = 3.0,
-    every: int = 5,
-    rows: str = "both",
-    gain: str = "switch",
+    options: GenerationOptions | None = None,
     progress: bool = True,
     on_start: Callable[[Steering], None] | None = None,
-    **sampling,
+    **overrides: Any,
 ) -> Result:
     """Text-to-music (prompt None: unconditional) with the given traits steered.
 
-    `sampling` goes to `generate` unchanged (temperature, top_k, ...); sampling is on by default.
-    `on_start(state)` receives the live steering state before the first step (a UI can poll its
-    trace from another thread while the model runs).
+    `options` holds duration, seed, batch, guidance_scale, every, rows, gain and sampling (see
+    `GenerationOptions`); any of them may also be given as a keyword (`duration=8`), and other
+    keywords go to `transformers`' `generate` unchanged (temperature, top_k...); sampling is on by
+    default. `on_start(state)` receives the live steering state before the first step (a UI can
+    poll its trace from another thread while the model runs).
     """
-    texts = _texts(prompt, batch)
-    cond = backbone.condition(texts)
-    return _run(
-        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
-    )
+    opts = GenerationOptions.build(options, **overrides)
+    cond = backbone.condition(_texts(prompt, opts.batch))
+    return _run(backbone, cond, steer, opts, progress, on_start)
 
 
 def continue_audio(
@@ -80,25 +76,21 @@ def continue_audio(
     prompt: str | Sequence[str] | None = None,
     *,
     steer: Sequence[Steer] = (),
-    duration: float = 5.0,
-    seed: int | None = 0,
-    batch: int = 1,
-    guidance_scale: float = 3.0,
-    every: int = 5,
-    rows: str = "both",
-    gain: str = "switch",
+    options: GenerationOptions | None = None,
     progress: bool = True,
     on_start: Callable[[Steering], None] | None = None,
-    **sampling,
+    **overrides: Any,
 ) -> Result:
     """Continue an audio prompt (a file, or samples at `sample_rate`; mixed to mono, resampled).
 
     A list of prompts continues each in one batch (cut to the shortest); one prompt is repeated
     `batch` times. The result holds the prompt followed by `duration` seconds of new audio.
+    Options as for `generate`.
     """
+    opts = GenerationOptions.build(options, **overrides)
     many = isinstance(audio, (list, tuple))
     waves = [_prompt_wave(backbone, a, sample_rate) for a in (audio if many else [audio])]
-    texts = _texts(prompt, len(waves) if many else batch)
+    texts = _texts(prompt, len(waves) if many else opts.batch)
     if not many:
         waves = waves * len(texts)
     if len(texts) != len(waves):
@@ -107,9 +99,7 @@ def continue_audio(
     cond = backbone.condition(texts)
     values = torch.from_numpy(np.stack([w[:n] for w in waves]))[:, None]
     cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
-    result = _run(
-        backbone, cond, steer, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
-    )
+    result = _run(backbone, cond, steer, opts, progress, on_start)
     result.prompt_seconds = n / backbone.sample_rate
     return result
 
@@ -137,25 +127,36 @@ def _texts(prompt, batch: int) -> list[str]:
 
 
 def _run(
-    backbone, cond, steers, duration, seed, guidance_scale, every, rows, gain, progress, on_start, sampling
+    backbone: Backbone,
+    cond: dict,
+    steers: Sequence[Steer],
+    opts: GenerationOptions,
+    progress: bool,
+    on_start: Callable[[Steering], None] | None,
 ) -> Result:
-    steps = max_new_tokens(backbone, duration)
-    cfg = guidance_scale is not None and guidance_scale > 1
-    kwargs = {"do_sample": True, **sampling, "max_new_tokens": steps, "guidance_scale": guidance_scale}
-    options = {"every": every, "rows": rows, "gain_mode": gain, "cfg": cfg, "max_steps": steps + 1}
+    steps = max_new_tokens(backbone, opts.duration)
+    kwargs = {
+        "do_sample": True,
+        **opts.sampling,
+        "max_new_tokens": steps,
+        "guidance_scale": opts.guidance_scale,
+    }
+    hook_options = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
-        apply(backbone, steers, **options) as state,
+        apply(backbone, steers, **hook_options, max_steps=steps + 1) as state,
         _codes(backbone) as codes,
         _progress(backbone, steps, progress),
     ):
         if on_start is not None:
             on_start(state)
-        if seed is not None:
-            torch.manual_seed(seed)
+        if opts.seed is not None:
+            torch.manual_seed(opts.seed)
         with torch.no_grad():
             values = backbone.model.generate(**cond, **kwargs)
     trace = state.trace()
-    trace.settings.update({"duration": duration, "seed": seed, "guidance_scale": guidance_scale, **sampling})
+    settings = opts.settings()
+    trace.settings.update({k: settings[k] for k in ("duration", "seed", "guidance_scale")})
+    trace.settings.update(opts.sampling)
     return Result(values[:, 0].float().cpu().numpy(), backbone.sample_rate, codes[0], trace)
 
 
@@ -181,15 +182,12 @@ def _codes(backbone: Backbone) -> Iterator[list[torch.Tensor]]:
 def _progress(backbone: Backbone, steps: int, enabled: bool) -> Iterator[None]:
     bar = tqdm(total=steps, desc="generate", unit="step", disable=not enabled)
 
-    def tick(_module, _args, kwargs):
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        done = cache.get_seq_length() if cache is not None else 0
-        if done:
+    def tick(past: int, _ids: torch.Tensor | None) -> None:
+        if past:
             bar.update(1)
 
-    handle = backbone.decoder_stack.register_forward_pre_hook(tick, with_kwargs=True)
     try:
-        yield
+        with backbone.decoder_steps(tick):
+            yield
     finally:
-        handle.remove()
         bar.close()

@@ -66,7 +66,7 @@ def clip_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     Deliberately simple (what a logistic regression on log-mel statistics can see); clips are
     RMS-normalised first, so loudness alone never decides.
     """
-    from .data import normalise_loudness
+    from .audio import normalise_loudness
 
     x = torch.from_numpy(np.stack([normalise_loudness(a) for a in at_judge_rate(audio, sample_rate)]))
     with torch.no_grad():
@@ -89,7 +89,7 @@ def window_embeddings(audio: np.ndarray, sample_rate: int, seconds: float = WIND
 
     Clips are RMS-normalised first, so loudness alone never separates two sets.
     """
-    from .data import normalise_loudness
+    from .audio import normalise_loudness
 
     x = at_judge_rate(audio, sample_rate)
     x = np.stack([normalise_loudness(a) for a in x])

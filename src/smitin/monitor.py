@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-GAINS = ("switch", "ramp")
+from .options import GAINS
+
+__all__ = ["GAINS", "Trace", "confidence", "next_gain"]
 
 
 def confidence(probs: torch.Tensor) -> torch.Tensor:
@@ -21,21 +23,21 @@ def confidence(probs: torch.Tensor) -> torch.Tensor:
     return probs.nanmedian(dim=-1).values
 
 
-def gain(
-    c: torch.Tensor, tau: torch.Tensor, remove: torch.Tensor, active: torch.Tensor, mode: str = "switch"
-):
+def next_gain(
+    c: torch.Tensor, tau: torch.Tensor, remove: torch.Tensor, active: torch.Tensor, gain: str = "switch"
+) -> torch.Tensor:
     """Next step's gain g in [0, 1] per row and trait, from C [B, T].
 
     `remove` [T] bool monitors 1 - C instead of C; `active` [T] bool: False means monitor off
     (plain ITI, g = 1). "switch" is the paper's on/off; "ramp" fades from 1 at C = 0 to 0 at tau.
     """
     level = torch.where(remove, 1 - c, c)
-    if mode == "switch":
+    if gain == "switch":
         g = (level < tau).to(c.dtype)
-    elif mode == "ramp":
+    elif gain == "ramp":
         g = (1 - level / tau).clamp(0, 1)
     else:
-        raise ValueError(f"gain must be one of {GAINS}, not {mode!r}")
+        raise ValueError(f"gain must be one of {GAINS}, not {gain!r}")
     return torch.where(active, g, torch.ones_like(g))
 
 

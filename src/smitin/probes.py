@@ -18,8 +18,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from . import __version__
 from .backbone import Backbone, HeadLayout
+from .version import __version__
 
 TENSORS = ("weight", "bias", "accuracy", "direction", "sigma", "mean_pos", "mean_neg")
 METADATA_KEY = "smitin"
@@ -437,3 +437,30 @@ def fit(
         z = z.to(backbone.device)
         train_options.setdefault("chunk", z.shape[1] * z.shape[2])
     return train(z, labels, groups, meta=meta, **train_options)
+
+
+def fit_cached(
+    backbone: Backbone,
+    segments,
+    out: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    reuse: bool = True,
+    **fit_options,
+) -> ProbeSet:
+    """`fit` with an activation cache, then save to `out`: the one way the CLI, UI and runner train.
+
+    With `reuse`, a probe file already at `out` made on these weights from the same data is
+    loaded instead of retrained. Activations go to `cache_dir` (default: `out` with suffix
+    `.cache`), so an interrupted run resumes. `fit_options` go to `fit`.
+    """
+    out = Path(out)
+    if reuse and out.is_file():
+        probes = ProbeSet.load(out)
+        same_data = probes.meta.get("data", {}).get("fingerprint") == segments.fingerprint()
+        if probes.meta.get("weights") == backbone.weights_digest() and same_data:
+            return probes
+    cache = Path(cache_dir) if cache_dir is not None else out.with_suffix(".cache")
+    probes = fit(backbone, segments, cache_dir=cache, **fit_options)
+    probes.save(out)
+    return probes

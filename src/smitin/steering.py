@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from .backbone import Backbone
-from .monitor import GAINS, Trace, confidence, gain
+from .monitor import Trace, confidence, next_gain
+from .options import GAINS, ROWS
 from .probes import ProbeSet
-
-ROWS = ("both", "cond")
 
 
 @dataclass
@@ -86,14 +85,14 @@ class Steering:
         *,
         every: int = 5,
         rows: str = "both",
-        gain_mode: str = "switch",
+        gain: str = "switch",
         cfg: bool = True,
         max_steps: int = 1500,
     ) -> None:
         if rows not in ROWS:
             raise ValueError(f"rows must be one of {ROWS}, not {rows!r}")
-        if gain_mode not in GAINS:
-            raise ValueError(f"gain must be one of {GAINS}, not {gain_mode!r}")
+        if gain not in GAINS:
+            raise ValueError(f"gain must be one of {GAINS}, not {gain!r}")
         if every < 1:
             raise ValueError("every (the schedule interval) must be >= 1")
         for s in steers:
@@ -106,7 +105,7 @@ class Steering:
                     stacklevel=3,
                 )
         self.backbone, self.steers = backbone, list(steers)
-        self.every, self.rows, self.gain_mode, self.cfg = every, rows, gain_mode, cfg
+        self.every, self.rows, self.gain, self.cfg = every, rows, gain, cfg
         self.max_steps = max_steps
         dev, dt = backbone.device, backbone.dtype
         lay = backbone.layout
@@ -171,9 +170,8 @@ class Steering:
         self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
         self.steps_seen = 0
 
-    def _on_decoder(self, _module, args, kwargs) -> None:
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        self.past = cache.get_seq_length() if cache is not None else 0
+    def _on_decoder(self, past: int, _ids: torch.Tensor | None) -> None:
+        self.past = past
 
     def _on_heads(self, layer: int, x: torch.Tensor) -> None:
         if layer == 0 and self.past == 0:  # a prefill: a new generation starts
@@ -198,7 +196,7 @@ class Steering:
         if layer == self.last_watched:
             c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
             self.c[step] = c
-            self.g[step + 1] = gain(c, self.tau, self.remove, self.active, self.gain_mode)
+            self.g[step + 1] = next_gain(c, self.tau, self.remove, self.active, self.gain)
             self.steps_seen = max(self.steps_seen, step + 1)
 
     def trace(self) -> Trace:
@@ -207,7 +205,7 @@ class Steering:
         settings = {
             "every": self.every,
             "rows": self.rows,
-            "gain": self.gain_mode,
+            "gain": self.gain,
             "cfg": self.cfg,
             "traits": [s.settings() for s in self.steers],
         }
@@ -226,13 +224,12 @@ class Steering:
 def apply(backbone: Backbone, steers: Sequence[Steer], **options) -> Iterator[Steering]:
     """Steer every `generate` call made inside the block; yields the state holding the trace.
 
-    options: every (schedule interval, default 5), rows ("both" | "cond"), gain_mode
+    options: every (schedule interval, default 5), rows ("both" | "cond"), gain
     ("switch" | "ramp"), cfg (whether generate runs with guidance_scale > 1), max_steps.
     """
     state = Steering(backbone, steers, **options)
     with ExitStack() as stack:
         if state.steers:
-            handle = backbone.decoder_stack.register_forward_pre_hook(state._on_decoder, with_kwargs=True)
-            stack.callback(handle.remove)
+            stack.enter_context(backbone.decoder_steps(state._on_decoder))
             stack.enter_context(backbone.head_hooks(state._on_heads))
         yield state

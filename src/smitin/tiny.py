@@ -34,8 +34,9 @@ from transformers import (
 )
 
 from smitin import audio as audio_io
+from smitin.activity import block_activity, block_energy, track_level
+from smitin.audio import normalise_loudness
 from smitin.codec import MelCodecConfig, MelCodecModel
-from smitin.data import block_activity, block_energy, normalise_loudness, track_level
 from smitin.defaults import cache_dir
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "tiny-musicgen"

@@ -18,8 +18,9 @@ import torch
 from transformers import MusicgenForConditionalGeneration, MusicgenProcessor
 
 from smitin import audio as audio_io
+from smitin.audio import normalise_loudness
+from smitin.backbone import codec_round_trip
 from smitin.codec import MelCodecModel
-from smitin.data import normalise_loudness
 from smitin.tiny import TrainConfig, encode_songs, heldout_ce, read_songs
 
 TRAITS = ("drums", "bass", "guitar", "piano")
@@ -27,13 +28,12 @@ TRAITS = ("drums", "bass", "guitar", "piano")
 
 def reconstruct(codec: MelCodecModel, audio: np.ndarray, batch: int = 16) -> np.ndarray:
     """Encode + decode clips [N, S] through the codec (same length out)."""
-    outs = []
-    for i in range(0, len(audio), batch):
-        x = torch.from_numpy(audio[i : i + batch])[:, None]
-        with torch.no_grad():
-            y = codec.decode(codec.encode(x).audio_codes).audio_values[:, 0, : x.shape[-1]]
-        outs.append(y.numpy())
-    return np.concatenate(outs)
+
+    @torch.no_grad()
+    def through(x: torch.Tensor) -> torch.Tensor:
+        return codec.decode(codec.encode(x[:, None]).audio_codes).audio_values[:, 0]
+
+    return codec_round_trip(through, audio, batch)
 
 
 def codec_metrics(codec: MelCodecModel, clips: np.ndarray) -> dict[str, float]:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from .backbone import BUNDLED, Backbone, ModelError, load
 from .defaults import cache_dir, model_key, train_default_probes
 from .generate import Result, continue_audio, generate, max_new_tokens
 from .monitor import Trace
+from .options import GenerationOptions
 from .probes import ProbeFileError, ProbeSet
 from .steering import Steer, Steering
 
@@ -154,12 +155,7 @@ class Request:
 
     prompt: str = ""
     audio_prompt: str | None = None
-    duration: float = 5.0
-    seed: int = 0
-    guidance: float = 3.0
-    every: int = 5
-    rows: str = "both"
-    gain: str = "switch"
+    options: GenerationOptions = field(default_factory=GenerationOptions)
 
 
 def run_generation(
@@ -169,17 +165,7 @@ def run_generation(
     on_start: Callable[[Steering], None] = lambda _state: None,
 ) -> Result:
     """Generate exactly as `smitin.generate`/`continue_audio`, handing the live state to `on_start`."""
-    common = dict(
-        steer=steers,
-        duration=request.duration,
-        seed=request.seed,
-        guidance_scale=request.guidance,
-        every=request.every,
-        rows=request.rows,
-        gain=request.gain,
-        progress=False,
-        on_start=on_start,
-    )
+    common = dict(steer=steers, options=request.options, progress=False, on_start=on_start)
     prompt = request.prompt or None
     if request.audio_prompt:
         result = continue_audio(backbone, request.audio_prompt, prompt=prompt, **common)
@@ -216,14 +202,11 @@ class CodeRecorder:
 
     @contextmanager
     def recording(self) -> Iterator[CodeRecorder]:
-        def hook(_module, _args, kwargs):
+        def hook(past: int, ids: torch.Tensor | None) -> None:
             if self.cancel.is_set():
                 raise Cancelled("generation stopped")
-            ids = kwargs.get("input_ids")
-            cache = kwargs.get("cache", kwargs.get("past_key_values"))
             if ids is None:
                 return
-            past = cache.get_seq_length() if cache is not None else 0
             if past == 0:
                 self.length = 0  # a new generation starts
             end = min(past + ids.shape[1], self.ids.shape[1])
@@ -231,11 +214,8 @@ class CodeRecorder:
                 self.ids[:, past:end] = ids[: self.k, : end - past].detach().cpu()
                 self.length = max(self.length, end)
 
-        handle = self._backbone.decoder_stack.register_forward_pre_hook(hook, with_kwargs=True)
-        try:
+        with self._backbone.decoder_steps(hook):
             yield self
-        finally:
-            handle.remove()
 
     def frames(self) -> torch.Tensor:
         """Codes [K, frames] complete so far: codebook k of frame f sits at position f + 1 + k."""
@@ -258,7 +238,7 @@ class Preview:
         if n - self.done < (1 if final else PREVIEW_FRAMES):
             return None
         start = max(0, self.done - PREVIEW_CONTEXT)
-        audio = decode_direct(self.backbone, codes[None, :, start:n])[0]
+        audio = self.backbone.decode(codes[None, :, start:n])[0].numpy()
         self.chunks.append(audio[(self.done - start) * self.hop :])
         self.done = n
         return np.concatenate(self.chunks)
@@ -267,20 +247,6 @@ class Preview:
 def pcm16(audio: np.ndarray) -> np.ndarray:
     """Float audio -> int16, as Gradio would (saying so in a warning) for a numpy player value."""
     return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-
-
-def decode_direct(backbone: Backbone, codes: torch.Tensor) -> np.ndarray:
-    """Codes [B, K, T] -> audio [B, S] through the codec's class method.
-
-    While `generate` runs, the engine wraps the codec instance's `decode` to keep the codes it
-    decodes; calling the class method leaves that record alone.
-    """
-    codec = backbone.model.audio_encoder
-    device = next(codec.parameters(), torch.zeros(0)).device
-    with torch.no_grad():
-        out = type(codec).decode(codec, codes[None].to(device), [None] * codes.shape[0])
-    values = out.audio_values if hasattr(out, "audio_values") else out[0]
-    return values[:, 0].float().cpu().numpy()
 
 
 # -- figures (the OO API: pyplot's global state is not thread-safe) ---------------------------------
@@ -444,7 +410,7 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
 
     def on_train(session, folder, trait, *alphas, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         from . import data
-        from .probes import fit
+        from .probes import fit_cached
 
         if not folder or not trait:
             raise gr.Error("give a stem folder and a trait name (e.g. drums)")
@@ -454,8 +420,7 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
             segments = data.stem_segments(Path(folder).expanduser(), trait, sample_rate=backbone.sample_rate)
             key = f"{trait}-{model_key(backbone)}-{segments.fingerprint()[:12]}"
             out = cache_dir() / "probes" / f"{key}.safetensors"
-            probes = fit(backbone, segments, cache_dir=cache_dir() / "activations" / key, progress=True)
-            probes.save(out)
+            probes = fit_cached(backbone, segments, out, cache_dir=cache_dir() / "activations" / key)
         session, messages = add_probes(session, [out])
         for m in messages:
             gr.Warning(m)
@@ -479,16 +444,15 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
         preview_on,
         *alphas,
     ):
-        request = Request(
-            prompt=prompt or "",
-            audio_prompt=audio_prompt or None,
+        options = GenerationOptions(
             duration=float(duration),
             seed=int(seed),
-            guidance=float(guidance),
+            guidance_scale=float(guidance),
             every=int(every),
             rows=rows,
             gain=gain,
         )
+        request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
         threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
         skip = gr.skip()
         with holder.busy:  # one generation on the shared model at a time
@@ -500,13 +464,13 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
                 threshold=threshold_v,
                 heads=heads_v,
             )
-            total = request.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
+            total = request.options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
             runs = [("unsteered", unsteered(steers))] if compare else []
             runs.append(("steered", steers))
             results: dict[str, Result] = {}
             for name, run_steers in runs:
                 box: dict = {}
-                recorder = CodeRecorder(backbone, max_new_tokens(backbone, request.duration) + 4096)
+                recorder = CodeRecorder(backbone, max_new_tokens(backbone, request.options.duration) + 4096)
                 preview = Preview(backbone)
 
                 def work(run_steers=run_steers, box=box, recorder=recorder):
@@ -534,7 +498,7 @@ def build_app(holder: ModelHolder, session0: dict, *, startup_note: str = ""):
                         frames = recorder.frames()
                         audio = preview.update(frames) if preview_on and worker.is_alive() else None
                         yield (
-                            f"generating {name}: step {steps} / {max_new_tokens(backbone, request.duration)} "
+                            f"generating {name}: step {steps} / {max_new_tokens(backbone, request.options.duration)} "
                             f"({time.perf_counter() - t0:.1f} s)",
                             trace_figure(
                                 tr if name == "steered" else None, reference.trace if reference else tr, total

@@ -27,7 +27,7 @@ import numpy as np
 import pretty_midi
 import soundfile as sf
 
-from ..data import block_activity, block_energy, track_level
+from ..activity import block_activity, block_energy, track_level
 from . import fluid
 from . import mma as mma_mod
 from .parts import STYLES, Grid, bass_part, comp_part, drum_part, lead_part
