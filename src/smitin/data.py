@@ -18,7 +18,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +131,11 @@ class SegmentSet:
 
     def groups(self) -> list[str]:
         return [s.track for s in self.segments]
+
+    def subset(self, tracks: Iterable[str]) -> SegmentSet:
+        """The segments of these tracks only (same trait, length and file cache)."""
+        keep = set(tracks)
+        return replace(self, segments=[s for s in self.segments if s.track in keep])
 
     @property
     def n_samples(self) -> int:

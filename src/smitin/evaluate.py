@@ -220,19 +220,6 @@ class TraitData:
     prompts: Any  # SegmentSet (prompt_seconds, evaluation tracks): continuation prompts
 
 
-def _subset(segs, tracks: set[str]):
-    from .data import SegmentSet
-
-    return SegmentSet(
-        [s for s in segs.segments if s.track in tracks],
-        segs.trait,
-        segs.sample_rate,
-        segs.seconds,
-        segs.summary,
-        segs._info,
-    )
-
-
 def split_tracks(names, seed: int, shares: tuple[float, float] = SPLIT) -> dict[str, set[str]]:
     """Tracks -> probe / judge / eval sets, disjoint, the same for every trait.
 
@@ -285,13 +272,13 @@ def prepare_data(
         }
     names = {s.track for v in sets.values() for seg in v.values() for s in seg.segments}
     split = split_tracks(names, cfg.data_seed)
-    reference = {t: _subset(v["long"], split["eval"]) for t, v in sets.items() if t in REFERENCE_TRAITS}
+    reference = {t: v["long"].subset(split["eval"]) for t, v in sets.items() if t in REFERENCE_TRAITS}
     out = {
         t: TraitData(
-            _subset(v["probe"], split["probe"]),
-            _subset(v["long"], split["judge"]),
-            _subset(v["long"], split["eval"]),
-            _subset(v["prompt"], split["eval"]),
+            v["probe"].subset(split["probe"]),
+            v["long"].subset(split["judge"]),
+            v["long"].subset(split["eval"]),
+            v["prompt"].subset(split["eval"]),
         )
         for t, v in sets.items()
         if t in cfg.traits
