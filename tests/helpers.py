@@ -44,3 +44,33 @@ def write_stems(root: Path, tracks: int = 4, seconds: float = 8.0, sr: int = 800
         for name, x in (("drums", drums), ("bass", bass), ("piano", piano)):
             sf.write(d / f"{name}.wav", x.astype(np.float32), sr)
     return root
+
+
+# -- short synthetic clips for the data tests ------------------------------------------------------
+
+SR = 8000
+
+
+def tone(seconds: float, freq: float, amp: float = 0.3, sr: int = SR, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def noise(seconds: float, amp: float = 0.2, sr: int = SR, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (amp * rng.standard_normal(int(round(seconds * sr)))).astype(np.float32)
+
+
+def write(path: Path, x: np.ndarray, sr: int = SR) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr)
+    return path
+
+
+def plain_song(root: Path, name: str, seconds: float = 4.0, drums: np.ndarray | None = None) -> Path:
+    """root/name/{drums.wav (noise), bass.wav (55 Hz), piano.flac (440 Hz)}."""
+    d = root / name
+    write(d / "drums.wav", noise(seconds, seed=hash(name) % 100) if drums is None else drums)
+    write(d / "bass.wav", tone(seconds, 55.0))
+    write(d / "piano.flac", tone(seconds, 440.0, 0.1))
+    return d
