@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,21 +46,23 @@ class HeadLayout:
 class Backbone:
     """A MusicGen model, its processor (if any) and the facts smitin needs about it."""
 
-    def __init__(self, model: nn.Module, processor=None, name: str = "custom") -> None:
-        self.model = model.eval()
+    def __init__(self, model: nn.Module, processor: Any = None, name: str = "custom") -> None:
+        # transformers' MusicGen classes, typed loosely: their sub-modules are reached by attribute
+        self.model: Any = model.eval()
         self.processor = processor
         self.name = name
         self.is_melody = type(model).__name__.startswith("MusicgenMelody")
         self.out_projs: list[nn.Linear] = [layer.self_attn.out_proj for layer in self._decoder_layers()]
-        attn = self._decoder_layers()[0].self_attn
-        heads = int(getattr(attn, "num_heads", 0) or model.config.decoder.num_attention_heads)
+        attn: Any = self._decoder_layers()[0].self_attn
+        config: Any = self.model.config
+        heads = int(getattr(attn, "num_heads", 0) or config.decoder.num_attention_heads)
         width = self.out_projs[0].in_features
         if width % heads:
             raise ModelError(f"{name}: out_proj width {width} is not a multiple of {heads} heads")
         self.layout = HeadLayout(len(self.out_projs), heads, width // heads)
 
     # -- structure -------------------------------------------------------------------------
-    def _decoder_layers(self) -> nn.ModuleList:
+    def _decoder_layers(self) -> Any:
         try:
             return self.model.decoder.model.decoder.layers
         except AttributeError as err:
@@ -269,7 +272,7 @@ def load(
     return Backbone(model.to(device), processor, name=str(name))
 
 
-def _model_class(model_type: str, name) -> type:
+def _model_class(model_type: str, name: str | Path) -> Any:
     from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 
     classes = {

@@ -89,7 +89,8 @@ def continue_audio(
     """
     opts = GenerationOptions.build(options, **overrides)
     many = isinstance(audio, (list, tuple))
-    waves = [_prompt_wave(backbone, a, sample_rate) for a in (audio if many else [audio])]
+    items = list(audio) if isinstance(audio, (list, tuple)) else [audio]
+    waves = [_prompt_wave(backbone, a, sample_rate) for a in items]
     texts = _texts(prompt, len(waves) if many else opts.batch)
     if not many:
         waves = waves * len(texts)

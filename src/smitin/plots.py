@@ -77,15 +77,15 @@ def report(
     """One PNG: heatmaps, traces and spectrograms stacked."""
     rows = len(probes) + len(traces) + len(audio)
     fig, axes = plt.subplots(max(rows, 1), 1, figsize=(8, 2.8 * max(rows, 1)), squeeze=False)
-    axes = list(axes[:, 0])
+    slots = list(axes[:, 0])
     for p in probes:
-        heatmap(p, axes.pop(0))
+        heatmap(p, slots.pop(0))
     for name, tr in traces:
-        ax = axes.pop(0)
+        ax = slots.pop(0)
         trace(tr, ax)
         ax.set_title(f"{name}: {ax.get_title()}")
     for name, a, sr in audio:
-        spectrogram(a, sr, axes.pop(0), title=name)
+        spectrogram(a, sr, slots.pop(0), title=name)
     return save(fig, path)
 
 

@@ -12,6 +12,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -23,6 +24,33 @@ from .version import __version__
 
 TENSORS = ("weight", "bias", "accuracy", "direction", "sigma", "mean_pos", "mean_neg")
 METADATA_KEY = "smitin"
+
+
+class DataSummary(TypedDict, total=False):
+    """What a probe file says about its training data."""
+
+    root: str
+    layout: str | None
+    segments: dict[str, int]  # positive, negative
+    tracks: int
+    fingerprint: str
+
+
+class ProbeMeta(TypedDict, total=False):
+    """A probe file's JSON header: enough to tell which model, trait and data it belongs to."""
+
+    trait: str
+    model: str
+    weights: str  # the model's weights digest (Backbone.weights_digest)
+    layout: str  # head layout fingerprint, e.g. L24xH16xD64
+    sample_rate: int
+    segment_seconds: float
+    positions_per_segment: int
+    text: str | None
+    data: DataSummary
+    training: dict[str, Any]  # split, regularisation, direction, counts
+    accuracy: dict[str, float]  # best, median
+    smitin: str  # version that wrote the file
 
 
 class ProbeFileError(ValueError):
@@ -166,6 +194,7 @@ def _newton_block(x: torch.Tensor, y: torch.Tensor, reg: float, max_iter: int, t
             if bool(info.any()):  # not positive definite in bf16: redo this one in float32
                 low_precision, factor = False, None
                 continue
+        assert factor is not None
         step = torch.cholesky_solve(grad[..., None], factor)[..., 0]
         f_old, w_old, b_old = f, w, b
         w, b = w - step[:, :d], b - step[:, d]
@@ -193,7 +222,7 @@ class ProbeSet:
     sigma: torch.Tensor
     mean_pos: torch.Tensor
     mean_neg: torch.Tensor
-    meta: dict = field(default_factory=dict)
+    meta: ProbeMeta = field(default_factory=lambda: ProbeMeta())
 
     @property
     def trait(self) -> str:
@@ -302,7 +331,7 @@ def train(
     direction: str = "probe",
     seed: int = 0,
     chunk: int = 16,
-    meta: dict | None = None,
+    meta: ProbeMeta | None = None,
 ) -> ProbeSet:
     """Train a probe on every head of z [N, L, H, D] (labels 1 = trait present), split by track.
 
@@ -366,7 +395,7 @@ def train(
             "tracks": _n_groups(groups, val),
         },
     }
-    meta = {**(meta or {}), "training": info}
+    meta = ProbeMeta(**(meta or {}), training=info)
     weight, bias, acc, unit, sigma, mean_pos, mean_neg = (
         t.cpu() for t in (weight, bias, acc, unit, sigma, mean_pos, mean_neg)
     )
@@ -417,7 +446,7 @@ def fit(
     )
     z, labels, groups = acts.flat()
     summary = getattr(segments, "summary", {}) or {}
-    meta = {
+    meta: ProbeMeta = {
         "trait": segments.trait,
         "model": backbone.name,
         "weights": backbone.weights_digest(),

@@ -116,7 +116,9 @@ class Steering:
         # Everything the hook touches is laid out per layer here, once, so that a layer call is a
         # handful of fused ops on preallocated buffers: no indexing, no allocation per head.
         shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
-        self.shifts = [shift[:, layer].contiguous() for layer in range(lay.layers)] if n else []
+        self.shifts = (
+            [shift[:, layer].contiguous() for layer in range(lay.layers)] if shift is not None else []
+        )
         # Monitored (trait, head) pairs, ordered by layer: pair i's reading goes to row i of `read`.
         # `slots[t, j]` is the row of trait t's j-th watched head; traits watching fewer heads
         # point their spare slots at a last row that stays NaN (the median ignores it).
@@ -132,23 +134,25 @@ class Steering:
         if n:
             weight = torch.stack([s.probes.weight.float().flatten(0, 1) for s in self.steers])  # [T, L*H, D]
             bias = torch.stack([s.probes.bias.float().flatten() for s in self.steers])  # [T, L*H]
-            rows = torch.zeros(pairs, lay.heads, lay.head_dim)
-            rows[torch.arange(pairs), flat % lay.heads] = weight[trait, flat]  # zero outside the head
-            rows, row_bias = rows.flatten(1).to(dev, dt), bias[trait, flat][:, None].to(dev, dt)
+            per_head = torch.zeros(pairs, lay.heads, lay.head_dim)
+            per_head[torch.arange(pairs), flat % lay.heads] = weight[trait, flat]  # zero outside the head
+            read_w, read_b = per_head.flatten(1).to(dev, dt), bias[trait, flat][:, None].to(dev, dt)
         layers, counts = torch.unique_consecutive(flat // lay.heads, return_counts=True)
         ends = torch.cumsum(counts, 0).tolist()
         self.read_rows = {  # layer -> its rows of `read`
             layer: (end - count, end)
             for layer, count, end in zip(layers.tolist(), counts.tolist(), ends, strict=True)
         }
-        self.read_weight = {layer: rows[lo:hi] for layer, (lo, hi) in self.read_rows.items()}  # [pairs, H*D]
-        self.read_bias = {layer: row_bias[lo:hi] for layer, (lo, hi) in self.read_rows.items()}  # [pairs, 1]
+        self.read_weight = {
+            layer: read_w[lo:hi] for layer, (lo, hi) in self.read_rows.items()
+        }  # [pairs, H*D]
+        self.read_bias = {layer: read_b[lo:hi] for layer, (lo, hi) in self.read_rows.items()}  # [pairs, 1]
         self.slots = self.slots.to(dev)
         self.watched = [layer in self.read_rows for layer in range(lay.layers)]
         self.last_watched = max(self.read_rows) if self.read_rows else -1
         self.past = 0
-        self.first = None
-        self.rows_n = None
+        self.first: int | None = None
+        self.rows_n: int | None = None
 
     # -- per generate --------------------------------------------------------------------------
     def _begin(self, rows: int) -> None:
