@@ -1,4 +1,4 @@
-"""Steering studio: pure helpers, UI generation == engine generation, and a real browser run."""
+"""The studio's page: train and generate through its API, and a real browser run (Debian chromium)."""
 
 from __future__ import annotations
 
@@ -9,171 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]'")
 
 from helpers import make_probes, write_stems  # noqa: E402
-from smitin import ui  # noqa: E402
-from smitin.generate import generate, max_new_tokens  # noqa: E402
-from smitin.options import GenerationOptions  # noqa: E402
-from smitin.steering import Steer  # noqa: E402
+from smitin.generate import max_new_tokens  # noqa: E402
+from smitin.ui import app, command, session  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notes, not ours
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 CHROMIUM = os.environ.get("SMITIN_CHROMIUM", "/usr/bin/chromium")
-
-
-@pytest.fixture
-def probe_files(tiny, tmp_path):
-    paths = []
-    for i, trait in enumerate(("drums", "bass")):
-        paths.append(make_probes(tiny.layout, trait, seed=i).save(tmp_path / f"{trait}.safetensors"))
-    return paths
-
-
-# -- pure helpers --------------------------------------------------------------------------------
-
-
-def test_sessions_are_copies_and_traits_replace(probe_files, tmp_path):
-    s0 = ui.new_session("bundled", probe_files[:1])
-    assert [p["trait"] for p in s0["probes"]] == ["drums"]
-    s1, messages = ui.add_probes(s0, [probe_files[1], tmp_path / "missing.safetensors", ""])
-    assert [p["trait"] for p in s1["probes"]] == ["drums", "bass"]
-    assert len(messages) == 1 and "no such probe file" in messages[0]
-    assert [p["trait"] for p in s0["probes"]] == ["drums"]  # the input session is untouched
-    s2, _ = ui.add_probes(s1, [probe_files[0]])  # drums again: replaced, not doubled
-    assert sorted(p["trait"] for p in s2["probes"]) == ["bass", "drums"]
-
-
-def test_too_many_traits_are_refused(tiny, tmp_path):
-    paths = [
-        make_probes(tiny.layout, f"t{i}", seed=i).save(tmp_path / f"t{i}.safetensors")
-        for i in range(ui.MAX_TRAITS + 1)
-    ]
-    session, messages = ui.add_probes(ui.new_session("bundled"), paths)
-    assert len(session["probes"]) == ui.MAX_TRAITS and "at most" in messages[0]
-
-
-def test_parsers():
-    assert ui.parse_threshold("auto") is None and ui.parse_threshold(" ") is None
-    assert ui.parse_threshold("0.7") == 0.7
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        ui.parse_threshold("1.5")
-    assert ui.parse_heads("soft") == "soft" and ui.parse_heads("16") == 16
-    with pytest.raises(ValueError):
-        ui.parse_heads("0")
-    assert ui.parse_paths("a.safetensors, b.safetensors\n\n c.safetensors ") == [
-        "a.safetensors",
-        "b.safetensors",
-        "c.safetensors",
-    ]
-
-
-def test_slider_slots_follow_the_session(probe_files):
-    session = ui.new_session("bundled", probe_files)
-    updates = ui.slider_updates(session, previous=[-3.0])
-    assert len(updates) == ui.MAX_TRAITS
-    assert updates[0]["visible"] and updates[0]["value"] == -3.0 and updates[0]["label"].startswith("drums")
-    assert updates[1]["visible"] and updates[1]["value"] == ui.DEFAULT_ALPHA
-    assert not any(u["visible"] for u in updates[2:])
-    assert "bass" in ui.probe_table(session) and "unsteered" in ui.probe_table(ui.new_session("x"))
-
-
-def test_steers_and_their_unsteered_twins(tiny):
-    sets = [make_probes(tiny.layout, "drums"), make_probes(tiny.layout, "bass", seed=1)]
-    steers = ui.build_steers(sets, [5, -2.5], monitor=False, threshold=0.6, heads=8)
-    assert [(s.name, s.alpha, s.monitor, s.threshold, s.heads) for s in steers] == [
-        ("drums", 5.0, False, 0.6, 8),
-        ("bass", -2.5, False, 0.6, 8),
-    ]
-    zero = ui.unsteered(steers)
-    assert [s.alpha for s in zero] == [0, 0] and steers[0].alpha == 5.0
-
-
-# -- generation as the UI runs it ------------------------------------------------------------
-
-
-def test_ui_generation_matches_the_engine_and_is_live(tiny):
-    probes = make_probes(tiny.layout)
-    request = ui.Request(options=GenerationOptions(duration=0.4, seed=3))
-    states = []
-    recorder = ui.CodeRecorder(tiny, 64)
-    with recorder.recording():
-        got = ui.run_generation(tiny, [Steer(probes, alpha=4)], request, states.append)
-    want = generate(tiny, None, steer=[Steer(probes, alpha=4)], duration=0.4, seed=3, progress=False)
-    assert np.array_equal(got.audio, want.audio)
-    assert torch.equal(got.trace.c, want.trace.c) and torch.equal(got.trace.edited, want.trace.edited)
-    assert got.trace.settings["seed"] == 3
-    # the live state is the one that steered, and the recorder saw the codes (one step behind)
-    assert len(states) == 1 and ui.live_trace(states[0]).c.shape == got.trace.c.shape
-    frames = recorder.frames()
-    assert frames.shape[1] == got.codes.shape[2] - 1
-    assert torch.equal(frames, got.codes[0, :, : frames.shape[1]])
-
-
-def test_a_cancelled_run_leaves_no_hooks_behind(tiny):
-    probes = make_probes(tiny.layout)
-    recorder = ui.CodeRecorder(tiny, 64)
-    with pytest.raises(ui.Cancelled), recorder.recording():
-        ui.run_generation(
-            tiny,
-            [Steer(probes)],
-            ui.Request(options=GenerationOptions(duration=0.4)),
-            lambda _s: recorder.cancel.set(),
-        )
-    assert not tiny.decoder_stack._forward_pre_hooks and not tiny.out_projs[0]._forward_pre_hooks
-    assert "decode" not in vars(tiny.model.audio_encoder)  # the engine's codes recorder is gone too
-    again = generate(tiny, None, duration=0.2, seed=1, progress=False)
-    assert np.array_equal(again.audio, generate(tiny, None, duration=0.2, seed=1, progress=False).audio)
-
-
-def test_preview_decodes_in_chunks(tiny):
-    codes = generate(tiny, None, duration=1.2, progress=False).codes[0]
-    preview = ui.Preview(tiny)
-    assert preview.update(codes[:, :10]) is None  # too few new frames yet
-    first = preview.update(codes[:, :50])
-    assert first is not None and len(first) == 50 * preview.hop
-    final = preview.update(codes, final=True)
-    assert len(final) == codes.shape[1] * preview.hop
-
-
-def test_figures(tiny):
-    probes = make_probes(tiny.layout)
-    r = ui.run_generation(
-        tiny, [Steer(probes, alpha=4)], ui.Request(options=GenerationOptions(duration=0.3)), lambda _s: None
-    )
-    ref = ui.run_generation(
-        tiny,
-        ui.unsteered([Steer(probes)]),
-        ui.Request(options=GenerationOptions(duration=0.3)),
-        lambda _s: None,
-    )
-    fig = ui.trace_figure(r.trace, ref.trace, total_seconds=0.5)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "drums C(t)" in labels and "drums C(t) unsteered" in labels
-    assert fig.axes[0].get_xlim() == (0, 0.5)
-    assert ui.trace_figure(None).axes[0].get_title().startswith("monitor: waiting")
-    assert len(ui.heatmap_figure([probes, probes]).axes) == 4  # two maps, two colour bars
-    assert ui.heatmap_figure([]) is None
-    assert len(ui.spectrogram_figure([("a", r.audio[0]), ("b", ref.audio[0])], tiny.sample_rate).axes) == 2
-
-
-def test_cli_arguments():
-    from smitin.cli import build_parser
-
-    args = build_parser().parse_args(["ui", "--port", "0", "--probes", "a.safetensors", "b.safetensors"])
-    assert (
-        args.port == 0
-        and args.share == "no"
-        and [p.name for p in args.probes]
-        == [
-            "a.safetensors",
-            "b.safetensors",
-        ]
-    )
-    assert build_parser().parse_args(["ui"]).probes is None  # -> default drum probes
 
 
 # -- the app through its API (no browser): train in the page, then generate ---------------------
@@ -185,10 +31,10 @@ def tiny_app(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("SMITIN_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "tiny-model"
     tiny.model.save_pretrained(folder)
-    holder = ui.ModelHolder()
+    holder = app.ModelHolder()
     holder.get(str(folder))
-    demo = ui.build_app(holder, ui.new_session(str(folder)))
-    port = ui.free_port()
+    demo = app.build_app(holder, session.new_session(str(folder)))
+    port = command.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
@@ -268,9 +114,9 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
     args = argparse.Namespace(
         model="bundled", device="cpu", dtype=None, probes=[probe_file], cache=None, port=0, host="127.0.0.1"
     )
-    holder, session0, note = ui.prepare(args, log=lambda _m: None)
-    demo = ui.build_app(holder, session0, startup_note=note)
-    port = ui.free_port()
+    holder, session0, note = command.prepare(args, log=lambda _m: None)
+    demo = app.build_app(holder, session0, startup_note=note)
+    port = command.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     ARTIFACTS.mkdir(exist_ok=True)
     external: list[str] = []
@@ -358,3 +204,64 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
     assert live, f"no live status while generating: {seen['status']}"
     assert len(set(seen["plots"])) >= 2, "the trace plot was not redrawn while generating"
     assert not external, f"the page fetched from outside localhost: {external}"
+
+
+# -- the Generate handler without a server ---------------------------------------------------
+
+
+@pytest.fixture
+def tiny_holder(tiny):
+    holder = app.ModelHolder()
+    holder.backbone, holder.name = tiny, "tiny"  # as if loaded: get("tiny") returns it
+    return holder
+
+
+def _generate_args(probe_session, duration, compare, *alphas):
+    # prompt, audio prompt, duration, seed, guidance, every, rows, gain, monitor, threshold, heads,
+    # compare, preview
+    return (
+        probe_session,
+        "",
+        None,
+        duration,
+        0,
+        3,
+        5,
+        "both",
+        "switch",
+        True,
+        "auto",
+        "soft",
+        compare,
+        True,
+        *alphas,
+    )
+
+
+def test_generate_handler_runs_both_and_saves(tiny, tiny_holder, tmp_path):
+    path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
+    updates = list(handler(*_generate_args(session.new_session("tiny", [path]), 0.3, True, -4, 0, 0, 0)))
+    assert updates[0][0].startswith("generating unsteered: step")
+    assert any(u[0].startswith("generating steered: step") for u in updates)
+    status, _plot, (rate, audio), unsteered_wav, steered_wav, _spec, files = updates[-1]
+    assert status.startswith("done (unsteered") and "drums (alpha -4): edit on" in status
+    assert rate == tiny.sample_rate and audio.dtype == np.int16
+    assert Path(unsteered_wav).name == "unsteered.wav" and Path(steered_wav).name == "steered.wav"
+    assert sorted(Path(f).name for f in files) == [
+        "steered-trace.json",
+        "steered.wav",
+        "unsteered-trace.json",
+        "unsteered.wav",
+    ]
+    assert not tiny_holder.busy.locked()
+
+
+def test_a_stopped_generate_frees_the_model(tiny, tiny_holder):
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
+    running = handler(*_generate_args(session.new_session("tiny"), 30, False, 0, 0, 0, 0))
+    assert next(running)[0].startswith("generating steered")
+    running.close()  # what Stop (or a closed tab) does to the handler
+    assert not tiny_holder.busy.locked()
+    updates = list(handler(*_generate_args(session.new_session("tiny"), 0.2, False, 0, 0, 0, 0)))
+    assert updates[-1][0].startswith("done (steered") and "no traits" in updates[-1][0]

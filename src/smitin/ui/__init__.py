@@ -1,0 +1,126 @@
+"""Steering studio: a local Gradio web UI to steer MusicGen and watch the probes while it generates.
+
+`smitin ui` loads one model (the bundled one by default) and a set of probe files (by default
+drum probes trained once on the bundled model from a small rendered stem set and cached under
+~/.cache/smitin). Each browser session keeps its own settings in `gr.State`; generation requests
+go through one queue, so one model in memory serves everyone without cross-talk.
+
+The engine is not changed: the UI opens `steering.apply` itself around an unsteered
+`generate`/`continue_audio` call (whose own `apply` then does nothing), which gives exactly the
+CLI's result while a worker thread generates and the request thread reads the live
+`Steering` buffers (c, g, edited) to redraw the monitor plot and decode a preview of the audio.
+
+Modules, each one job: `session` (a browser session's settings, parsing, sliders, steers),
+`live` (generation in a worker thread, watched: code recorder, audio preview), `figures`,
+`app` (the model holder, the page and its handlers; needs gradio), `command` (`smitin ui`).
+
+Importing this package loads only `command` (no torch, no gradio: `smitin ui --help` is quick);
+the other names below load their module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .command import add_arguments, free_port, prepare, run
+
+if TYPE_CHECKING:
+    from .app import GenerateHandler, ModelHolder, build_app
+    from .figures import heatmap_figure, spectrogram_figure, trace_figure
+    from .live import Cancelled, CodeRecorder, LiveRun, Preview, Request, live_trace, pcm16, run_generation
+    from .session import (
+        ALPHA_RANGE,
+        DEFAULT_ALPHA,
+        MAX_TRAITS,
+        ProbeEntry,
+        Session,
+        add_probes,
+        build_steers,
+        load_probe_sets,
+        new_session,
+        parse_heads,
+        parse_paths,
+        parse_threshold,
+        probe_table,
+        slider_updates,
+        unsteered,
+    )
+
+_LAZY = {
+    "app": ("GenerateHandler", "ModelHolder", "build_app"),
+    "figures": ("heatmap_figure", "spectrogram_figure", "trace_figure"),
+    "live": (
+        "Cancelled",
+        "CodeRecorder",
+        "LiveRun",
+        "Preview",
+        "Request",
+        "live_trace",
+        "pcm16",
+        "run_generation",
+    ),
+    "session": (
+        "ALPHA_RANGE",
+        "DEFAULT_ALPHA",
+        "MAX_TRAITS",
+        "ProbeEntry",
+        "Session",
+        "add_probes",
+        "build_steers",
+        "load_probe_sets",
+        "new_session",
+        "parse_heads",
+        "parse_paths",
+        "parse_threshold",
+        "probe_table",
+        "slider_updates",
+        "unsteered",
+    ),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = [
+    "ALPHA_RANGE",
+    "DEFAULT_ALPHA",
+    "MAX_TRAITS",
+    "Cancelled",
+    "CodeRecorder",
+    "GenerateHandler",
+    "LiveRun",
+    "ModelHolder",
+    "Preview",
+    "ProbeEntry",
+    "Request",
+    "Session",
+    "add_arguments",
+    "add_probes",
+    "build_app",
+    "build_steers",
+    "free_port",
+    "heatmap_figure",
+    "live_trace",
+    "load_probe_sets",
+    "new_session",
+    "parse_heads",
+    "parse_paths",
+    "parse_threshold",
+    "pcm16",
+    "prepare",
+    "probe_table",
+    "run",
+    "run_generation",
+    "slider_updates",
+    "spectrogram_figure",
+    "trace_figure",
+    "unsteered",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

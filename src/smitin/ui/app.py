@@ -1,0 +1,360 @@
+"""The Gradio app: the one model in memory, the page, and what its buttons do.
+
+Each browser session keeps its own `Session` in `gr.State`; everything that runs the model goes
+through one queue lane, so one model in memory serves everyone without cross-talk. The Generate
+button is a `GenerateHandler`: it opens `LiveRun`s and turns what they show into page updates.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..backbone import BUNDLED, Backbone, ModelError, load
+from ..defaults import cache_dir, model_key
+from ..generate import Result
+from ..options import GenerationOptions
+from ..probes import ProbeFileError
+from ..steering import Steer
+from .figures import heatmap_figure, spectrogram_figure, trace_figure
+from .live import LiveRun, Preview, Request, pcm16
+from .session import (
+    ALPHA_RANGE,
+    Session,
+    add_probes,
+    build_steers,
+    load_probe_sets,
+    parse_heads,
+    parse_paths,
+    parse_threshold,
+    probe_table,
+    slider_updates,
+    unsteered,
+)
+
+POLL_S = 0.5  # how often the request thread redraws the live plot
+
+INTRO = """# smitin steering studio
+Steer the music model toward or away from a trait while it generates. Each trait's probes read
+the model's attention heads; with **self-monitoring** on, the push stops while the probes
+already hear the trait (C(t) above the dashed threshold) and resumes when it fades.
+"""
+
+STREAM_NOTE = (
+    "The live preview re-decodes the codes generated so far in chunks of about a second. It is "
+    "replaced at each update rather than played as a gapless stream: Gradio's streaming audio "
+    "player needs ffmpeg, which smitin does not require."
+)
+
+# What Generate updates: status, live plot, preview, unsteered audio, steered audio, spectrograms, files.
+Outputs = tuple[Any, Any, Any, Any, Any, Any, Any]
+
+
+class ModelHolder:
+    """Holds one loaded model for all sessions; a request for another swaps it.
+
+    `busy` is held by whoever runs the model (generation, training). It is a plain Lock, not an
+    RLock: Gradio may resume a generator handler on another thread, and a plain Lock may be
+    released from any thread.
+    """
+
+    def __init__(self, device: str = "cpu", dtype: str | None = None) -> None:
+        self.device, self.dtype = device, dtype
+        self.lock = threading.Lock()  # guards loading
+        self.busy = threading.Lock()  # guards use
+        self.name: str | None = None
+        self.backbone: Backbone | None = None
+
+    def get(self, name: str) -> Backbone:
+        name = (name or BUNDLED).strip() or BUNDLED
+        with self.lock:
+            if self.backbone is None or self.name != name:
+                self.backbone = None  # free the old one before loading the next
+                self.backbone = load(name, device=self.device, dtype=self.dtype)
+                self.name = name
+            return self.backbone
+
+
+def _with_status(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
+    """Turn library errors into a message in the browser instead of a stack trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+            if hasattr(result, "__next__"):
+                yield from result
+            else:
+                yield result
+        except (ModelError, ProbeFileError, ValueError, OSError) as err:
+            raise gr.Error(str(err)) from err
+
+    return wrapper
+
+
+class GenerateHandler:
+    """The Generate button: the unsteered run (when comparing), then the steered one, watched live.
+
+    A call is a generator of page updates. It holds the model's `busy` lock while the runs go;
+    when the page stops it (Stop, a closed tab), the run still going is cancelled and waited for
+    before the model is free again. The results are saved as WAV and trace JSON at the end.
+    """
+
+    def __init__(self, holder: ModelHolder, poll_s: float = POLL_S) -> None:
+        self.holder = holder
+        self.poll_s = poll_s
+
+    def __call__(
+        self,
+        session: Session,
+        prompt: str | None,
+        audio_prompt: str | None,
+        duration: float,
+        seed: int,
+        guidance: float,
+        every: int,
+        rows: str,
+        gain: str,
+        monitor: bool,
+        threshold: str | None,
+        heads: str | None,
+        compare: bool,
+        preview_on: bool,
+        *alphas: float,
+    ) -> Iterator[Outputs]:
+        options = GenerationOptions(
+            duration=float(duration),
+            seed=int(seed),
+            guidance_scale=float(guidance),
+            every=int(every),
+            rows=rows,
+            gain=gain,
+        )
+        request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
+        threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
+        with self.holder.busy:  # one generation on the shared model at a time
+            backbone = self.holder.get(session.model)
+            sets = load_probe_sets(session, backbone)
+            steers = build_steers(sets, alphas, monitor=monitor, threshold=threshold_v, heads=heads_v)
+            total = options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
+            runs = [("unsteered", unsteered(steers))] if compare else []
+            runs.append(("steered", steers))
+            results: dict[str, Result] = {}
+            for name, run_steers in runs:
+                run = LiveRun(backbone, run_steers, request, name)
+                watch = self._watch(run, name, results.get("unsteered"), bool(steers), preview_on, total)
+                results[name] = yield from watch
+        yield self._finish(backbone, steers, results, total)
+
+    def _watch(
+        self,
+        run: LiveRun,
+        name: str,
+        reference: Result | None,
+        plot: bool,
+        preview_on: bool,
+        total: float,
+    ) -> Generator[Outputs, None, Result]:
+        """Start `run`, yield one update as it starts and one per poll, and return its Result."""
+        skip = gr.skip()
+        preview = Preview(run.backbone)
+        run.start()
+        try:
+            first = True
+            while first or run.alive:
+                if not first:
+                    run.wait(self.poll_s)
+                first = False
+                trace = run.trace()
+                audio = preview.update(run.frames()) if preview_on and run.alive else None
+                status = f"generating {name}: step {run.steps} / {run.total_steps} ({run.elapsed:.1f} s)"
+                figure = (
+                    trace_figure(
+                        trace if name == "steered" else None, reference.trace if reference else trace, total
+                    )
+                    if plot
+                    else skip
+                )
+                sound = (run.backbone.sample_rate, pcm16(audio)) if audio is not None else skip
+                yield (status, figure, sound, skip, skip, skip, skip)
+        finally:  # stopped or disconnected: end the run before the model is free again
+            run.stop()
+        result = run.result()
+        result.trace.settings["seconds_taken"] = round(run.elapsed, 2)
+        return result
+
+    @staticmethod
+    def _finish(
+        backbone: Backbone, steers: Sequence[Steer], results: dict[str, Result], total: float
+    ) -> Outputs:
+        """Save each run as WAV and trace JSON; the final page update."""
+        out = Path(tempfile.mkdtemp(prefix="smitin-ui-"))
+        files, named = [], []
+        for name, result in results.items():
+            wav = result.save(out / f"{name}.wav", out / f"{name}-trace.json")[0]
+            files += [str(wav), str(out / f"{name}-trace.json")]
+            named.append((name, result.audio[0]))
+        steered_r, ref = results["steered"], results.get("unsteered")
+        shares = steered_r.trace.share_applied()
+        summary = (
+            ", ".join(f"{s.name} (alpha {s.alpha:+g}): edit on {shares[s.name]:.0%} of steps" for s in steers)
+            or "no traits"
+        )
+        times = ", ".join(f"{n} {r.trace.settings['seconds_taken']} s" for n, r in results.items())
+        return (
+            f"done ({times}). {summary}.",
+            trace_figure(steered_r.trace, ref.trace if ref else None, total),
+            (backbone.sample_rate, pcm16(steered_r.audio[0])),
+            files[0] if ref else None,
+            files[-2],
+            spectrogram_figure(named, backbone.sample_rate),
+            files,
+        )
+
+
+def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "") -> gr.Blocks:
+    """The Gradio Blocks app; `session0` is each new browser session's initial state."""
+
+    def refresh(session: Session, *alphas):
+        """Probe list, sliders and heatmaps after the session's probe files changed."""
+        sets = load_probe_sets(session)
+        updates = [gr.update(**u) for u in slider_updates(session, alphas)]
+        return (session, probe_table(session), heatmap_figure(sets), *updates)
+
+    def added(session: Session, paths: Sequence[str | Path]) -> Session:
+        """The session with `paths` added; what was skipped is said in a warning."""
+        session, messages = add_probes(session, paths)
+        for m in messages:
+            gr.Warning(m)
+        return session
+
+    def on_upload(session, files, *alphas):
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        return refresh(added(session, paths), *alphas)
+
+    def on_paths(session, text, *alphas):
+        return refresh(added(session, parse_paths(text)), *alphas)
+
+    def on_clear(session, *alphas):
+        return refresh(session.cleared(), *alphas)
+
+    def on_model(session, name):
+        name = (name or BUNDLED).strip() or BUNDLED
+        with holder.busy:
+            backbone = holder.get(name)
+        info = backbone.describe()
+        return session.with_model(name), f"model **{name}**: {info['layout']}, {info['sample_rate']} Hz"
+
+    def on_train(session, folder, trait, *alphas, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        from .. import data
+        from ..probes import fit_cached
+
+        if not folder or not trait:
+            raise gr.Error("give a stem folder and a trait name (e.g. drums)")
+        with holder.busy:
+            backbone = holder.get(session.model)
+            progress(0, desc="reading stems")
+            segments = data.stem_segments(Path(folder).expanduser(), trait, sample_rate=backbone.sample_rate)
+            key = f"{trait}-{model_key(backbone)}-{segments.fingerprint()[:12]}"
+            out = cache_dir() / "probes" / f"{key}.safetensors"
+            probes = fit_cached(backbone, segments, out, cache_dir=cache_dir() / "activations" / key)
+        session = added(session, [out])
+        gr.Info(f"trained {trait} probes (best head accuracy {float(probes.accuracy.max()):.2f}): {out}")
+        return refresh(session, *alphas)
+
+    with gr.Blocks(title="smitin steering studio", analytics_enabled=False) as demo:
+        session = gr.State(session0)
+        gr.Markdown(INTRO + (f"\n\n{startup_note}" if startup_note else ""))
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                with gr.Accordion("Model", open=False):
+                    model_box = gr.Textbox(
+                        value=session0.model,
+                        label="model: bundled, a hub id (facebook/musicgen-small) or a local folder",
+                    )
+                    model_btn = gr.Button("Load model")
+                    model_info = gr.Markdown()
+                with gr.Accordion("Probe files", open=True):
+                    probe_list = gr.Markdown(probe_table(session0), elem_id="probe-list")
+                    upload = gr.File(
+                        file_count="multiple", file_types=[".safetensors"], label="upload probe files"
+                    )
+                    paths_box = gr.Textbox(label="or paths on this machine (one per line)", lines=1)
+                    with gr.Row():
+                        paths_btn = gr.Button("Load paths")
+                        clear_btn = gr.Button("Clear probes")
+                    with gr.Accordion("Train probes from a stem folder", open=False):
+                        folder_box = gr.Textbox(label="stem folder (DIR/<track>/<stem>.wav, MUSDB, ...)")
+                        trait_box = gr.Textbox(value="drums", label="trait (stem family)")
+                        train_btn = gr.Button("Train probes")
+                gr.Markdown("### Strength per trait")
+                sliders = []
+                for i, u in enumerate(slider_updates(session0)):
+                    sliders.append(
+                        gr.Slider(
+                            -ALPHA_RANGE,
+                            ALPHA_RANGE,
+                            value=u["value"],
+                            step=0.5,
+                            label=u.get("label", f"trait {i + 1}"),
+                            visible=u["visible"],
+                            elem_id=f"alpha-{i}",
+                        )
+                    )
+                with gr.Accordion("Steering options", open=False):
+                    monitor = gr.Checkbox(value=True, label="self-monitoring (SMITIN); off = plain ITI")
+                    threshold = gr.Textbox(value="auto", label="monitor threshold (auto = median - std)")
+                    heads = gr.Textbox(value="soft", label="heads: soft (weighted) or K best")
+                    every = gr.Slider(1, 20, value=5, step=1, label="intervene every N steps")
+                    rows = gr.Radio(["both", "cond"], value="both", label="CFG rows to edit")
+                    gain = gr.Radio(["switch", "ramp"], value="switch", label="monitor response")
+            with gr.Column(scale=2):
+                prompt = gr.Textbox(label="text prompt (empty: unconditional)", elem_id="prompt")
+                audio_prompt = gr.Audio(type="filepath", sources=["upload"], label="audio prompt to continue")
+                with gr.Row():
+                    duration = gr.Slider(0.5, 30, value=5, step=0.5, label="duration (s)", elem_id="duration")
+                    seed = gr.Number(value=0, precision=0, label="seed")
+                    guidance = gr.Slider(1, 10, value=3, step=0.5, label="guidance (CFG) scale")
+                with gr.Row():
+                    compare = gr.Checkbox(value=True, label="also generate unsteered (same seed)")
+                    preview_on = gr.Checkbox(value=True, label="live audio preview")
+                with gr.Row():
+                    go = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop = gr.Button("Stop", elem_id="stop")
+                status = gr.Markdown(elem_id="status")
+                live = gr.Plot(label="monitor C(t): live", elem_id="trace-plot")
+                preview_audio = gr.Audio(label="live preview", elem_id="preview", interactive=False)
+                gr.Markdown(STREAM_NOTE)
+                with gr.Row():
+                    audio_ref = gr.Audio(label="unsteered", elem_id="unsteered", interactive=False)
+                    audio_out = gr.Audio(label="steered", elem_id="steered", interactive=False)
+                spec = gr.Plot(label="spectrograms")
+                files = gr.File(
+                    label="downloads: WAV and trace JSON",
+                    file_count="multiple",
+                    elem_id="files",
+                    interactive=False,
+                )
+                heatmap = gr.Plot(heatmap_figure(load_probe_sets(session0)), label="probe accuracy")
+
+        listing = [session, probe_list, heatmap, *sliders]
+        model_lane: dict[str, Any] = {"concurrency_id": "model", "concurrency_limit": 1}
+        upload.upload(on_upload, [session, upload, *sliders], listing)
+        paths_btn.click(on_paths, [session, paths_box, *sliders], listing)
+        clear_btn.click(on_clear, [session, *sliders], listing)
+        model_btn.click(on_model, [session, model_box], [session, model_info], **model_lane)
+        train_btn.click(on_train, [session, folder_box, trait_box, *sliders], listing, **model_lane)
+        gen_inputs = [session, prompt, audio_prompt, duration, seed, guidance, every, rows, gain]
+        gen_inputs += [monitor, threshold, heads, compare, preview_on, *sliders]
+        gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
+        on_generate = _with_status(GenerateHandler(holder))
+        running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **model_lane)
+        stop.click(None, None, None, cancels=[running])
+    demo.queue(default_concurrency_limit=1)
+    return demo

@@ -1,0 +1,100 @@
+"""`smitin ui`: its arguments, and starting the studio.
+
+Importing this module loads neither torch nor gradio, so `smitin ui --help` answers at once;
+`prepare` and `run` import what they need when called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .app import ModelHolder
+    from .session import Session
+
+BUNDLED = "bundled"  # == smitin.backbone.BUNDLED (a test checks), spelled here to keep torch unloaded
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--port", type=int, default=7860, help="port on localhost (default 7860; 0 picks a free one)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--model",
+        default=BUNDLED,
+        help="model to preload: 'bundled' (default), a hub id or a save_pretrained folder",
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--dtype", default=None, help="weights dtype, e.g. float16 on a GPU")
+    p.add_argument(
+        "--probes",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="probe files to preload (default: drum probes trained once on the bundled model and cached)",
+    )
+    p.add_argument(
+        "--share",
+        choices=("no", "yes"),
+        default="no",
+        help="'yes' asks Gradio for a public link (needs internet; default no)",
+    )
+    p.add_argument(
+        "--cache", type=Path, default=None, help="cache folder (default $SMITIN_CACHE or ~/.cache/smitin)"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[ModelHolder, Session, str]:
+    """Load the model and the probes the app starts with (training default probes if needed)."""
+    from ..defaults import train_default_probes
+    from ..probes import ProbeSet
+    from .app import ModelHolder
+    from .session import new_session
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if args.cache:
+        os.environ["SMITIN_CACHE"] = str(args.cache)
+    holder = ModelHolder(args.device, args.dtype)
+    log(f"loading model {args.model}")
+    backbone = holder.get(args.model)
+    note = ""
+    if args.probes is not None:
+        paths = [str(p) for p in args.probes]
+        for p in paths:
+            ProbeSet.load(p, backbone)  # fail early on a bad or foreign file
+    elif args.model == BUNDLED:
+        try:
+            paths = [str(train_default_probes(backbone))]
+        except Exception as err:  # no renderer, disk full...: the studio still works, unsteered
+            note = f"Default drum probes could not be trained ({err}); load or train probe files."
+            log(f"warning: {note}")
+            paths = []
+    else:
+        paths = []
+        note = "No probe files given: load probe files trained for this model, or train them below."
+    return holder, new_session(args.model, paths), note
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    holder, session0, note = prepare(args)
+    from .app import build_app
+
+    demo = build_app(holder, session0, startup_note=note)
+    port = args.port or free_port(args.host)
+    print(f"steering studio on http://{args.host}:{port} (Ctrl-C stops it)")
+    demo.launch(server_name=args.host, server_port=port, share=args.share == "yes", show_error=True)
+    return 0

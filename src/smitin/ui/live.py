@@ -1,0 +1,213 @@
+"""Generation with a live view: run exactly as the engine does, in a worker thread, and watch it.
+
+The engine is not changed: `run_generation` calls `generate`/`continue_audio`, handing the live
+`Steering` state to a callback, so the watching thread can read its buffers (c, g, edited) for
+the monitor plot while a `CodeRecorder` keeps the tokens fed to the decoder for an audio preview.
+`LiveRun` puts the three together: one generation in a worker thread that can be watched and
+stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..backbone import Backbone
+from ..generate import Result, continue_audio, generate, max_new_tokens
+from ..monitor import Trace
+from ..options import GenerationOptions
+from ..steering import Steer, Steering
+
+PREVIEW_FRAMES = 50  # decode the audio preview in chunks of at least this many new frames
+PREVIEW_CONTEXT = 4  # frames of left context per chunk, dropped after decoding (smooths joins)
+SPARE_POSITIONS = 4096  # recorder room past the new tokens: an audio prompt's positions
+
+
+@dataclass
+class Request:
+    """Everything one generation needs besides the model and the steers."""
+
+    prompt: str = ""
+    audio_prompt: str | None = None
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+
+
+def run_generation(
+    backbone: Backbone,
+    steers: Sequence[Steer],
+    request: Request,
+    on_start: Callable[[Steering], None] = lambda _state: None,
+) -> Result:
+    """Generate exactly as `smitin.generate`/`continue_audio`, handing the live state to `on_start`."""
+    prompt = request.prompt or None
+    if request.audio_prompt:
+        result = continue_audio(
+            backbone,
+            request.audio_prompt,
+            prompt=prompt,
+            steer=steers,
+            options=request.options,
+            progress=False,
+            on_start=on_start,
+        )
+        result.trace.settings["audio_prompt"] = Path(request.audio_prompt).name
+        return result
+    return generate(
+        backbone, prompt, steer=steers, options=request.options, progress=False, on_start=on_start
+    )
+
+
+def live_trace(state: Steering | None) -> Trace | None:
+    """The trace so far (None before the first step); safe to call while the model runs."""
+    if state is None or state.rows_n is None or not state.steers:
+        return None
+    return state.trace()
+
+
+class Cancelled(Exception):
+    """Raised inside the model's forward pass to stop a generation nobody waits for any more."""
+
+
+class CodeRecorder:
+    """Records the tokens fed to the decoder at each step and undoes the delay pattern.
+
+    Step inputs are the previous step's samples, so `frames()` lags one step behind; enough for
+    a preview. Only the first sample's conditional row is kept. Setting `cancel` stops the
+    generation at its next step (the engine's context managers then remove their hooks).
+    """
+
+    def __init__(self, backbone: Backbone, capacity: int) -> None:
+        self.k = backbone.num_codebooks
+        self.ids = torch.full((self.k, capacity), -1, dtype=torch.long)
+        self.length = 0
+        self.cancel = threading.Event()
+        self._backbone = backbone
+
+    @contextmanager
+    def recording(self) -> Iterator[CodeRecorder]:
+        def hook(past: int, ids: torch.Tensor | None) -> None:
+            if self.cancel.is_set():
+                raise Cancelled("generation stopped")
+            if ids is None:
+                return
+            if past == 0:
+                self.length = 0  # a new generation starts
+            end = min(past + ids.shape[1], self.ids.shape[1])
+            if end > past:
+                self.ids[:, past:end] = ids[: self.k, : end - past].detach().cpu()
+                self.length = max(self.length, end)
+
+        with self._backbone.decoder_steps(hook):
+            yield self
+
+    def frames(self) -> torch.Tensor:
+        """Codes [K, frames] complete so far: codebook k of frame f sits at position f + 1 + k."""
+        n = max(0, self.length - self.k)
+        return torch.stack([self.ids[k, 1 + k : 1 + k + n] for k in range(self.k)])
+
+
+class Preview:
+    """Decodes recorded codes in chunks and keeps the concatenated audio."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.hop = round(backbone.sample_rate / backbone.frame_rate)
+        self.done = 0
+        self.chunks: list[np.ndarray] = []
+
+    def update(self, codes: torch.Tensor, final: bool = False) -> np.ndarray | None:
+        """Decode the frames past the last chunk if there are enough; the audio so far, or None."""
+        n = codes.shape[1]
+        if n - self.done < (1 if final else PREVIEW_FRAMES):
+            return None
+        start = max(0, self.done - PREVIEW_CONTEXT)
+        audio = self.backbone.decode(codes[None, :, start:n])[0].numpy()
+        self.chunks.append(audio[(self.done - start) * self.hop :])
+        self.done = n
+        return np.concatenate(self.chunks)
+
+
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float audio -> int16, as Gradio would (saying so in a warning) for a numpy player value."""
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+
+
+class LiveRun:
+    """One generation in a worker thread, watched from the thread that started it.
+
+    While it runs, `steps`, `trace()` and `frames()` read the live state; `stop()` cancels it at
+    its next step and waits until the worker has left the model (its hooks removed); `result()`
+    gives the Result, or raises what the worker raised.
+    """
+
+    def __init__(
+        self, backbone: Backbone, steers: Sequence[Steer], request: Request, name: str = "run"
+    ) -> None:
+        self.backbone, self.steers, self.request = backbone, list(steers), request
+        self.total_steps = max_new_tokens(backbone, request.options.duration)
+        self.recorder = CodeRecorder(backbone, self.total_steps + SPARE_POSITIONS)
+        self.state: Steering | None = None
+        self.started = 0.0
+        self._result: Result | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name=f"smitin-ui-{name}", daemon=True)
+
+    def _work(self) -> None:
+        try:
+            with self.recorder.recording():
+                self._result = run_generation(self.backbone, self.steers, self.request, self._on_start)
+        except BaseException as exc:  # handed to the watching thread by result()
+            self._error = exc
+
+    def _on_start(self, state: Steering) -> None:
+        self.state = state
+
+    def start(self) -> LiveRun:
+        self.started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until the run ends or `timeout` seconds have passed."""
+        self._thread.join(timeout)
+
+    @property
+    def steps(self) -> int:
+        """Decoder steps taken so far (0 before the first)."""
+        state = self.state
+        return state.steps_seen if state is not None and state.rows_n is not None else 0
+
+    def trace(self) -> Trace | None:
+        return live_trace(self.state)
+
+    def frames(self) -> torch.Tensor:
+        return self.recorder.frames()
+
+    def stop(self) -> None:
+        """End a run that is still going (at its next step) and wait for the worker to leave."""
+        if self._thread.is_alive():
+            self.recorder.cancel.set()
+            self._thread.join()
+
+    def result(self) -> Result:
+        """The finished run's Result (call after it ended); re-raises the worker's error."""
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            raise RuntimeError("the run has not finished")
+        return self._result

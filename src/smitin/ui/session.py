@@ -1,0 +1,144 @@
+"""A browser session's settings and the helpers that read them: probe files, sliders, steers.
+
+A `Session` outlives one request (the model name and the loaded probe files); it is frozen, so
+every change makes a new one and `gr.State`'s per-session copies never share anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..probes import ProbeFileError, ProbeSet
+from ..steering import Steer
+
+if TYPE_CHECKING:
+    from ..backbone import Backbone
+
+MAX_TRAITS = 4  # strength-slider slots; more probe files than this are refused with a message
+ALPHA_RANGE = 10.0
+DEFAULT_ALPHA = 5.0
+
+
+@dataclass(frozen=True)
+class ProbeEntry:
+    """One loaded probe file: the trait it reads and where it lies."""
+
+    trait: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """The model a session uses and its probe files (one per trait, at most MAX_TRAITS)."""
+
+    model: str
+    probes: tuple[ProbeEntry, ...] = ()
+
+    def with_model(self, model: str) -> Session:
+        return replace(self, model=model)
+
+    def cleared(self) -> Session:
+        """The same session with no probe files."""
+        return replace(self, probes=())
+
+
+def new_session(model: str, probe_paths: Sequence[str | Path] = ()) -> Session:
+    """A session's settings that outlive one request: the model name and the loaded probe files."""
+    return add_probes(Session(str(model)), probe_paths)[0]
+
+
+def add_probes(session: Session, paths: Sequence[str | Path]) -> tuple[Session, list[str]]:
+    """Return a new session with the readable probe files added (a trait loaded again is replaced).
+
+    Messages say what was skipped and why; the given session is not modified.
+    """
+    probes = list(session.probes)
+    messages = []
+    for raw in paths:
+        path = str(raw).strip()
+        if not path:
+            continue
+        try:
+            trait = ProbeSet.load(path).trait
+        except ProbeFileError as err:
+            messages.append(str(err))
+            continue
+        probes = [p for p in probes if p.trait != trait]
+        if len(probes) >= MAX_TRAITS:
+            messages.append(f"{path}: at most {MAX_TRAITS} traits at once; clear some first")
+            continue
+        probes.append(ProbeEntry(trait, path))
+    return replace(session, probes=tuple(probes)), messages
+
+
+def load_probe_sets(session: Session, backbone: Backbone | None = None) -> list[ProbeSet]:
+    """The session's probe files, read (and checked against `backbone`'s head layout if given)."""
+    return [ProbeSet.load(p.path, backbone) for p in session.probes]
+
+
+def parse_paths(text: str) -> list[str]:
+    """Paths typed one per line or separated by commas."""
+    return [p.strip() for line in (text or "").splitlines() for p in line.split(",") if p.strip()]
+
+
+def parse_threshold(text: str | float | None) -> float | None:
+    """'' or 'auto' -> None (the paper's median(acc) - std(acc)); else a number in (0, 1)."""
+    if text is None or str(text).strip().lower() in ("", "auto"):
+        return None
+    value = float(text)
+    if not 0 < value < 1:
+        raise ValueError(f"threshold must be between 0 and 1 (or 'auto'), not {value}")
+    return value
+
+
+def parse_heads(text: str | int | None) -> str | int:
+    """'soft' (accuracy-weighted, the paper's) or a number K of best heads (plain ITI)."""
+    if text is None or str(text).strip().lower() in ("", "soft"):
+        return "soft"
+    k = int(str(text).strip())
+    if k < 1:
+        raise ValueError(f"heads must be 'soft' or a positive number, not {k}")
+    return k
+
+
+def slider_updates(session: Session, previous: Sequence[float] = ()) -> list[dict[str, Any]]:
+    """One update per slider slot: shown and named for each loaded trait, hidden otherwise."""
+    out: list[dict[str, Any]] = []
+    for i in range(MAX_TRAITS):
+        if i < len(session.probes):
+            trait = session.probes[i].trait
+            value = previous[i] if i < len(previous) else DEFAULT_ALPHA
+            out.append({"visible": True, "label": f"{trait}: remove (-) / add (+)", "value": value})
+        else:
+            out.append({"visible": False, "value": 0.0})
+    return out
+
+
+def probe_table(session: Session) -> str:
+    """Markdown list of the session's probe files."""
+    if not session.probes:
+        return "No probe files loaded: generation runs unsteered. Upload one, or train one below."
+    return "\n".join(f"- **{p.trait}**: `{p.path}`" for p in session.probes)
+
+
+def build_steers(
+    probes: Sequence[ProbeSet],
+    alphas: Sequence[float],
+    *,
+    monitor: bool = True,
+    threshold: float | None = None,
+    heads: str | int = "soft",
+) -> list[Steer]:
+    """One Steer per probe set; alpha 0 keeps the trait monitored (its C(t) is plotted) but unpushed."""
+    return [
+        Steer(p, alpha=float(a), heads=heads, monitor=monitor, threshold=threshold)
+        for p, a in zip(probes, alphas, strict=False)
+    ]
+
+
+def unsteered(steers: Sequence[Steer]) -> list[Steer]:
+    """The same traits with alpha 0: identical audio to no steering, and the natural C(t)."""
+    return [replace(s, alpha=0.0) for s in steers]

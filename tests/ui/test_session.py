@@ -1,0 +1,87 @@
+"""Studio sessions: probe files per session, parsers, slider slots, steers and their unsteered twins."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+
+from helpers import make_probes
+from smitin.ui import session as ui
+
+
+@pytest.fixture
+def probe_files(tiny, tmp_path):
+    paths = []
+    for i, trait in enumerate(("drums", "bass")):
+        paths.append(make_probes(tiny.layout, trait, seed=i).save(tmp_path / f"{trait}.safetensors"))
+    return paths
+
+
+def test_sessions_are_copies_and_traits_replace(probe_files, tmp_path):
+    s0 = ui.new_session("bundled", probe_files[:1])
+    assert [p.trait for p in s0.probes] == ["drums"]
+    s1, messages = ui.add_probes(s0, [probe_files[1], tmp_path / "missing.safetensors", ""])
+    assert [p.trait for p in s1.probes] == ["drums", "bass"]
+    assert len(messages) == 1 and "no such probe file" in messages[0]
+    assert [p.trait for p in s0.probes] == ["drums"]  # the input session is untouched
+    s2, _ = ui.add_probes(s1, [probe_files[0]])  # drums again: replaced, not doubled
+    assert sorted(p.trait for p in s2.probes) == ["bass", "drums"]
+    assert s2.probes[-1] == ui.ProbeEntry("drums", str(probe_files[0]))
+
+
+def test_sessions_change_only_by_copy(probe_files):
+    """gr.State deep-copies the first session for each browser: a copy equals it and shares nothing."""
+    s0 = ui.new_session("bundled", probe_files)
+    assert copy.deepcopy(s0) == s0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s0.model = "other"  # type: ignore[misc]
+    assert s0.with_model("other").model == "other" and s0.model == "bundled"
+    assert s0.cleared().probes == () and len(s0.probes) == 2
+    assert [p.trait for p in ui.load_probe_sets(s0)] == ["drums", "bass"]
+
+
+def test_too_many_traits_are_refused(tiny, tmp_path):
+    paths = [
+        make_probes(tiny.layout, f"t{i}", seed=i).save(tmp_path / f"t{i}.safetensors")
+        for i in range(ui.MAX_TRAITS + 1)
+    ]
+    session, messages = ui.add_probes(ui.new_session("bundled"), paths)
+    assert len(session.probes) == ui.MAX_TRAITS and "at most" in messages[0]
+
+
+def test_parsers():
+    assert ui.parse_threshold("auto") is None and ui.parse_threshold(" ") is None
+    assert ui.parse_threshold("0.7") == 0.7
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ui.parse_threshold("1.5")
+    assert ui.parse_heads("soft") == "soft" and ui.parse_heads("16") == 16
+    with pytest.raises(ValueError):
+        ui.parse_heads("0")
+    assert ui.parse_paths("a.safetensors, b.safetensors\n\n c.safetensors ") == [
+        "a.safetensors",
+        "b.safetensors",
+        "c.safetensors",
+    ]
+
+
+def test_slider_slots_follow_the_session(probe_files):
+    session = ui.new_session("bundled", probe_files)
+    updates = ui.slider_updates(session, previous=[-3.0])
+    assert len(updates) == ui.MAX_TRAITS
+    assert updates[0]["visible"] and updates[0]["value"] == -3.0 and updates[0]["label"].startswith("drums")
+    assert updates[1]["visible"] and updates[1]["value"] == ui.DEFAULT_ALPHA
+    assert not any(u["visible"] for u in updates[2:])
+    assert "bass" in ui.probe_table(session) and "unsteered" in ui.probe_table(ui.new_session("x"))
+
+
+def test_steers_and_their_unsteered_twins(tiny):
+    sets = [make_probes(tiny.layout, "drums"), make_probes(tiny.layout, "bass", seed=1)]
+    steers = ui.build_steers(sets, [5, -2.5], monitor=False, threshold=0.6, heads=8)
+    assert [(s.name, s.alpha, s.monitor, s.threshold, s.heads) for s in steers] == [
+        ("drums", 5.0, False, 0.6, 8),
+        ("bass", -2.5, False, 0.6, 8),
+    ]
+    zero = ui.unsteered(steers)
+    assert [s.alpha for s in zero] == [0, 0] and steers[0].alpha == 5.0
