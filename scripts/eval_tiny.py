@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 
 from smitin.defaults import cache_dir
-from smitin.tiny import BUNDLED_DIR
-from smitin.tiny_eval import evaluate, results_markdown
+from smitin.tiny import BUNDLED_DIR, evaluate, results_markdown
 
 BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"
 

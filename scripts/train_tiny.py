@@ -1,4 +1,4 @@
-"""Train the bundled tiny MusicGen (codec fit -> clip encoding -> LM), resumable; see smitin.tiny.
+"""Train the bundled tiny MusicGen (codec fit -> clip encoding -> LM), resumable; see smitin.tiny.training.
 
 python scripts/train_tiny.py --install   # renders the training songs under ~/.cache/smitin if missing
 python scripts/train_tiny.py --data DIR [DIR ...] --out RUN [--init-from MODEL] ...   # see the model card

@@ -13,7 +13,9 @@ Importing this module registers it with `AutoConfig` / `AutoModel`, so a MusicGe
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,8 +371,37 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Ten
     return cb
 
 
+class _CodebookSizeIdFilter(logging.Filter):
+    """Drops transformers' "pad/bos/decoder_start_token_id ... got <vocab_size>" config warnings.
+
+    MusicGen's pad/bos/decoder-start id is the codebook size by design (the decoder embeds
+    `vocab_size + 1` codes; facebook/musicgen-small has vocab 2048 and pad 2048), and
+    `MusicgenDecoderConfig.validate_token_ids` accepts it. But the composite `MusicgenConfig` runs
+    the generic check (`0 <= id < vocab_size`) on the same decoder config and warns three times on
+    every MusicGen, the hub's included. No config value avoids it without changing the model, so
+    exactly that case is dropped: an id other than the codebook size is still reported.
+    """
+
+    PATTERN = re.compile(
+        r"Model config: (pad|bos|decoder_start)_token_id must be `None` or an integer within the "
+        r"vocabulary \(between 0 and (\d+)\), got (\d+)\."
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        m = self.PATTERN.match(str(record.msg))
+        return not (m and int(m.group(3)) == int(m.group(2)) + 1)
+
+
+def quiet_musicgen_config_warnings() -> None:
+    """Install `_CodebookSizeIdFilter` on transformers' config logger (idempotent)."""
+    log = logging.getLogger("transformers.configuration_utils")
+    if not any(isinstance(f, _CodebookSizeIdFilter) for f in log.filters):
+        log.addFilter(_CodebookSizeIdFilter())
+
+
 def register() -> None:
-    """Register the codec with the Auto classes (idempotent)."""
+    """Register the codec with the Auto classes (idempotent) and quiet MusicGen's by-design id warnings."""
+    quiet_musicgen_config_warnings()
     try:
         AutoConfig.register(MODEL_TYPE, MelCodecConfig)
     except ValueError:

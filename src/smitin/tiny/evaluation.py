@@ -1,7 +1,7 @@
 """The bundled tiny MusicGen's model card numbers: codec, LM, text adherence and SMITIN probes.
 
 Measured on rendered songs neither the codec nor the LM saw (`scripts/eval_tiny.py` runs it and
-writes the tables into the model card). Kept apart from `smitin.tiny`, which builds and trains.
+writes the tables into the model card). Kept apart from the modules that build and train.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import numpy as np
 import torch
 from transformers import MusicgenForConditionalGeneration, MusicgenProcessor
 
-from smitin import audio as audio_io
-from smitin.audio import normalise_loudness
-from smitin.backbone import codec_round_trip
-from smitin.codec import MelCodecModel
-from smitin.tiny import TrainConfig, encode_songs, heldout_ce, read_songs
+from .. import audio as audio_io
+from ..audio import normalise_loudness
+from ..backbone import codec_round_trip
+from ..codec import MelCodecModel
+from .clips import encode_songs, read_songs
+from .config import TrainConfig
+from .training import heldout_ce
 
 TRAITS = ("drums", "bass", "guitar", "piano")
 
@@ -101,8 +103,9 @@ def evaluate(
     log: Any = print,
 ) -> dict[str, Any]:
     """Measure the codec, the LM, text adherence (on songs neither ever saw) and the probes."""
-    from smitin import data as sdata
-    from smitin.judges import clip_features, fit_classifier
+    from .. import data as sdata
+    from ..experiment.features import clip_features
+    from ..experiment.judges import fit_classifier
 
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration.from_pretrained(model_dir).eval()
@@ -227,8 +230,8 @@ def evaluate(
     # split) trained on the classifier render: more tracks than the eval songs, so validation is
     # not a coin toss
     if probe_traits:
-        from smitin.backbone import Backbone
-        from smitin.probes import fit
+        from ..backbone import Backbone
+        from ..probes import fit
 
         t0 = time.time()
         backbone = Backbone(model, processor, name=str(model_dir))  # the model already loaded above

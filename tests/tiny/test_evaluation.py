@@ -9,7 +9,7 @@ import torch
 
 import smitin  # noqa: F401
 from smitin.tiny import BUNDLED_DIR
-from smitin.tiny_eval import codec_metrics, reconstruct, results_markdown, unigram_ce
+from smitin.tiny.evaluation import codec_metrics, reconstruct, results_markdown, unigram_ce
 
 
 def test_unigram_ce_is_the_entropy_of_what_it_was_fitted_on() -> None:
