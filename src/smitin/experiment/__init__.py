@@ -1,0 +1,92 @@
+"""`smitin experiment`: the paper's experiment table (success, FAD, similarity per method), in one command.
+
+Modules, in the order data flows: `config` (settings and the command line), `split` (songs split
+by track, prompts, captions), `rows` (what each row runs and its generation), `features`,
+`metrics` and `judges` (what the judges hear and decide, quality and coherence numbers),
+`runner` (the experiment: judges per trait, rows, caches), `report` (tables, results.md, CSV)
+and `plots`.
+
+Only `config` is imported eagerly, so `smitin experiment --help` loads no torch; every other name
+here is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .config import METHODS, QUICK, TASKS, Config, add_arguments, config_from_args, run
+
+if TYPE_CHECKING:
+    from .features import clip_features, window_embeddings
+    from .judges import ClapJudge, ClassifierJudge, ProbeDetector, fit_classifier, optional_judges
+    from .metrics import auc, fad, frechet_distance, pearson, token_nll
+    from .report import markdown
+    from .rows import Batch, Job, generate_row
+    from .runner import Experiment, Results, run_experiment
+    from .split import TraitData, pick_prompts, prepare_data, split_tracks
+
+_LAZY = {
+    "clip_features": "features",
+    "window_embeddings": "features",
+    "ClapJudge": "judges",
+    "ClassifierJudge": "judges",
+    "ProbeDetector": "judges",
+    "fit_classifier": "judges",
+    "optional_judges": "judges",
+    "auc": "metrics",
+    "fad": "metrics",
+    "frechet_distance": "metrics",
+    "pearson": "metrics",
+    "token_nll": "metrics",
+    "markdown": "report",
+    "Batch": "rows",
+    "Job": "rows",
+    "generate_row": "rows",
+    "Experiment": "runner",
+    "Results": "runner",
+    "run_experiment": "runner",
+    "TraitData": "split",
+    "pick_prompts": "split",
+    "prepare_data": "split",
+    "split_tracks": "split",
+}
+
+__all__ = [
+    "METHODS",
+    "QUICK",
+    "TASKS",
+    "Config",
+    "add_arguments",
+    "config_from_args",
+    "run",
+    "clip_features",
+    "window_embeddings",
+    "ClapJudge",
+    "ClassifierJudge",
+    "ProbeDetector",
+    "fit_classifier",
+    "optional_judges",
+    "auc",
+    "fad",
+    "frechet_distance",
+    "pearson",
+    "token_nll",
+    "markdown",
+    "Batch",
+    "Job",
+    "generate_row",
+    "Experiment",
+    "Results",
+    "run_experiment",
+    "TraitData",
+    "pick_prompts",
+    "prepare_data",
+    "split_tracks",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

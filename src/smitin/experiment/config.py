@@ -1,0 +1,186 @@
+"""What the experiment runs: its settings (`Config`), the quick preset, and its command line.
+
+No torch here: `smitin experiment --help` builds its parser from this module alone; `run`
+imports the runner only when the experiment starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..options import GenerationOptions
+
+TASKS = ("continuation", "text-to-music", "removal")
+METHODS = ("none", "text", "iti", "soft-no-monitor", "smitin", "smitin+text")
+LABELS = {
+    "none": "no control",
+    "text": "text",
+    "iti": "ITI (top-K, no monitor)",
+    "soft-no-monitor": "soft weights, no monitor",
+    "smitin": "SMITIN",
+    "smitin+text": "SMITIN + text",
+}
+SWEEP_METHODS = ("iti", "soft-no-monitor", "smitin")  # the alpha sweep; soft-no-monitor isolates the monitor
+REFERENCE_TRAITS = ("drums", "bass", "guitar", "piano")  # full mixes where these play: the FAD reference
+SPLIT = (0.5, 0.25)  # shares of tracks for probes and the classifier; the rest is evaluation
+
+
+@dataclass
+class Config:
+    """Everything that determines the table (written to config.json beside it)."""
+
+    out: Path = Path("experiment")
+    model: str = "bundled"
+    device: str = "cpu"
+    data: Path | None = None
+    songs: int = 50
+    data_seed: int = 0
+    traits: list[str] = field(default_factory=lambda: ["drums", "bass", "guitar", "piano"])
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    prompts: int = 8
+    seeds: int = 2
+    seed: int = 0
+    duration: float = 4.0
+    prompt_seconds: float = 3.0
+    alpha: float = 5.0
+    alphas: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0, 20.0])
+    iti_heads: int = 16
+    threshold: float | None = None  # monitor threshold of the SMITIN rows (None: the paper's)
+    every: int = 5
+    guidance: float = 3.0
+    batch: int = 16
+    per_track: int = 6
+    clap: Path | None = None
+    threads: int = 1  # on a busy CPU one thread beats two by 5-15x (no spin-waiting); 0 = torch's choice
+    quick: bool = False
+    progress: bool = True
+
+    def options(self, seed: int) -> GenerationOptions:
+        """How every row generates (the seed varies by chunk)."""
+        return GenerationOptions(
+            duration=self.duration, seed=seed, guidance_scale=self.guidance, every=self.every
+        )
+
+    def key(self) -> dict[str, Any]:
+        """The settings a cached row depends on."""
+        keep = ("duration", "prompt_seconds", "every", "guidance", "batch", "prompts", "seeds", "seed")
+        return {k: getattr(self, k) for k in keep}
+
+
+QUICK: dict[str, Any] = dict(
+    traits=["drums", "bass"], prompts=3, seeds=2, duration=3.0, alphas=[2.0, 5.0, 10.0], per_track=3, songs=24
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Config()
+    p.add_argument(
+        "--quick", action="store_true", help="a small run that finishes in minutes on a laptop CPU"
+    )
+    p.add_argument("--out", type=Path, default=d.out, help="output folder (results, caches, plots)")
+    p.add_argument("--model", default=d.model, help="MusicGen: 'bundled' (default), a hub id or a folder")
+    p.add_argument("--device", default=d.device, help="torch device (default cpu)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="stem collection (plain layout DIR/<song>/<stem>.wav, or MUSDB18-HQ/MoisesDB/Slakh); "
+        "default: render --songs songs with `smitin data synth` into OUT/data",
+    )
+    p.add_argument(
+        "--songs", type=int, default=None, help=f"songs to render without --data (default {d.songs})"
+    )
+    p.add_argument("--data-seed", type=int, default=d.data_seed, help="renderer seed (default 0)")
+    p.add_argument("--traits", default=None, help="comma-separated traits (default drums,bass,guitar,piano)")
+    p.add_argument("--tasks", default=",".join(d.tasks), help=f"comma-separated from {', '.join(TASKS)}")
+    p.add_argument(
+        "--methods", default=",".join(d.methods), help=f"comma-separated from {', '.join(METHODS)}"
+    )
+    p.add_argument(
+        "--prompts", type=int, default=None, help=f"prompts (audio or captions) per row (default {d.prompts})"
+    )
+    p.add_argument("--seeds", type=int, default=None, help=f"samples per prompt (default {d.seeds})")
+    p.add_argument("--seed", type=int, default=d.seed, help="base random seed (default 0)")
+    p.add_argument(
+        "--duration", type=float, default=None, help=f"seconds generated per sample (default {d.duration})"
+    )
+    p.add_argument("--alpha", type=float, default=d.alpha, help="steering strength of the table (default 5)")
+    p.add_argument(
+        "--alphas",
+        default=None,
+        help="alpha sweep (ITI, soft weights without monitor, SMITIN) on continuation (default 2,5,10,20)",
+    )
+    p.add_argument("--iti-heads", type=int, default=d.iti_heads, help="K of the ITI rows (default 16)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="monitor threshold of the SMITIN rows (default: the paper's median(acc) - std(acc))",
+    )
+    p.add_argument("--batch", type=int, default=d.batch, help="samples generated at once (default 16)")
+    p.add_argument(
+        "--clap", type=Path, default=None, help="local CLAP checkpoint folder: adds a zero-shot judge"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        help="torch CPU threads (default 1: on a shared CPU one thread is many times faster; 0 = torch's choice)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    base = {**asdict(Config()), **(QUICK if args.quick else {})}
+    for name in ("songs", "prompts", "seeds", "duration"):
+        if getattr(args, name) is not None:
+            base[name] = getattr(args, name)
+    if args.traits:
+        base["traits"] = _split(args.traits)
+    if args.alphas:
+        base["alphas"] = [float(a) for a in _split(args.alphas)]
+    tasks, methods = _split(args.tasks), _split(args.methods)
+    for name, got, allowed in (("task", tasks, TASKS), ("method", methods, METHODS)):
+        bad = [x for x in got if x not in allowed]
+        if bad:
+            raise SystemExit(f"smitin experiment: unknown {name} {bad}; choose from {', '.join(allowed)}")
+    base.update(
+        out=args.out,
+        model=args.model,
+        device=args.device,
+        data=args.data,
+        data_seed=args.data_seed,
+        tasks=tasks,
+        methods=methods,
+        seed=args.seed,
+        alpha=args.alpha,
+        iti_heads=args.iti_heads,
+        threshold=args.threshold,
+        batch=args.batch,
+        clap=args.clap,
+        threads=args.threads,
+        quick=args.quick,
+        progress=not args.quiet,
+    )
+    return Config(**base)
+
+
+def _split(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from .runner import run_experiment
+
+    cfg = config_from_args(args)
+    command = "smitin " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    results = run_experiment(cfg, command=command)
+    print(results["markdown"])
+    print(f"wrote {cfg.out / 'results.md'}, {cfg.out / 'results.csv'} and plots in {cfg.out / 'plots'}")
+    return 0

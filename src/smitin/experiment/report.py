@@ -1,0 +1,273 @@
+"""The experiment's report: results tables, the judges' agreement, results.md and the CSV files."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+
+from .config import LABELS, SWEEP_METHODS, Config
+from .metrics import pearson
+
+Row = dict[str, Any]  # one line of results.csv (also cached as JSON): open-ended, CLAP adds columns
+Clip = dict[str, Any]  # one line of clips.csv
+
+
+class TraitAgreement(TypedDict):
+    row_success_r: float
+    clip_score_r: float
+
+
+class Agreement(TypedDict, total=False):
+    """How far the probe detector and the classifier agree (`judge_agreement`)."""
+
+    rows: int
+    row_success_r: float
+    clip_score_r: float
+    clip_decision_agreement: float
+    clips: int
+    per_trait: dict[str, TraitAgreement]
+    clip_score_r_clap_clf: float  # only with a CLAP judge
+
+
+def column_mean(rows: list[Row], key: str) -> float:
+    v = [r.get(key, float("nan")) for r in rows]
+    v = [x for x in v if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def _f(x: float, fmt: str = ".2f", pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.0f}%" if pct else format(x, fmt)
+
+
+def add_nll_shift(rows: list[Row]) -> None:
+    """NLL of each row minus that of the no-control row of its trait and task."""
+    base = {(r["trait"], r["task"]): r["nll"] for r in rows if r["method"] == "none"}
+    for r in rows:
+        b = base.get((r["trait"], r["task"]))
+        r["nll_shift"] = r["nll"] - b if b is not None else float("nan")
+
+
+def judge_agreement(rows: list[Row], clips: list[Clip]) -> Agreement:
+    """How far the two judges agree: across rows (success rates) and across clips (scores, decisions)."""
+    out: Agreement = {
+        "rows": len(rows),
+        "row_success_r": pearson([r["success_probe"] for r in rows], [r["success_clf"] for r in rows]),
+        "clip_score_r": pearson([c["probe_score"] for c in clips], [c["clf_prob"] for c in clips]),
+        "clip_decision_agreement": float(np.mean([c["probe_present"] == c["clf_present"] for c in clips]))
+        if clips
+        else float("nan"),
+        "clips": len(clips),
+    }
+    out["per_trait"] = {
+        t: {
+            "row_success_r": pearson(
+                [r["success_probe"] for r in rows if r["trait"] == t],
+                [r["success_clf"] for r in rows if r["trait"] == t],
+            ),
+            "clip_score_r": pearson(
+                [c["probe_score"] for c in clips if c["trait"] == t],
+                [c["clf_prob"] for c in clips if c["trait"] == t],
+            ),
+        }
+        for t in dict.fromkeys(r["trait"] for r in rows)
+    }
+    if clips and "clap_prob" in clips[0]:
+        out["clip_score_r_clap_clf"] = pearson(
+            [c["clap_prob"] for c in clips], [c["clf_prob"] for c in clips]
+        )
+    return out
+
+
+def write_csv(path: Path, rows: list[Row]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def summary_table(cfg: Config, rows: list[Row], task: str) -> str:
+    """Method rows for one task at the table's alpha, averaged over traits."""
+    sel = [r for r in rows if r["task"] == task and not r["sweep"]]
+    clap = any("success_clap" in r for r in sel)
+    head = "| method | success (probes) | success (classifier) |" + (" success (CLAP) |" if clap else "")
+    head += (
+        " mean C | FAD (log-mel) | similarity | boundary sim. | NLL shift | mean gain | steps edited | n |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for m in cfg.methods:
+        rs = [r for r in sel if r["method"] == m]
+        if not rs:
+            continue
+        cells = [
+            LABELS[m],
+            _f(column_mean(rs, "success_probe"), pct=True),
+            _f(column_mean(rs, "success_clf"), pct=True),
+        ]
+        if clap:
+            cells.append(_f(column_mean(rs, "success_clap"), pct=True))
+        cells += [
+            _f(column_mean(rs, "probe_score"), ".3f"),
+            _f(column_mean(rs, "fad")),
+            _f(column_mean(rs, "similarity"), ".3f"),
+            _f(column_mean(rs, "boundary_similarity"), ".3f"),
+            _f(column_mean(rs, "nll_shift"), "+.3f"),
+            _f(column_mean(rs, "mean_gain")),
+            _f(column_mean(rs, "share_applied"), pct=True),
+            str(sum(r["n"] for r in rs)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def trait_table(cfg: Config, rows: list[Row]) -> str:
+    """Success per trait: probes / classifier, one column per task x method."""
+    cols = [
+        (t, m)
+        for t in cfg.tasks
+        for m in cfg.methods
+        if any(r["task"] == t and r["method"] == m for r in rows)
+    ]
+    head = "| trait | " + " | ".join(f"{t[:4]}. {m}" for t, m in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    for trait in cfg.traits:
+        cells = []
+        for t, m in cols:
+            rs = [
+                r
+                for r in rows
+                if r["trait"] == trait and r["task"] == t and r["method"] == m and not r["sweep"]
+            ]
+            cells.append(
+                f"{_f(column_mean(rs, 'success_probe'), pct=True)} / {_f(column_mean(rs, 'success_clf'), pct=True)}"
+                if rs
+                else "-"
+            )
+        lines.append(f"| {trait} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sweep_table(cfg: Config, rows: list[Row]) -> str:
+    """Continuation rows of the swept methods, one line per alpha."""
+    sel = [r for r in rows if r["task"] == "continuation" and r["method"] in SWEEP_METHODS]
+    alphas = sorted({r["alpha"] for r in sel})
+    lines = [
+        "| method | alpha | success (probes) | success (classifier) | FAD | similarity | NLL shift | steps edited |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in SWEEP_METHODS:
+        for a in alphas:
+            rs = [r for r in sel if r["method"] == m and r["alpha"] == a]
+            if rs:
+                lines.append(
+                    f"| {LABELS[m]} | {a:g} | {_f(column_mean(rs, 'success_probe'), pct=True)} | {_f(column_mean(rs, 'success_clf'), pct=True)} "
+                    f"| {_f(column_mean(rs, 'fad'))} | {_f(column_mean(rs, 'similarity'), '.3f')} | {_f(column_mean(rs, 'nll_shift'), '+.3f')} "
+                    f"| {_f(column_mean(rs, 'share_applied'), pct=True)} |"
+                )
+    return "\n".join(lines)
+
+
+def judges_table(info: dict[str, dict[str, Any]]) -> str:
+    """Per trait: probe accuracy, threshold, and both judges' accuracy on the evaluation tracks."""
+    lines = [
+        "| trait | probe acc. best / median / top-16 mean | threshold tau | probe detector acc. (AUC) "
+        "| classifier acc. original / resynthesised (AUC) | eval clips |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t, v in info.items():
+        lines.append(
+            f"| {t} | {v['probe_best']:.2f} / {v['probe_median']:.2f} / {v['probe_top16_mean']:.2f} | {v['threshold']:.3f} "
+            f"| {v['acc_probe_detector_resynthesised']:.2f} ({v['acc_probe_detector_auc']:.2f}) "
+            f"| {v['acc_original']:.2f} / {v['acc_resynthesised']:.2f} ({v['acc_auc_resynthesised']:.2f}) | {v['acc_eval_clips']} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(
+    cfg: Config,
+    rows: list[Row],
+    judge_info: dict[str, dict[str, Any]],
+    agreement: Agreement,
+    notes: list[str],
+    info: dict[str, Any],
+    plots: list[Path],
+) -> str:
+    """results.md: the command and data, one table per task, per trait, the sweep, judges, metrics."""
+    cmd = (
+        info.get("command")
+        or "smitin experiment " + ("--quick " if cfg.quick else "") + f"--out {cfg.out} --seed {cfg.seed}"
+    )
+    tau = (
+        "the paper's median(acc) - std(acc)" if cfg.threshold is None else f"{cfg.threshold:g} (--threshold)"
+    )
+    parts = [
+        f"# smitin experiment: {info['model']} ({info['layout']}, weights {info['model_digest']})",
+        "",
+        f"Command: `{cmd}` (smitin {info['smitin']}, {info['minutes']} min). Base seed {cfg.seed}; data "
+        f"`{info['data']}` split by track into {info['split']['probe']} probe / {info['split']['judge']} classifier / "
+        f"{info['split']['eval']} evaluation songs.",
+        "",
+        f"Each row: {cfg.prompts} prompts x {cfg.seeds} samples = {cfg.prompts * cfg.seeds} clips of {cfg.duration:g} s per "
+        f"trait (continuation prompts: {cfg.prompt_seconds:g} s), alpha {cfg.alpha:g}, edits every {cfg.every} steps, "
+        f"CFG {cfg.guidance:g}; ITI steers the top {cfg.iti_heads} heads with weight 1 and no monitor; SMITIN's monitor threshold is {tau}. Success = the "
+        "trait present (continuation, text-to-music) or absent (removal). Values are means over the traits "
+        f"{', '.join(cfg.traits)}.",
+        "",
+    ]
+    for task in cfg.tasks:
+        if any(r["task"] == task for r in rows):
+            parts += [f"## {task}", "", summary_table(cfg, rows, task), ""]
+    parts += ["## Success per trait (probes / classifier)", "", trait_table(cfg, rows), ""]
+    if any(r["sweep"] for r in rows):
+        parts += ["## Alpha sweep (continuation)", "", sweep_table(cfg, rows), ""]
+    parts += [
+        "## Judges",
+        "",
+        judges_table(judge_info),
+        "",
+        "Probe accuracy: validation accuracy of the per-head probes (held-out probe tracks). Detector and classifier "
+        "accuracy: paired with/without clips of the evaluation tracks, which neither judge trained on "
+        "(resynthesised = passed through the model's codec, the domain of generated audio). AUC is "
+        "threshold-free: a detector can rank clips well (AUC near 1) yet decide badly at its threshold.",
+        "",
+        f"Agreement of the two judges: success rates across {agreement['rows']} rows r = {_f(agreement['row_success_r'])}; "
+        f"per clip ({agreement['clips']}): score correlation r = {_f(agreement['clip_score_r'])}, same decision on "
+        f"{_f(agreement['clip_decision_agreement'], pct=True)} of clips. Per trait (rows r / clip-score r): "
+        + ", ".join(
+            f"{t} {_f(v['row_success_r'])} / {_f(v['clip_score_r'])}"
+            for t, v in agreement["per_trait"].items()
+        )
+        + " (- where one judge gave the same verdict on every row).",
+        "",
+        "## Metrics",
+        "",
+        "- success (probes): the model's own probes on the re-encoded clip: mean over positions after 1 s of "
+        "C(t) = median probability of the 16 best heads, present when >= tau = median(acc) - std(acc).",
+        "- mean C: that probe score averaged over the row's clips (moves even when it never crosses tau).",
+        "- success (classifier): logistic regression on log-mel statistics (smitin.experiment.features.clip_features, 16 kHz), "
+        "trained on original and codec-resynthesised rendered mixes of the classifier tracks; present when p >= 0.5.",
+        "- FAD (log-mel): Frechet distance between 0.5 s window embeddings (mean and std of 20 pooled log-mel bands, "
+        "40-d, RMS-normalised clips) of a row's clips and of codec-resynthesised full mixes of the evaluation tracks. "
+        "FAD on small sets is biased upwards; every row has the same number of clips, so compare rows, not absolute values.",
+        "- similarity: cosine of mean window embeddings (z-scored by the reference set) of prompt and continuation; "
+        "boundary: the prompt's last second against the continuation's first.",
+        "- NLL shift: mean token negative log-likelihood (nats) of the row's new codes under the unsteered model "
+        "(null text, teacher-forced, prompt as context) minus that of the no-control row.",
+        "- mean gain / steps edited: `Result.trace.mean_gain()` / `share_applied()` (every 5th step is scheduled, "
+        "so always-on steering edits 20% of steps).",
+        "",
+    ]
+    if plots:
+        parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    if notes:
+        parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(parts)

@@ -1,0 +1,209 @@
+"""The experiment's rows: what each one runs (`Job`), the list of them per trait, and their generation.
+
+For each trait and task (continuation from prompts without the instrument; text-to-music;
+removal from prompts with it) the rows are: no control, text asking for it, ITI (top-K heads,
+always on), soft weights without the monitor (an ablation that isolates the monitor), SMITIN
+(soft weights + monitor) and SMITIN + text, plus an alpha sweep on continuation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..backbone import Backbone
+from ..generate import Result, continue_audio
+from ..generate import generate as _generate
+from ..probes import ProbeSet
+from ..steering import Steer
+from .config import SWEEP_METHODS, Config
+from .split import TraitData, caption, pick_prompts, track_meta
+
+TEXT_METHODS = ("text", "smitin+text")  # rows whose prompt asks for the change in words
+UNSTEERED = ("none", "text")  # rows without steering (their alpha is NaN)
+
+
+@dataclass
+class Job:
+    """One row of the table: which trait, task, method and strength, and its prompts."""
+
+    trait: str
+    task: str
+    method: str
+    alpha: float  # NaN for the unsteered rows
+    sweep: bool  # a row of the alpha sweep, not of the table
+    texts: list[str] | None  # one caption per prompt (None: unconditional)
+    waves: np.ndarray | None  # [count, S] continuation prompts (None: text-to-music)
+    count: int  # prompts
+    example_text: str = ""
+
+    @property
+    def steered(self) -> bool:
+        return self.method not in UNSTEERED
+
+    def ident(self) -> dict[str, Any]:
+        """trait, task, method, alpha (None when NaN): what names the row in results and caches."""
+        return {
+            "trait": self.trait,
+            "task": self.task,
+            "method": self.method,
+            "alpha": None if math.isnan(self.alpha) else self.alpha,
+        }
+
+    def describe(self) -> str:
+        return f"{self.trait} {self.task} {self.method} a={self.alpha:g}"
+
+    def steers(self, probes: ProbeSet, cfg: Config) -> list[Steer]:
+        """The row's steering: none, ITI (top-K heads, no monitor), soft weights +/- the monitor."""
+        if not self.steered:
+            return []
+        sign = -1.0 if self.task == "removal" else 1.0
+        heads = cfg.iti_heads if self.method == "iti" else "soft"
+        return [
+            Steer(
+                probes,
+                alpha=sign * self.alpha,
+                heads=heads,
+                monitor=self.method.startswith("smitin"),
+                threshold=cfg.threshold,
+            )
+        ]
+
+
+def plan_jobs(
+    cfg: Config, trait: str, data: TraitData, root: Path, has_text: bool, notes: list[str]
+) -> list[Job]:
+    """Rows of one trait: the table at `alpha` plus the alpha sweep (continuation, ITI and SMITIN).
+
+    What cannot run (no prompts, no text processor for the text rows) is skipped and added to `notes`.
+    """
+    out = []
+    for task in cfg.tasks:
+        label = 1 if task == "removal" else 0  # removal starts from mixes WITH the trait
+        idx = pick_prompts(data.prompts, label, cfg.prompts)
+        if not idx:
+            notes.append(f"{trait}/{task}: no prompt segments on the evaluation tracks; skipped")
+            continue
+        segs = [data.prompts.segments[i] for i in idx]
+        styles = [track_meta(root, s.track).get("style", "pop") for s in segs]
+        stems = [[Path(p).stem for p in s.sources] for s in segs]
+        waves = None if task == "text-to-music" else data.prompts.load(idx)
+        for method in cfg.methods:
+            texts = _texts(task, trait, styles, stems, method in TEXT_METHODS)
+            if texts and not has_text:
+                if method in TEXT_METHODS:
+                    notes.append(f"{trait}/{task}/{method}: the model has no text processor; skipped")
+                    continue
+                texts = None
+            alphas = (
+                [cfg.alpha]
+                if task != "continuation" or method not in SWEEP_METHODS
+                else sorted({cfg.alpha, *cfg.alphas})
+            )
+            for alpha in alphas if method not in UNSTEERED else [float("nan")]:
+                out.append(
+                    Job(
+                        trait=trait,
+                        task=task,
+                        method=method,
+                        alpha=alpha,
+                        sweep=bool(alpha == alpha and alpha != cfg.alpha),
+                        texts=texts,
+                        waves=waves,
+                        count=len(idx),
+                        example_text=texts[0] if texts else "",
+                    )
+                )
+    return out
+
+
+def _texts(
+    task: str, trait: str, styles: list[str], stems: list[list[str]], use_text: bool
+) -> list[str] | None:
+    """The captions of one row (None: no text condition)."""
+    pairs = list(zip(styles, stems, strict=True))
+    if task == "text-to-music":  # captions of the prompt mixes (without the trait), +/- the trait
+        return [caption(st, [*sm, trait] if use_text else sm) for st, sm in pairs]
+    if not use_text:
+        return None
+    if task == "continuation":
+        return [caption(st, [*sm, trait]) for st, sm in pairs]
+    return [caption(st, [n for n in sm if n != trait], absent=trait) for st, sm in pairs]
+
+
+@dataclass
+class Batch:
+    """Generated clips of one row, with what the metrics need."""
+
+    audio: np.ndarray  # [N, S] the new audio only
+    prompt: np.ndarray | None  # [N, S'] continuation prompts
+    codes: torch.Tensor  # [N, K, T] prompt + new frames
+    start: int  # first new frame
+    mean_gain: float
+    share_applied: float
+
+
+def _continue_batch(
+    backbone: Backbone,
+    waves: np.ndarray,
+    texts: list[str] | None,
+    steers: list[Steer],
+    cfg: Config,
+    seed: int,
+) -> Result:
+    """Continue B different prompts (equal lengths) in one batch."""
+    return continue_audio(
+        backbone,
+        list(waves),
+        backbone.sample_rate,
+        texts,
+        steer=steers,
+        options=cfg.options(seed),
+        progress=False,
+    )
+
+
+def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config) -> Batch:
+    """All samples of one row: each prompt x `seeds`, in chunks of `batch` (seed = base + chunk)."""
+    reps = cfg.seeds
+    texts = [t for t in job.texts for _ in range(reps)] if job.texts else None
+    waves = np.repeat(job.waves, reps, axis=0) if job.waves is not None else None
+    n = len(texts) if texts else len(waves) if waves is not None else job.count * reps
+    audio, codes, prompts = [], [], []
+    gains: list[float] = []
+    shares: list[float] = []
+    weights: list[int] = []
+    start = 0
+    for c, i in enumerate(range(0, n, cfg.batch)):
+        sl = slice(i, min(n, i + cfg.batch))
+        seed = cfg.seed + c
+        if waves is not None:
+            r = _continue_batch(backbone, waves[sl], texts[sl] if texts else None, steers, cfg, seed)
+            p = waves.shape[1]
+            start = r.codes.shape[-1] - int(round(cfg.duration * backbone.frame_rate))
+            audio.append(r.audio[:, p:])
+            prompts.append(r.audio[:, :p])  # the prompt as decoded by the codec: same domain as the rest
+        else:
+            prompt = texts[sl] if texts else None
+            options = replace(cfg.options(seed), batch=sl.stop - sl.start)
+            r = _generate(backbone, prompt, steer=steers, options=options, progress=False)
+            audio.append(r.audio)
+        codes.append(r.codes)
+        if steers:
+            gains.append(r.trace.mean_gain()[steers[0].name])
+            shares.append(r.trace.share_applied()[steers[0].name])
+            weights.append(sl.stop - sl.start)
+    length = min(a.shape[1] for a in audio)
+    return Batch(
+        np.concatenate([a[:, :length] for a in audio]),
+        np.concatenate(prompts) if prompts else None,
+        torch.cat(codes),
+        start,
+        float(np.average(gains, weights=weights)) if gains else float("nan"),
+        float(np.average(shares, weights=weights)) if shares else float("nan"),
+    )

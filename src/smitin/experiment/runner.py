@@ -1,0 +1,280 @@
+"""`smitin experiment`: the paper's experiment table, in one command.
+
+For each trait and task the rows (see `rows`) are generated, then every row is judged twice (the
+model's own probes, and a classifier that never saw model output), and scored for quality (FAD to
+rendered music) and coherence (prompt/continuation similarity, the unsteered model's likelihood).
+Results are cached row by row in the output folder, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..backbone import Backbone
+from ..probes import ProbeSet
+from ..steering import Steer
+from ..version import __version__
+from .config import Config
+from .features import window_embeddings
+from .judges import ClassifierJudge, ProbeDetector, optional_judges
+from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
+from .report import Agreement, Clip, Row, add_nll_shift, judge_agreement, markdown, write_csv
+from .rows import Job, generate_row, plan_jobs
+from .split import prepare_data
+
+
+class Results(TypedDict):
+    """What `run_experiment` returns (the files it writes hold the same)."""
+
+    rows: list[Row]
+    clips: list[Clip]
+    judges: dict[str, dict[str, Any]]
+    agreement: Agreement
+    markdown: str
+
+
+class Experiment:
+    """State shared by all rows: model, data, judges, reference embeddings."""
+
+    def __init__(self, cfg: Config, backbone: Backbone | None = None) -> None:
+        from ..backbone import load
+
+        self.cfg = cfg
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        self.backbone = backbone or load(cfg.model, device=cfg.device)
+        self.sr = self.backbone.sample_rate
+        prepared = prepare_data(cfg, self.sr)
+        self.root, self.data, self.split = prepared.root, prepared.traits, prepared.split
+        self.reference_sets = prepared.reference
+        self.clap, self.notes = optional_judges(cfg.clap)
+        self.digest = self.backbone.weights_digest()
+        self.probes: dict[str, ProbeSet] = {}
+        self.detectors: dict[str, ProbeDetector] = {}
+        self.classifiers: dict[str, ClassifierJudge] = {}
+        self.judge_info: dict[str, dict[str, Any]] = {}
+        self._guard_cache()
+        self._reference()
+
+    def _guard_cache(self) -> None:
+        """Cached rows hold for one model and one data split: clear them if either changed."""
+        key = {
+            "weights": self.digest,
+            "data": str(self.root.resolve()),
+            "split": {k: sorted(v) for k, v in self.split.items()},
+        }
+        path = self.cfg.out / "rows" / "data_key.json"
+        if path.exists() and json.loads(path.read_text()) != key:
+            print(
+                f"{path.parent}: cached rows were made with another model or data; recomputing",
+                file=sys.stderr,
+            )
+            for f in path.parent.glob("*.json"):
+                f.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(key, indent=1))
+
+    def resynth(self, audio: np.ndarray, batch: int = 8) -> np.ndarray:
+        """Clips through the model's codec (encode + decode): the domain generated audio lives in."""
+        return self.backbone.round_trip(audio, batch)
+
+    def _reference(self) -> None:
+        """Reference music for FAD: full mixes from evaluation tracks, resynthesised by the codec."""
+        clips, seen = [], set()
+        size = max(16, 2 * self.cfg.prompts * self.cfg.seeds)
+        for segs in self.reference_sets.values() or [td.judge_eval for td in self.data.values()]:
+            for i, s in enumerate(segs.segments):
+                if s.label == 1 and (s.track, s.start) not in seen:
+                    seen.add((s.track, s.start))
+                    clips.append((s.track, s.start, i, segs))
+        clips.sort(key=lambda c: hashlib.sha256(f"{c[0]}{c[1]}".encode()).hexdigest())
+        clips = clips[:size]
+        if len(clips) < 2:
+            raise ValueError("the evaluation tracks hold fewer than 2 reference clips; add songs (--songs)")
+        audio = np.stack([segs.load_one(segs.segments[i]) for _, _, i, segs in clips])
+        self.reference_audio = self.resynth(audio)
+        self.ref_emb = window_embeddings(self.reference_audio, self.sr)
+        self.standardise = Standardiser.fit(self.ref_emb)
+        self.ref_clap = self.clap.embed(self.reference_audio, self.sr) if self.clap else None
+
+    # -- per trait -------------------------------------------------------------------------
+    def prepare_trait(self, trait: str) -> None:
+        """Probes (cached), the classifier judge (cached) and both judges' accuracy on eval tracks."""
+        from ..probes import fit_cached
+
+        cfg, td = self.cfg, self.data[trait]
+        path = cfg.out / "probes" / f"{trait}.safetensors"
+        probes = fit_cached(self.backbone, td.probe, path, progress=cfg.progress)
+        self.probes[trait] = probes
+        self.detectors[trait] = ProbeDetector(self.backbone, probes)
+
+        jpath = cfg.out / "judges" / f"{trait}.safetensors"
+        key = {"weights": self.digest, "train": td.judge.fingerprint(), "eval": td.judge_eval.fingerprint()}
+        judge = ClassifierJudge.load(jpath) if jpath.exists() else None
+        if judge is None or judge.info.get("key") != key:
+            audio, labels = td.judge.load(range(len(td.judge))), td.judge.labels()
+            both = np.concatenate([audio, self.resynth(audio)])
+            judge = ClassifierJudge.train(trait, both, np.concatenate([labels, labels]), self.sr, key=key)
+            ev, ev_labels = td.judge_eval.load(range(len(td.judge_eval))), td.judge_eval.labels()
+            ev_rs = self.resynth(ev)
+            det_p, det_s = self.detectors[trait].present(ev_rs, self.sr)
+            clf_p, clf_s = judge.present(ev_rs, self.sr)
+            judge.accuracy = {
+                "original": judge.score(ev, ev_labels, self.sr),
+                "resynthesised": float((clf_p == ev_labels.astype(bool)).mean()),
+                "auc_resynthesised": auc(ev_labels, clf_s),
+                "probe_detector_resynthesised": float((det_p == ev_labels.astype(bool)).mean()),
+                "probe_detector_auc": auc(ev_labels, det_s),
+                "eval_clips": int(len(ev_labels)),
+            }
+            if self.clap:
+                judge.accuracy["clap_resynthesised"] = float(
+                    ((self.clap.proba(ev_rs, self.sr, trait) >= 0.5) == ev_labels.astype(bool)).mean()
+                )
+            judge.save(jpath)
+        self.classifiers[trait] = judge
+        acc = probes.accuracy
+        self.judge_info[trait] = {
+            "probe_best": float(acc.max()),
+            "probe_median": float(acc.median()),
+            "probe_top16_mean": float(acc.flatten()[probes.top(16)].mean()),
+            "threshold": probes.threshold(),
+            "probe_tracks": len({s.track for s in td.probe.segments}),
+            "judge_tracks": len({s.track for s in td.judge.segments}),
+            "eval_tracks": len({s.track for s in td.judge_eval.segments}),
+            "classifier_train_clips": judge.info.get("train_clips"),
+            **{f"acc_{k}": v for k, v in judge.accuracy.items()},
+        }
+
+    def jobs(self, trait: str) -> list[Job]:
+        """Rows of one trait: the table at `alpha` plus the alpha sweep (continuation, ITI and SMITIN)."""
+        has_text = self.backbone.processor is not None
+        return plan_jobs(self.cfg, trait, self.data[trait], self.root, has_text, self.notes)
+
+    def steers(self, job: Job) -> list[Steer]:
+        return job.steers(self.probes[job.trait], self.cfg) if job.steered else []
+
+    def row(self, job: Job) -> tuple[Row, list[Clip]]:
+        """Generate and judge one row (cached as JSON by its settings)."""
+        cfg, trait = self.cfg, job.trait
+        ident = job.ident()
+        key = {
+            **ident,
+            **cfg.key(),
+            "iti_heads": cfg.iti_heads,
+            "threshold": cfg.threshold if job.method.startswith("smitin") else None,
+            "weights": self.digest,
+            "texts": job.texts,
+            "clap": str(cfg.clap),
+            "v": 2,
+        }
+        h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        name = f"{trait}-{job.task}-{job.method}-{ident['alpha']}"
+        path = cfg.out / "rows" / f"{name}-{h}.json"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            return cached["row"], cached["clips"]
+        t0 = time.time()
+        batch = generate_row(self.backbone, job, self.steers(job), cfg)
+        gen_s = time.time() - t0
+        target = job.task != "removal"
+        det_p, det_s = self.detectors[trait].present(batch.audio, self.sr)
+        clf_p, clf_s = self.classifiers[trait].present(batch.audio, self.sr)
+        emb = window_embeddings(batch.audio, self.sr)
+        row: Row = {
+            **ident,
+            "sweep": job.sweep,
+            "n": len(batch.audio),
+            "success_probe": float((det_p == target).mean()),
+            "success_clf": float((clf_p == target).mean()),
+            "probe_score": float(det_s.mean()),
+            "clf_prob": float(clf_s.mean()),
+            "fad": fad(emb, self.ref_emb),
+            "nll": float(token_nll(self.backbone, batch.codes, batch.start).mean()),
+            "mean_gain": batch.mean_gain,
+            "share_applied": batch.share_applied,
+            "gen_seconds": round(gen_s, 1),
+            "example_text": job.example_text,
+        }
+        if batch.prompt is not None:
+            whole, edge = continuation_similarity(batch.prompt, batch.audio, self.sr, self.standardise)
+            row["similarity"], row["boundary_similarity"] = float(whole.mean()), float(edge.mean())
+        else:
+            row["similarity"] = row["boundary_similarity"] = float("nan")
+        clap_s = None
+        if self.clap and self.ref_clap is not None:
+            clap_s = self.clap.proba(batch.audio, self.sr, trait)
+            row["success_clap"] = float(((clap_s >= 0.5) == target).mean())
+            row["fad_clap"] = frechet_distance(self.clap.embed(batch.audio, self.sr), self.ref_clap)
+        clips: list[Clip] = [
+            {
+                **ident,
+                "clip": i,
+                "probe_score": float(det_s[i]),
+                "probe_present": bool(det_p[i]),
+                "clf_prob": float(clf_s[i]),
+                "clf_present": bool(clf_p[i]),
+                **({"clap_prob": float(clap_s[i])} if clap_s is not None else {}),
+            }
+            for i in range(len(det_s))
+        ]
+        from ..audio import write
+
+        write(cfg.out / "audio" / f"{name}.wav", batch.audio[0], self.sr)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "row": row, "clips": clips}, indent=1, default=str))
+        return row, clips
+
+
+def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone | None = None) -> Results:
+    """Run (or resume) the whole experiment; writes results.csv, clips.csv, results.md, plots.
+
+    `backbone` overrides `cfg.model` (an already loaded model, e.g. in tests).
+    """
+    from .plots import plot_results
+
+    t0 = time.time()
+    if cfg.threads > 0 and str(cfg.device).startswith("cpu"):
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    exp = Experiment(cfg, backbone)
+    rows: list[Row] = []
+    clips: list[Clip] = []
+    for trait in cfg.traits:
+        exp.prepare_trait(trait)
+    jobs = [j for t in cfg.traits for j in exp.jobs(t)]
+    bar = tqdm(jobs, desc="experiment", unit="row", disable=not cfg.progress)
+    for job in bar:
+        bar.set_postfix_str(job.describe())
+        r, c = exp.row(job)
+        rows.append(r)
+        clips.extend(c)
+    add_nll_shift(rows)
+    write_csv(cfg.out / "results.csv", rows)
+    write_csv(cfg.out / "clips.csv", clips)
+    agreement = judge_agreement(rows, clips)
+    plots = plot_results(cfg, rows)
+    info = {
+        "smitin": __version__,
+        "model": cfg.model,
+        "model_digest": exp.digest,
+        "layout": exp.backbone.layout.fingerprint(),
+        "data": str(exp.root),
+        "split": {k: len(v) for k, v in exp.split.items()},
+        "minutes": round((time.time() - t0) / 60, 1),
+        "command": command,
+    }
+    md = markdown(cfg, rows, exp.judge_info, agreement, exp.notes, info, plots)
+    (cfg.out / "results.md").write_text(md)
+    cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    (cfg.out / "config.json").write_text(json.dumps({"config": cfg_dict, **info}, indent=1))
+    return {"rows": rows, "clips": clips, "judges": exp.judge_info, "agreement": agreement, "markdown": md}

@@ -1,0 +1,68 @@
+"""The rows of the table: what each `Job` runs, and the list of them per trait."""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from helpers import make_probes
+from smitin.architectures import build
+from smitin.experiment.config import Config
+from smitin.experiment.rows import Job, plan_jobs
+from smitin.experiment.split import TraitData
+
+
+def _job(method, task="continuation", alpha=5.0):
+    return Job("drums", task, method, alpha, sweep=False, texts=None, waves=None, count=2)
+
+
+def test_job_names_its_row_and_its_steering():
+    cfg = Config(iti_heads=4, threshold=0.3)
+    probes = make_probes(build("tiny", seed=0).layout)
+    none = _job("none", alpha=float("nan"))
+    assert none.ident() == {"trait": "drums", "task": "continuation", "method": "none", "alpha": None}
+    assert not none.steered and none.steers(probes, cfg) == []
+    (iti,) = _job("iti").steers(probes, cfg)
+    assert iti.heads == 4 and not iti.monitor and iti.alpha == 5.0
+    (smitin,) = _job("smitin", task="removal").steers(probes, cfg)
+    assert smitin.heads == "soft" and smitin.monitor and smitin.alpha == -5.0 and smitin.threshold == 0.3
+    assert _job("soft-no-monitor").steers(probes, cfg)[0].monitor is False
+    assert _job("smitin", alpha=2.0).describe() == "drums continuation smitin a=2"
+
+
+@dataclass
+class _Seg:
+    track: str
+    label: int
+    sources: list = field(default_factory=lambda: ["x/bass.wav", "x/piano.wav"])
+
+
+class _Prompts:
+    segments = [_Seg("a", 0), _Seg("b", 0), _Seg("a", 1), _Seg("b", 1)]
+
+    def load(self, idx):
+        return np.zeros((len(idx), 10), np.float32)
+
+
+def test_plan_jobs_lists_the_table_and_the_sweep(tmp_path):
+    cfg = Config(traits=["drums"], prompts=2, alpha=5.0, alphas=[2.0, 5.0])
+    data = TraitData(None, None, None, _Prompts())
+    notes = []
+    jobs = plan_jobs(cfg, "drums", data, tmp_path, has_text=True, notes=notes)
+    by = {(j.task, j.method, None if math.isnan(j.alpha) else j.alpha): j for j in jobs}
+    assert len(by) == len(jobs) and not notes
+    # the sweep: continuation rows of ITI, soft weights and SMITIN at every alpha
+    assert {a for t, m, a in by if t == "continuation" and m == "smitin"} == {2.0, 5.0}
+    assert by["continuation", "smitin", 2.0].sweep and not by["continuation", "smitin", 5.0].sweep
+    assert {a for t, m, a in by if t == "removal" and m == "iti"} == {5.0}
+    assert by["continuation", "none", None].texts is None and by["continuation", "none", None].count == 2
+    assert by["text-to-music", "none", None].waves is None
+    assert by["continuation", "text", None].texts == ["a pop groove with bass, piano and drums"] * 2
+    assert by["removal", "smitin+text", 5.0].example_text == "a pop groove with bass and piano, without drums"
+    assert by["removal", "iti", 5.0].waves.shape == (2, 10)
+    # no text processor: text rows are skipped and said so; the others run unconditioned
+    notes = []
+    jobs = plan_jobs(cfg, "drums", data, tmp_path, has_text=False, notes=notes)
+    assert not any(j.method in ("text", "smitin+text") for j in jobs)
+    assert any("no text processor" in n for n in notes)
+    assert all(j.texts is None for j in jobs if j.task != "text-to-music") and len(jobs) == len(by) - 6
