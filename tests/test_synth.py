@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -12,10 +11,12 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
+from smitin.cli import build_parser
+from smitin.cli.arguments import SYNTH_SOURCES
 from smitin.data import stem_segments
-from smitin.synth import FAMILIES, add_synth_arguments, render_dataset, run_synth
+from smitin.synth import FAMILIES, render_dataset, run_synth
 from smitin.synth import mma as mma_mod
-from smitin.synth.render import find_soundfont, plan_song, render_stem
+from smitin.synth.render import SOURCES, find_soundfont, plan_song, render_stem
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth CLI not installed"
@@ -138,8 +139,10 @@ def test_without_mma_everything_is_procedural(monkeypatch: pytest.MonkeyPatch) -
 
 @needs_fluidsynth
 def test_cli_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = add_synth_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(
+    def parse(argv: list[str]):
+        return build_parser().parse_args(["data", "synth", *argv])
+
+    args = parse(
         [
             "--out",
             str(tmp_path / "o"),
@@ -157,8 +160,12 @@ def test_cli_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_synth(args) == 0
     assert (tmp_path / "o" / "song_0000" / "mix.wav").is_file()
     assert str(tmp_path / "o") in capsys.readouterr().out
-    bad = parser.parse_args(["--out", str(tmp_path / "x"), "--songs", "0"])
+    bad = parse(["--out", str(tmp_path / "x"), "--songs", "0"])
     assert run_synth(bad) == 2
+
+
+def test_cli_offers_every_source() -> None:
+    assert SYNTH_SOURCES == SOURCES
 
 
 def test_sparse_stem_share_uses_the_loader_gate() -> None:

@@ -9,17 +9,43 @@ In Python::
     drums.save("drums.safetensors")
     result = smitin.generate(model, "a calm piano piece", steer=[smitin.Steer(drums, alpha=5)])
     result.save("out.wav", trace="trace.json")              # audio + what the monitor saw
+
+This is the public face only. Its names are imported on first use, so that importing a light
+submodule (the `smitin` command builds its parser from `smitin.cli`) loads no torch; the first
+name used also registers the bundled model's codec with transformers (`smitin.codec`).
 """
 
-from . import codec as _codec  # noqa: E402, F401  registers the bundled model's codec with transformers
-from . import data  # noqa: E402
-from .backbone import Backbone, load  # noqa: E402
-from .generate import Result, continue_audio, generate  # noqa: E402
-from .options import GenerationOptions  # noqa: E402
-from .probes import ProbeSet  # noqa: E402
-from .probes import fit as train_probes  # noqa: E402
-from .steering import Steer  # noqa: E402
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from .version import __version__
+
+if TYPE_CHECKING:
+    from . import data
+    from .backbone import Backbone, load
+    from .generate import Result, continue_audio, generate
+    from .options import GenerationOptions
+    from .probes import ProbeSet
+    from .probes import fit as train_probes
+    from .steering import Steer
+
+# public name -> (module, attribute); attribute None means the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Backbone": ("backbone", "Backbone"),
+    "GenerationOptions": ("options", "GenerationOptions"),
+    "ProbeSet": ("probes", "ProbeSet"),
+    "Result": ("generate", "Result"),
+    "Steer": ("steering", "Steer"),
+    "continue_audio": ("generate", "continue_audio"),
+    "data": ("data", None),
+    "generate": ("generate", "generate"),
+    "load": ("backbone", "load"),
+    "train_probes": ("probes", "fit"),
+}
 
 __all__ = [
     "Backbone",
@@ -34,3 +60,35 @@ __all__ = [
     "train_probes",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'smitin' has no attribute {name!r}")
+    importlib.import_module(".codec", __name__)  # registers the bundled model's codec with transformers
+    module, attr = _LAZY[name]
+    mod = importlib.import_module(f".{module}", __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Face(types.ModuleType):
+    """The package module, keeping a public function that shares its name with a submodule.
+
+    Importing ``smitin.generate`` (the module) binds it as the package's ``generate`` attribute,
+    which would hide the public ``smitin.generate`` function once the face is lazy; that binding
+    is dropped, so ``smitin.generate`` is always the function (as when the face was eager).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and _LAZY[name][1] is not None and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Face

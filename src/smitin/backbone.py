@@ -250,6 +250,8 @@ def load(
     """
     from transformers import AutoConfig, AutoProcessor
 
+    from . import codec as _codec  # noqa: F401  registers the bundled model's codec with transformers
+
     src = BUNDLED_PATH if str(name) == BUNDLED else name
     if str(name) == BUNDLED and not (BUNDLED_PATH / "config.json").exists():
         raise ModelError(f"the bundled model is missing from {BUNDLED_PATH}; reinstall smitin")

@@ -2,7 +2,8 @@
 
 Renders a small stem set (cached), trains drum probes (cached), then generates one prompt three
 ways with the same seed: unsteered, ITI (top-K heads, always on) and SMITIN (soft weights +
-self-monitoring), and writes the WAVs, traces and one PNG report.
+self-monitoring), and writes the WAVs, traces and one PNG report. Its options are defined in
+`smitin.cli.arguments.demo`.
 """
 
 from __future__ import annotations
@@ -17,30 +18,6 @@ from .defaults import train_default_probes
 from .generate import generate
 from .probes import ProbeSet
 from .steering import Steer
-
-DEFAULT_PROMPT = "a calm piano piece"
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--out", type=Path, default=Path("smitin-demo"), help="output folder (default smitin-demo)"
-    )
-    p.add_argument("--model", default="bundled", help="MusicGen to use (default: the bundled tiny model)")
-    p.add_argument("--trait", default="drums", help="trait to add (default drums)")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"text prompt (default {DEFAULT_PROMPT!r})")
-    p.add_argument(
-        "--alpha",
-        type=float,
-        default=10.0,
-        help="steering strength (default 10, the paper's text-to-music value; on the bundled model alpha 5 "
-        "is too weak for SMITIN's soft weights to reach the monitor's threshold)",
-    )
-    p.add_argument(
-        "--top-k", type=int, default=None, help="heads ITI steers (default: a quarter of all heads)"
-    )
-    p.add_argument("--duration", type=float, default=8.0, help="seconds per clip (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed, shared by the three clips (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,13 +5,12 @@
 (the exact sum of the stems) and ``out/songs.jsonl`` with a caption per song.
 """
 
-from .render import SynthError, add_synth_arguments, find_soundfont, render_dataset, render_song, run_synth
+from .render import SynthError, find_soundfont, render_dataset, render_song, run_synth
 from .theory import FAMILIES
 
 __all__ = [
     "FAMILIES",
     "SynthError",
-    "add_synth_arguments",
     "find_soundfont",
     "render_dataset",
     "render_song",

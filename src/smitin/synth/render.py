@@ -555,22 +555,8 @@ def render_dataset(
     return out
 
 
-def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``smitin data synth``."""
-    parser.add_argument("--out", required=True, help="output folder (plain layout: <song>/<stem>.wav)")
-    parser.add_argument("--songs", type=int, default=50, help="number of songs (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical files")
-    parser.add_argument("--sample-rate", type=int, default=32000, help="Hz (default 32000, MusicGen's rate)")
-    parser.add_argument("--seconds", type=float, default=None, help="length of every song (default 30-60 s)")
-    parser.add_argument("--workers", type=int, default=None, help="render processes (default: up to 2)")
-    parser.add_argument("--source", choices=SOURCES, default="mix", help="mma grooves, procedural, or both")
-    parser.add_argument("--soundfont", default=None, help="GM .sf2 (default: FluidR3_GM, then TimGM6mb)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
 def run_synth(args: argparse.Namespace) -> int:
-    """Entry point for ``smitin data synth``: renders and prints where the songs went."""
+    """Entry point for ``smitin data synth`` (options in ``smitin.cli.arguments.data_synth``): renders and prints where the songs went."""
     try:
         out = render_dataset(
             args.out,

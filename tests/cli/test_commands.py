@@ -1,10 +1,11 @@
+"""The commands end to end on a tiny model: train, show, generate, continue, and their errors."""
+
 import json
-from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-from smitin.cli import main, parse_steer
+from smitin.cli import main
 from smitin.probes import ProbeSet
 
 
@@ -13,12 +14,6 @@ def model_dir(tmp_path_factory, tiny):
     path = tmp_path_factory.mktemp("model") / "tiny"
     tiny.model.save_pretrained(path)
     return path
-
-
-def test_parse_steer():
-    assert parse_steer("drums.safetensors:-2.5") == (Path("drums.safetensors"), -2.5)
-    assert parse_steer("drums.safetensors") == (Path("drums.safetensors"), 5.0)
-    assert parse_steer("C:/probes/drums.safetensors") == (Path("C:/probes/drums.safetensors"), 5.0)
 
 
 def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
@@ -64,6 +59,24 @@ def test_errors_name_the_file_and_the_fix(model_dir, tmp_path, capsys):
     assert "cannot load a model config" in capsys.readouterr().err
 
 
-def test_help_teaches():
-    with pytest.raises(SystemExit):
-        main(["generate", "--help"])
+def test_generation_options_are_checked_before_the_model_loads(tmp_path, capsys):
+    """A bad option fails at once, naming it: the (missing) model is never loaded."""
+    missing = str(tmp_path / "no-model")
+    for argv, word in (
+        (["generate", "", "--duration", "-1"], "duration"),
+        (["generate", "", "--every", "0"], "every"),
+        (["generate", "", "--batch", "0"], "batch"),
+        (["continue", str(tmp_path / "a.wav"), "--duration", "0"], "duration"),
+        (["generate", "", "--heads", "many"], "--heads"),
+        (["demo", "--duration", "-2"], "duration"),
+    ):
+        assert main([*argv, "--model", missing] if argv[0] != "demo" else argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("smitin: error: ") and word in err, err
+        assert "cannot load" not in err and "Traceback" not in err
+
+
+def test_bad_choice_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "", "--rows", "uncond"])
+    assert exc.value.code == 2 and "invalid choice: 'uncond'" in capsys.readouterr().err

@@ -1,0 +1,185 @@
+"""The options of every command smitin itself defines, as functions that add them to a parser.
+
+Only argparse and pathlib are imported here, so the whole parser is built without torch.
+`smitin experiment` and `smitin ui` keep their options next to their settings, in their own
+torch-free command modules (`smitin.experiment.config`, `smitin.ui.command`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEMO_PROMPT = "a calm piano piece"
+SYNTH_SOURCES = ("mix", "mma", "procedural")  # == smitin.synth.render.SOURCES (a test checks)
+
+
+# -- shared groups -----------------------------------------------------------------------------------
+
+
+def model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default="bundled",
+        help="MusicGen to use: a hub id (facebook/musicgen-small|medium|large|melody; needs internet or the "
+        "local cache), a folder made by save_pretrained, or 'bundled' (smitin's tiny offline model; default)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default=None, help="weights dtype, e.g. float16 on a GPU (default: as saved)")
+
+
+def data_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("data (either --data with --trait, or --positive with --negative)")
+    src.add_argument(
+        "--data",
+        type=Path,
+        help="stem collection: DIR/<track>/<stem>.wav|flac (plain), MUSDB18-HQ, MoisesDB or Slakh2100; "
+        "positives mix all stems where the trait's stem plays, negatives the same mix without it",
+    )
+    src.add_argument("--trait", help="stem family to probe, e.g. drums, bass, guitar, piano, vocals")
+    src.add_argument("--positive", type=Path, help="folder of clips WITH the trait (two-folder traits)")
+    src.add_argument("--negative", type=Path, help="folder of clips WITHOUT the trait")
+    src.add_argument(
+        "--layout", default="auto", help="auto | plain | musdb | moisesdb | slakh (default auto)"
+    )
+    src.add_argument(
+        "--seconds", type=float, default=3.0, help="segment length in seconds (default 3, as the paper)"
+    )
+    src.add_argument(
+        "--gate-db",
+        type=float,
+        default=-35.0,
+        help="a stem counts as playing where it is within this many dB of the track's mix level (default -35)",
+    )
+    src.add_argument(
+        "--max-per-track", type=int, default=None, help="at most this many segment pairs per track"
+    )
+    ext = p.add_argument_group("extraction")
+    ext.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder for activation shards: written as extraction goes, a rerun resumes (default: OUT + .cache)",
+    )
+    ext.add_argument("--batch-size", type=int, default=8, help="segments per forward pass (default 8)")
+    ext.add_argument("--last", type=int, default=1, help="positions per segment read at its end (default 1)")
+    ext.add_argument(
+        "--text", default=None, help="text condition for extraction (default: the null condition)"
+    )
+
+
+def steer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--steer",
+        action="append",
+        default=[],
+        metavar="FILE[:ALPHA]",
+        help="probe file to steer with, optionally with its strength (default 5; negative removes the trait). "
+        "Repeat for several traits",
+    )
+    p.add_argument(
+        "--no-monitor", action="store_true", help="always push (plain ITI) instead of self-monitoring"
+    )
+    p.add_argument(
+        "--threshold", type=float, default=None, help="monitor threshold (default median(acc) - std(acc))"
+    )
+    p.add_argument(
+        "--heads", default="soft", help="'soft' (accuracy-weighted, default) or K to steer the top-K heads"
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        default=5,
+        help="intervene every N steps (default 5, the paper's sparse schedule)",
+    )
+    p.add_argument("--rows", choices=("both", "cond"), default="both", help="CFG rows to edit (default both)")
+    p.add_argument(
+        "--gain", choices=("switch", "ramp"), default="switch", help="monitor response (default switch)"
+    )
+    p.add_argument("--duration", type=float, default=5.0, help="seconds of new audio (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--batch", type=int, default=1, help="samples to generate at once (default 1)")
+    p.add_argument(
+        "--guidance",
+        "--guidance-scale",
+        dest="guidance_scale",
+        type=float,
+        default=3.0,
+        help="classifier-free guidance scale (default 3; 1 turns CFG off)",
+    )
+    p.add_argument("--out", type=Path, default=Path("out.wav"), help="WAV to write (default out.wav)")
+    p.add_argument("--trace", type=Path, default=None, help="JSON file for the per-step monitor trace")
+    p.add_argument("--plot", type=Path, default=None, help="PNG with the trace and the spectrogram")
+
+
+# -- one function per command ------------------------------------------------------------------------
+
+
+def probes_train(p: argparse.ArgumentParser) -> None:
+    model_args(p)
+    data_args(p)
+    p.add_argument("--out", type=Path, required=True, help="probe file to write (.safetensors)")
+    p.add_argument("--direction", choices=("probe", "mass_mean"), default="probe", help="steering direction")
+    p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength, as scikit-learn (default 1)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of tracks held out (default 0.2)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the by-track split")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def probes_extract(p: argparse.ArgumentParser) -> None:
+    model_args(p)
+    data_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def probes_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path)
+    p.add_argument("--top", type=int, default=10, help="heads to list (default 10)")
+    p.add_argument("--plot", type=Path, default=None, help="PNG of the layer x head accuracy heatmap")
+
+
+def generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", help="text prompt ('' for unconditional)")
+    model_args(p)
+    steer_args(p)
+
+
+def continue_(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", type=Path, help="audio prompt (wav, flac, ...)")
+    p.add_argument("--prompt", default=None, help="optional text prompt")
+    model_args(p)
+    steer_args(p)
+
+
+def data_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (plain layout: <song>/<stem>.wav)")
+    p.add_argument("--songs", type=int, default=50, help="number of songs (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical files")
+    p.add_argument("--sample-rate", type=int, default=32000, help="Hz (default 32000, MusicGen's rate)")
+    p.add_argument("--seconds", type=float, default=None, help="length of every song (default 30-60 s)")
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: up to 2)")
+    p.add_argument("--source", choices=SYNTH_SOURCES, default="mix", help="mma grooves, procedural, or both")
+    p.add_argument("--soundfont", default=None, help="GM .sf2 (default: FluidR3_GM, then TimGM6mb)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", type=Path, default=Path("smitin-demo"), help="output folder (default smitin-demo)"
+    )
+    p.add_argument("--model", default="bundled", help="MusicGen to use (default: the bundled tiny model)")
+    p.add_argument("--trait", default="drums", help="trait to add (default drums)")
+    p.add_argument("--prompt", default=DEMO_PROMPT, help=f"text prompt (default {DEMO_PROMPT!r})")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=10.0,
+        help="steering strength (default 10, the paper's text-to-music value; on the bundled model alpha 5 "
+        "is too weak for SMITIN's soft weights to reach the monitor's threshold)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=None, help="heads ITI steers (default: a quarter of all heads)"
+    )
+    p.add_argument("--duration", type=float, default=8.0, help="seconds per clip (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, shared by the three clips (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
