@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 
 from ..version import __version__
 from . import arguments as a
@@ -24,13 +23,6 @@ with a real model (internet or a local Hugging Face cache):
 
 GROUPS = {"probes": "train, extract and inspect per-head probes", "data": "datasets"}
 
-
-def _module(*names: str) -> str:
-    """The first of these modules that exists (the experiment runner is moving from smitin.evaluate)."""
-    return next((n for n in names if importlib.util.find_spec(n) is not None), names[0])
-
-
-_EXPERIMENT = _module("smitin.experiment", "smitin.evaluate")
 
 COMMANDS: tuple[Command, ...] = (
     Command(
@@ -85,8 +77,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("experiment",),
         "the paper's experiment table: success, FAD, similarity per method",
-        f"{_EXPERIMENT}:run",
-        f"{_EXPERIMENT}:add_arguments",
+        "smitin.experiment:run",
+        "smitin.experiment:add_arguments",
     ),
     Command(
         ("ui",), "the steering studio: a web UI on localhost", "smitin.ui:run", "smitin.ui:add_arguments"

@@ -40,6 +40,14 @@ def _block_energy(path: Path, block_s: float = BLOCK_S) -> tuple[np.ndarray, int
     return energy, sr, int(info.frames)
 
 
+def _summed(energies: list[np.ndarray], idx: list[int], n_blocks: int) -> np.ndarray:
+    """The first ``n_blocks`` block energies of these stems, added up (``idx`` is not empty)."""
+    total = energies[idx[0]][:n_blocks]
+    for i in idx[1:]:
+        total = total + energies[i][:n_blocks]
+    return total
+
+
 def _window_fraction(active: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     c = np.concatenate([[0], np.cumsum(active, dtype=np.int64)])
     return (c[starts + width] - c[starts]) / float(width)
@@ -171,8 +179,8 @@ def stem_segments(
         if n_blocks < width:
             report.skip(tr.name, f"too short: {dur:.2f} s is shorter than one {seconds} s segment")
             continue
-        t_act = block_activity(sum(energies[i][:n_blocks] for i in t_stems), level, gate_db)
-        r_act = block_activity(sum(energies[i][:n_blocks] for i in r_stems), level, gate_db)
+        t_act = block_activity(_summed(energies, t_stems, n_blocks), level, gate_db)
+        r_act = block_activity(_summed(energies, r_stems, n_blocks), level, gate_db)
         starts = np.arange(0, n_blocks - width + 1, step)
         ok = (
             (_window_fraction(t_act, starts, width) >= min_active)
