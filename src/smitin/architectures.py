@@ -152,4 +152,5 @@ def build(arch: str = "tiny", *, seed: int = 0, device: str = "cpu", **tiny_size
         _seed_codebooks(model.audio_encoder, torch.Generator().manual_seed(seed + 1))
     model.generation_config.pad_token_id = cfg.decoder.pad_token_id
     model.generation_config.decoder_start_token_id = cfg.decoder.decoder_start_token_id
-    return Backbone(model.to(device), None, name=f"random-{arch}")
+    # PreTrainedModel.to is wrapped by functools.wraps(nn.Module.to), whose stub type does not bind self
+    return Backbone(model.to(device), None, name=f"random-{arch}")  # type: ignore[arg-type]

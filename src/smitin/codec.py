@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
@@ -95,7 +95,7 @@ class MelCodecConfig(PretrainedConfig):
 class MelCodecEncoderOutput(ModelOutput):
     """`audio_codes` [1, B, K, T] (one chunk, like EnCodec without chunking); `audio_scales` [None] * B."""
 
-    audio_codes: torch.LongTensor | None = None
+    audio_codes: torch.Tensor | None = None
     audio_scales: list | None = None
 
 
@@ -108,7 +108,7 @@ class MelCodecDecoderOutput(ModelOutput):
 
 @dataclass
 class MelCodecOutput(ModelOutput):
-    audio_codes: torch.LongTensor | None = None
+    audio_codes: torch.Tensor | None = None
     audio_values: torch.Tensor | None = None
 
 
@@ -173,6 +173,8 @@ class MelCodecPreTrainedModel(PreTrainedModel):
 
 class MelCodecModel(MelCodecPreTrainedModel):
     """Log-mel residual-VQ codec; codebooks are the only state (a persistent buffer, saved in safetensors)."""
+
+    codebooks: torch.Tensor  # [K, codebook_size, n_mels], registered as a buffer in __init__
 
     def __init__(self, config: MelCodecConfig) -> None:
         super().__init__(config)
@@ -255,11 +257,14 @@ class MelCodecModel(MelCodecPreTrainedModel):
             codes.append(idx)
         return torch.stack(codes, dim=-1).reshape(*logmel.shape[:-1], len(codes))
 
-    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+    # The codec's VQ dequantize, unrelated to PreTrainedModel.dequantize (undoing weight quantisation),
+    # which this model never needs: the name clash is deliberate, so the override check is silenced.
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """codes [..., K] -> [..., n_mels] (sum of the chosen codewords)."""
         codes = codes.long().clamp(0, self.config.codebook_size - 1)
         cbs = self.codebooks.float()
-        return sum(cbs[k][codes[..., k]] for k in range(codes.shape[-1]))
+        # K >= 1 tensor terms, so the int start value 0 never comes back
+        return cast(torch.Tensor, sum(cbs[k][codes[..., k]] for k in range(codes.shape[-1])))
 
     # ---- the interface MusicGen calls ----
     def encode(
@@ -318,8 +323,13 @@ class MelCodecModel(MelCodecPreTrainedModel):
         if audio_codes is None:
             if input_values is None:
                 raise ValueError("give input_values or audio_codes")
-            audio_codes = self.encode(input_values, padding_mask, bandwidth).audio_codes
-        audio = self.decode(audio_codes, audio_scales, padding_mask).audio_values
+            enc = self.encode(input_values, padding_mask, bandwidth)
+            # return_dict is not False, so these are the output objects
+            assert isinstance(enc, MelCodecEncoderOutput) and enc.audio_codes is not None
+            audio_codes = enc.audio_codes
+        dec = self.decode(audio_codes, audio_scales, padding_mask)
+        assert isinstance(dec, MelCodecDecoderOutput)
+        audio = dec.audio_values
         if return_dict is False:
             return audio_codes, audio
         return MelCodecOutput(audio_codes=audio_codes, audio_values=audio)

@@ -26,7 +26,7 @@ STYLES: dict[str, tuple[tuple[int, int], int]] = {
 KICK, SNARE, RIM, CLOSED_HAT, OPEN_HAT, RIDE, CRASH = 36, 38, 37, 42, 46, 51, 49
 TOMS = (50, 48, 47, 45)
 
-DRUMS: dict[str, dict[str, tuple[int, ...]]] = {
+DRUMS: dict[str, dict[int, tuple[int, ...]]] = {
     "rock": {KICK: (0, 8, 10), SNARE: (4, 12), CLOSED_HAT: tuple(range(0, 16, 2))},
     "pop": {KICK: (0, 6, 8), SNARE: (4, 12), CLOSED_HAT: tuple(range(0, 16, 2))},
     "funk": {KICK: (0, 3, 10), SNARE: (4, 12), RIM: (7, 9, 15), CLOSED_HAT: tuple(range(16))},
@@ -153,6 +153,7 @@ def comp_part(
     spb = grid.steps_per_bar
     rng = grid.rng
     arpeggio = family in ("piano", "guitar") and rng.random() < 0.3
+    pattern: tuple[tuple[int, int], ...]
     if family == "strings" or (family == "organ" and style != "reggae" and rng.random() < 0.6):
         pattern = ((0, spb),)
     elif family == "organ" and style == "reggae":

@@ -194,6 +194,8 @@ def build_midi(plan: dict) -> tuple[pretty_midi.PrettyMIDI, dict[str, str]]:
                 else:
                     continue
                 inst.program = programs[fam]
+            # None (no stem family) is never in ``present``: it was reassigned or skipped above
+            assert fam is not None
             inst.name = fam
             insts.append(inst)
             origin.setdefault(fam, "mma")

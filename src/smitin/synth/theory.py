@@ -170,7 +170,7 @@ def progression(key: Key, rng: np.random.Generator, bars: int, jazzy: bool = Fal
         slow = rng.random() < 0.3  # half the harmonic rhythm: each chord for two bars
         degrees = [d for d in t for _ in range(2)] if slow else list(t) * 2
         sections.append([key.chord(d, seventh=jazzy and rng.random() < 0.6) for d in degrees])
-    chords = []
+    chords: list[Chord] = []
     while len(chords) < bars:
         chords.extend(sections[(len(chords) // 8) % 2])
     return chords[:bars]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ import torch
 from .. import audio as audio_io
 from ..activity import block_activity, block_energy, track_level
 from ..audio import normalise_loudness
-from ..codec import MelCodecModel
+from ..codec import MelCodecEncoderOutput, MelCodecModel
 
 
 @dataclass
@@ -105,9 +105,13 @@ def encode_songs(
         stems = {f: audio_io.read(p, sr) for f, p in meta["stem_paths"].items()}
         n = min(len(x) for x in stems.values())
         for subset in song_variants(meta, n_submixes, rng):
-            mix = normalise_loudness(sum(stems[f][:n] for f in subset))
+            # subsets are never empty, so the sum is an array (never the start value 0)
+            mix = normalise_loudness(cast(np.ndarray, sum(stems[f][:n] for f in subset)))
             with torch.no_grad():
-                codes = codec.encode(torch.from_numpy(mix)[None, None]).audio_codes[0, 0]
+                enc = codec.encode(torch.from_numpy(mix)[None, None])
+                # return_dict is not False, so this is the output object
+                assert isinstance(enc, MelCodecEncoderOutput) and enc.audio_codes is not None
+                codes = enc.audio_codes[0, 0]
             out.append(
                 Example(
                     song=meta.get("uid", meta["id"]),  # renders reuse ids: the run's uid is unique

@@ -11,16 +11,16 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from transformers import MusicgenForConditionalGeneration, MusicgenProcessor
+from transformers import MusicgenForConditionalGeneration, MusicgenProcessor, PreTrainedConfig
 
 from .. import audio as audio_io
 from ..audio import normalise_loudness
 from ..backbone import codec_round_trip
-from ..codec import MelCodecModel
+from ..codec import MelCodecDecoderOutput, MelCodecEncoderOutput, MelCodecModel
 from .clips import encode_songs, read_songs
 from .config import TrainConfig
 from .training import heldout_ce
@@ -33,7 +33,12 @@ def reconstruct(codec: MelCodecModel, audio: np.ndarray, batch: int = 16) -> np.
 
     @torch.no_grad()
     def through(x: torch.Tensor) -> torch.Tensor:
-        return codec.decode(codec.encode(x[:, None]).audio_codes).audio_values[:, 0]
+        enc = codec.encode(x[:, None])
+        # return_dict is not False, so these are the output objects
+        assert isinstance(enc, MelCodecEncoderOutput) and enc.audio_codes is not None
+        dec = codec.decode(enc.audio_codes)
+        assert isinstance(dec, MelCodecDecoderOutput) and dec.audio_values is not None
+        return dec.audio_values[:, 0]
 
     return codec_round_trip(through, audio, batch)
 
@@ -44,7 +49,12 @@ def codec_metrics(codec: MelCodecModel, clips: np.ndarray) -> dict[str, float]:
     with torch.no_grad():
         lm = codec.log_mel(x)
         q = codec.dequantize(codec.quantize(lm))
-        rec = codec.decode(codec.encode(x[:, None]).audio_codes).audio_values[:, 0, : x.shape[-1]]
+        enc = codec.encode(x[:, None])
+        # return_dict is not False, so these are the output objects
+        assert isinstance(enc, MelCodecEncoderOutput) and enc.audio_codes is not None
+        dec = codec.decode(enc.audio_codes)
+        assert isinstance(dec, MelCodecDecoderOutput) and dec.audio_values is not None
+        rec = dec.audio_values[:, 0, : x.shape[-1]]
         lm_rec = codec.log_mel(rec)
     to_db = 20.0 / math.log(10.0)
     active = lm > math.log(1e-3)  # ignore near-silent bins, where log error is meaningless
@@ -82,7 +92,10 @@ def generate_clips(
 ) -> np.ndarray:
     """Text-to-music for each prompt ([N, S] float32); `None`-like empty prompts use the null text."""
     k = model.decoder.num_codebooks
-    steps = int(round(seconds * model.config.audio_encoder.frame_rate)) + k - 1
+    audio_cfg = model.config.audio_encoder
+    # typed as MusicgenConfig's constructor input (dict | config | None); __post_init__ makes it a config
+    assert isinstance(audio_cfg, PreTrainedConfig)
+    steps = int(round(seconds * audio_cfg.frame_rate)) + k - 1
     outs = []
     for i in range(0, len(prompts), batch):
         torch.manual_seed(seed + i)
@@ -126,7 +139,8 @@ def evaluate(
     t0 = time.time()
     clips = []
     for meta in songs:
-        mix = sum(audio_io.read(p, sr) for p in meta["stem_paths"].values())
+        # a song has at least one stem, so the sum is an array (never the start value 0)
+        mix = cast(np.ndarray, sum(audio_io.read(p, sr) for p in meta["stem_paths"].values()))
         mid = max(0, len(mix) // 2 - 5 * sr)
         clips.append(normalise_loudness(mix[mid : mid + 10 * sr]))
     n = min(len(c) for c in clips)

@@ -114,7 +114,8 @@ def build_model(
         dropout_rate=s.dropout,
         pad_token_id=0,
         eos_token_id=1,
-        decoder_start_token_id=0,
+        # the config accepts extra keyword fields at runtime (kept as attributes); its typed signature omits them
+        decoder_start_token_id=0,  # type: ignore[call-arg]
     )
     text_encoder = T5EncoderModel(text_cfg)
     dec_cfg = MusicgenDecoderConfig(
@@ -129,7 +130,7 @@ def build_model(
         audio_channels=1,
         pad_token_id=codec.config.codebook_size,
         bos_token_id=codec.config.codebook_size,
-        decoder_start_token_id=codec.config.codebook_size,
+        decoder_start_token_id=codec.config.codebook_size,  # type: ignore[call-arg]  # extra field, as above
     )
     from transformers import MusicgenForCausalLM
 

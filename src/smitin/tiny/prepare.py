@@ -7,7 +7,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,7 +37,8 @@ def fit_codec(songs: list[dict], cfg: TrainConfig, log: Any = print) -> MelCodec
         # alternate full mixes and single-stem/partial mixes so sparse textures get codewords too
         keep = [f for f in stems if rng.random() < 0.5] or list(stems)
         for subset in (list(stems), keep):
-            mix = normalise_loudness(sum(stems[f][:n] for f in subset))
+            # subsets are never empty, so the sum is an array (never the start value 0)
+            mix = normalise_loudness(cast(np.ndarray, sum(stems[f][:n] for f in subset)))
             lm = codec.log_mel(torch.from_numpy(mix)[None])[0]
             idx = rng.choice(lm.shape[0], size=min(per_song // 2, lm.shape[0]), replace=False)
             frames.append(lm[torch.from_numpy(np.sort(idx))])

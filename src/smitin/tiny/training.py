@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import MusicgenForConditionalGeneration, PreTrainedTokenizerFast
+from transformers import MusicgenForConditionalGeneration, PreTrainedConfig, PreTrainedTokenizerFast
 
 from .checkpoints import load_checkpoint, save_checkpoint
 from .clips import Example, caption_corpus, make_caption
@@ -94,11 +94,12 @@ def make_batch(
         "decoder_input_ids": inputs,
         "labels": labels,
     }
-    if all(ex.activity is not None for ex in chosen):
-        tags = torch.zeros(len(chosen), chosen[0].activity.shape[0], s)
+    activities = [ex.activity for ex in chosen if ex.activity is not None]
+    if len(activities) == len(chosen):  # every clip has its activity
+        tags = torch.zeros(len(chosen), activities[0].shape[0], s)
         valid = torch.zeros(len(chosen), s, dtype=torch.bool)
-        for i, (ex, start) in enumerate(zip(chosen, starts, strict=True)):
-            a = ex.activity[:, start : start + s]
+        for i, (activity, start) in enumerate(zip(activities, starts, strict=True)):
+            a = activity[:, start : start + s]
             tags[i, :, : a.shape[1]] = a.float()
             valid[i, : a.shape[1]] = cfg.tag_rows == "all" or null[i]
         batch["tags"], batch["tags_valid"] = tags, valid
@@ -182,7 +183,10 @@ def heldout_ce(
     was_training = model.training
     model.eval()
     rng, captions = random.Random(1234), random.Random(4321)  # same crops with or without captions
-    pad = model.config.decoder.pad_token_id
+    decoder_cfg = model.config.decoder
+    # typed as MusicgenConfig's constructor input (dict | config | None); __post_init__ makes it a config
+    assert isinstance(decoder_cfg, PreTrainedConfig)
+    pad = decoder_cfg.pad_token_id
     total = 0.0
     for _ in range(n_batches):
         batch = make_batch(examples, cfg, tokenizer, rng, pad, 1.0 if empty else 0.0, caption_rng=captions)
@@ -248,7 +252,10 @@ def train(cfg: TrainConfig) -> Path:
         f"{len(train_ex)} train clips, {len(held_ex)} held-out clips, {n_params / 1e6:.2f}M trainable params",
         params=n_params,
     )
-    pad = model.config.decoder.pad_token_id
+    decoder_cfg = model.config.decoder
+    # typed as MusicgenConfig's constructor input (dict | config | None); __post_init__ makes it a config
+    assert isinstance(decoder_cfg, PreTrainedConfig)
+    pad = decoder_cfg.pad_token_id
 
     def lr_at(i: int) -> float:
         if i < cfg.warmup:
