@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from helpers import make_probes
 
+from helpers import make_probes
 from smitin.generate import generate
 from smitin.probes import ProbeSet
 from smitin.steering import Steer

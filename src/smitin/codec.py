@@ -9,6 +9,10 @@ The model exposes exactly the interface `MusicgenForConditionalGeneration` calls
 `decode(audio_codes [1,B,K,T], audio_scales) -> .audio_values [B,1,S]`, plus `forward`.
 Importing this module registers it with `AutoConfig` / `AutoModel`, so a MusicGen folder whose
 `audio_encoder` has `model_type == "smitin_melcodec"` loads with `from_pretrained`.
+
+Length: over 400 lines because a transformers model class needs its config, three output
+classes, the DSP (mel analysis and Griffin-Lim inversion) and the k-means fit together in one
+registered module; split, `from_pretrained` would need several modules imported in order.
 """
 
 from __future__ import annotations

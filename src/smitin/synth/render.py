@@ -5,6 +5,10 @@ process per stem): a shared synth leaks the previous stem's release and reverb i
 and the mix as their float32 sum, so ``mix == sum(stems)`` holds bit for bit. A family counts as
 present only if its rendered stem is audible for a good part of the song (some mma grooves play
 sparsely), so the plain-layout loader sees the same instruments as songs.jsonl.
+
+Length: over 400 lines because it is one pipeline (MIDI per family -> fresh synth per stem ->
+activity gate -> song metadata -> dataset folder with resume); its parts share the song record
+and splitting them would only move that record around.
 """
 
 from __future__ import annotations
