@@ -32,13 +32,16 @@ def test_classifier_matches_scikit_learn_and_saves_without_pickle(tmp_path, tone
     y = np.array([1] * 20 + [0] * 20)
     judge = ClassifierJudge.train("drums", x, y, SR, key={"a": 1})
     judge.accuracy = {"original": 0.9}
+    judge.threshold = 0.7
     test_x = np.concatenate([tone_clips(5, 2, True), tone_clips(5, 3, False)])
     ref = fit_classifier(clip_features(x, SR), y).predict_proba(clip_features(test_x, SR))[:, 1]
     assert np.allclose(judge.proba(test_x, SR), ref, atol=1e-9)
     path = judge.save(tmp_path / "drums.safetensors")
     back = ClassifierJudge.load(path)
     assert np.array_equal(back.proba(test_x, SR), judge.proba(test_x, SR))
-    assert back.info["key"] == {"a": 1} and back.accuracy == {"original": 0.9}
+    assert back.info["key"] == {"a": 1} and back.accuracy == {"original": 0.9} and back.threshold == 0.7
+    p = judge.proba(test_x, SR)
+    assert (back.present(test_x, SR)[0] == (p >= 0.7)).all()  # decides at its calibrated threshold
 
 
 def test_detector_agrees_with_the_probes_on_constructed_activations(tiny, probes_for, monkeypatch):

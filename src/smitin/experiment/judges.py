@@ -8,6 +8,8 @@
   (`fit_classifier`), trained on rendered stem mixes. It runs at a fixed 16 kHz whatever the
   model's rate. `ClapJudge` adds a pretrained zero-shot tagger when a local CLAP checkpoint is
   given (nothing can be downloaded offline).
+
+The second independent judge, a CNN on log-mel frames, is `cnn.CNNJudge`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class ProbeDetector:
 class ClassifierJudge:
     """Logistic regression on log-mel statistics, trained on rendered stem mixes (never model output).
 
+    Present when P(trait) >= `threshold` (0.5 until calibrated).
+
     `accuracy` holds its held-out accuracy (songs it was not trained on), on original mixes and on
     the same mixes passed through the model's codec (the domain generated audio lives in). Kept as
     plain arrays (standardisation + weights) so it saves as safetensors, never as a pickle.
@@ -90,6 +94,7 @@ class ClassifierJudge:
     intercept: float
     accuracy: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 0.5  # the experiment calibrates it on real pairs through the codec (Youden's J)
 
     @classmethod
     def train(
@@ -117,7 +122,7 @@ class ClassifierJudge:
 
     def present(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.proba(audio, sample_rate)
-        return p >= 0.5, p
+        return p >= self.threshold, p
 
     def score(self, audio: np.ndarray, labels: np.ndarray, sample_rate: int) -> float:
         return float((self.present(audio, sample_rate)[0] == np.asarray(labels).astype(bool)).mean())
@@ -134,7 +139,12 @@ class ClassifierJudge:
             "coef": self.coef,
             "intercept": np.array([self.intercept]),
         }
-        meta = {"trait": self.trait, "accuracy": self.accuracy, "info": self.info}
+        meta = {
+            "trait": self.trait,
+            "accuracy": self.accuracy,
+            "info": self.info,
+            "threshold": self.threshold,
+        }
         save_file(arrays, str(path), metadata={"smitin_judge": json.dumps(meta)})
         return path
 
@@ -153,6 +163,7 @@ class ClassifierJudge:
             float(a["intercept"][0]),
             meta["accuracy"],
             meta["info"],
+            float(meta.get("threshold", 0.5)),
         )
 
 
