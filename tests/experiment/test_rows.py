@@ -60,9 +60,20 @@ def test_plan_jobs_lists_the_table_and_the_sweep(tmp_path):
     assert by["continuation", "text", None].texts == ["a pop groove with bass, piano and drums"] * 2
     assert by["removal", "smitin+text", 5.0].example_text == "a pop groove with bass and piano, without drums"
     assert by["removal", "iti", 5.0].waves.shape == (2, 10)
+    # the pairing: every row of one task has the same prompts, in the same order
+    for task, label in (("continuation", 0), ("removal", 1)):
+        segs = {tuple(j.segments) for j in jobs if j.task == task}
+        assert len(segs) == 1 and all(_Prompts.segments[i].label == label for i in next(iter(segs)))
     # no text processor: text rows are skipped and said so; the others run unconditioned
     notes = []
     jobs = plan_jobs(cfg, "drums", data, tmp_path, has_text=False, notes=notes)
     assert not any(j.method in ("text", "smitin+text") for j in jobs)
     assert any("no text processor" in n for n in notes)
     assert all(j.texts is None for j in jobs if j.task != "text-to-music") and len(jobs) == len(by) - 6
+
+
+def test_plan_jobs_says_when_prompts_repeat(tmp_path):
+    cfg = Config(traits=["drums"], tasks=["continuation"], methods=["none"], prompts=3)
+    notes = []
+    (job,) = plan_jobs(cfg, "drums", TraitData(None, None, None, _Prompts()), tmp_path, True, notes)
+    assert job.segments == [0, 1, 0] and any("only 2 distinct prompt segments" in n for n in notes)

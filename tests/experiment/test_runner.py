@@ -54,6 +54,22 @@ def test_experiment_end_to_end_on_a_tiny_model(tiny, stems, tmp_path, one_thread
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
     assert (out / "probes" / "drums.safetensors").exists()
+    assert (out / "judges" / "drums.safetensors").exists() and (
+        out / "judges" / "drums-cnn.safetensors"
+    ).exists()
+    # the headline: every row but no control against its no-control row, both judges, flagged as small
+    md = (out / "results.md").read_text()
+    assert md.index("## Headline") < md.index("## continuation") and "below 48 pairs" in md
+    entries = res["headline"]
+    assert len(entries) == len([r for r in rows if r["method"] != "none"])
+    assert all(e["n"] == 2 and "clf" in e and "cnn" in e for e in entries)
+    with open(out / "clips.csv") as f:
+        clips = list(csv.DictReader(f))
+    assert {"prompt", "segment", "seed", "rep", "cnn_prob", "cnn_present"} <= set(clips[0])
+    assert {c["prompt"] for c in clips} == {"0", "1"}
+    for r in rows:
+        assert 0 <= r["success_cnn"] <= 1 and (r["method"] == "none") == (r["pairs"] == 0)
+    assert 0 < res["judges"]["drums"]["cnn_threshold"] < 1
     # a rerun resumes from the cached rows: same numbers, no generation
     again = run_experiment(cfg, backbone=tiny)
     assert [r["success_clf"] for r in again["rows"]] == [r["success_clf"] for r in rows]

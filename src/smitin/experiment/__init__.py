@@ -2,9 +2,9 @@
 
 Modules, in the order data flows: `config` (settings and the command line), `split` (songs split
 by track, prompts, captions), `rows` (what each row runs and its generation), `features`,
-`metrics` and `judges` (what the judges hear and decide, quality and coherence numbers),
-`runner` (the experiment: judges per trait, rows, caches), `report` (tables, results.md, CSV)
-and `plots`.
+`metrics`, `judges` and `cnn` (what the judges hear and decide, quality and coherence numbers),
+`runner` (the experiment: judges per trait, rows, caches), `stats` and `headline` (paired
+differences to no control, intervals, tests), `report` (tables, results.md, CSV) and `plots`.
 
 Only `config` is imported eagerly, so `smitin experiment --help` loads no torch; every other name
 here is imported on first use.
@@ -18,15 +18,24 @@ from typing import TYPE_CHECKING, Any
 from .config import METHODS, QUICK, TASKS, Config, add_arguments, config_from_args, run
 
 if TYPE_CHECKING:
+    from .cnn import CNNJudge
     from .features import clip_features, window_embeddings
+    from .headline import headline
     from .judges import ClapJudge, ClassifierJudge, ProbeDetector, fit_classifier, optional_judges
     from .metrics import auc, fad, frechet_distance, pearson, token_nll
     from .report import markdown
     from .rows import Batch, Job, generate_row
     from .runner import Experiment, Results, run_experiment
     from .split import TraitData, pick_prompts, prepare_data, split_tracks
+    from .stats import bootstrap_diff, paired, sign_test, youden_threshold
 
 _LAZY = {
+    "CNNJudge": "cnn",
+    "headline": "headline",
+    "bootstrap_diff": "stats",
+    "paired": "stats",
+    "sign_test": "stats",
+    "youden_threshold": "stats",
     "clip_features": "features",
     "window_embeddings": "features",
     "ClapJudge": "judges",
@@ -61,6 +70,12 @@ __all__ = [
     "config_from_args",
     "run",
     "clip_features",
+    "CNNJudge",
+    "headline",
+    "bootstrap_diff",
+    "paired",
+    "sign_test",
+    "youden_threshold",
     "window_embeddings",
     "ClapJudge",
     "ClassifierJudge",

@@ -43,7 +43,7 @@ class Config:
     traits: list[str] = field(default_factory=lambda: ["drums", "bass", "guitar", "piano"])
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    prompts: int = 8
+    prompts: int = 24  # x seeds = 48 pairs per row, the headline's minimum
     seeds: int = 2
     seed: int = 0
     duration: float = 4.0

@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from .config import LABELS, SWEEP_METHODS, Config
+from .headline import HEADROOM, Entry, average_table, headline_notes, headline_table, validity
 from .metrics import pearson
 
 Row = dict[str, Any]  # one line of results.csv (also cached as JSON): open-ended, CLAP adds columns
@@ -39,7 +40,7 @@ def column_mean(rows: list[Row], key: str) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def _f(x: float, fmt: str = ".2f", pct: bool = False) -> str:
+def _f(x: float | None, fmt: str = ".2f", pct: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{100 * x:.0f}%" if pct else format(x, fmt)
@@ -99,7 +100,7 @@ def summary_table(cfg: Config, rows: list[Row], task: str) -> str:
     """Method rows for one task at the table's alpha, averaged over traits."""
     sel = [r for r in rows if r["task"] == task and not r["sweep"]]
     clap = any("success_clap" in r for r in sel)
-    head = "| method | success (probes) | success (classifier) |" + (" success (CLAP) |" if clap else "")
+    head = "| method | self-report (probes) | A (classifier) | B (CNN) |" + (" CLAP |" if clap else "")
     head += (
         " mean C | FAD (log-mel) | similarity | boundary sim. | NLL shift | mean gain | steps edited | n |"
     )
@@ -112,6 +113,7 @@ def summary_table(cfg: Config, rows: list[Row], task: str) -> str:
             LABELS[m],
             _f(column_mean(rs, "success_probe"), pct=True),
             _f(column_mean(rs, "success_clf"), pct=True),
+            _f(column_mean(rs, "success_cnn"), pct=True),
         ]
         if clap:
             cells.append(_f(column_mean(rs, "success_clap"), pct=True))
@@ -130,7 +132,7 @@ def summary_table(cfg: Config, rows: list[Row], task: str) -> str:
 
 
 def trait_table(cfg: Config, rows: list[Row]) -> str:
-    """Success per trait: probes / classifier, one column per task x method."""
+    """Success per trait: self-report (probes) / judge A / judge B, one column per task x method."""
     cols = [
         (t, m)
         for t in cfg.tasks
@@ -148,7 +150,9 @@ def trait_table(cfg: Config, rows: list[Row]) -> str:
                 if r["trait"] == trait and r["task"] == t and r["method"] == m and not r["sweep"]
             ]
             cells.append(
-                f"{_f(column_mean(rs, 'success_probe'), pct=True)} / {_f(column_mean(rs, 'success_clf'), pct=True)}"
+                " / ".join(
+                    _f(column_mean(rs, k), pct=True) for k in ("success_probe", "success_clf", "success_cnn")
+                )
                 if rs
                 else "-"
             )
@@ -156,13 +160,22 @@ def trait_table(cfg: Config, rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _diff(rs: list[Row], judge: str) -> str:
+    """A row's paired difference to no control, in points with its interval (first row of `rs`)."""
+    r = rs[0]
+    d, lo, hi = (r.get(f"{judge}_{k}", float("nan")) for k in ("diff", "diff_low", "diff_high"))
+    if d is None or math.isnan(d):
+        return "-"
+    return f"{100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+
+
 def sweep_table(cfg: Config, rows: list[Row]) -> str:
     """Continuation rows of the swept methods, one line per alpha."""
     sel = [r for r in rows if r["task"] == "continuation" and r["method"] in SWEEP_METHODS]
     alphas = sorted({r["alpha"] for r in sel})
     lines = [
-        "| method | alpha | success (probes) | success (classifier) | FAD | similarity | NLL shift | steps edited |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | alpha | self-report (probes) | A (classifier) | B (CNN) | A diff [CI] | B diff [CI] | FAD | similarity | NLL shift | steps edited |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in SWEEP_METHODS:
         for a in alphas:
@@ -170,24 +183,39 @@ def sweep_table(cfg: Config, rows: list[Row]) -> str:
             if rs:
                 lines.append(
                     f"| {LABELS[m]} | {a:g} | {_f(column_mean(rs, 'success_probe'), pct=True)} | {_f(column_mean(rs, 'success_clf'), pct=True)} "
+                    f"| {_f(column_mean(rs, 'success_cnn'), pct=True)} | {_diff(rs, 'clf')} | {_diff(rs, 'cnn')} "
                     f"| {_f(column_mean(rs, 'fad'))} | {_f(column_mean(rs, 'similarity'), '.3f')} | {_f(column_mean(rs, 'nll_shift'), '+.3f')} "
                     f"| {_f(column_mean(rs, 'share_applied'), pct=True)} |"
                 )
     return "\n".join(lines)
 
 
-def judges_table(info: dict[str, dict[str, Any]]) -> str:
-    """Per trait: probe accuracy, threshold, and both judges' accuracy on the evaluation tracks."""
+def judges_table(info: dict[str, dict[str, Any]], entries: list[Entry]) -> str:
+    """Per trait: probe accuracy and threshold; each judge's calibrated threshold, AUC, accuracy; validity."""
+    valid = validity(entries)
     lines = [
-        "| trait | probe acc. best / median / top-16 mean | threshold tau | probe detector acc. (AUC) "
-        "| classifier acc. original / resynthesised (AUC) | eval clips |",
-        "|---|---|---|---|---|---|",
+        "| trait | probe acc. best / median / top-16 mean | tau | self-report detector acc. (AUC) "
+        "| A (classifier): AUC / threshold / acc. (cross-fit) / acc. original "
+        "| B (CNN): AUC / threshold / acc. (cross-fit) / acc. original "
+        "| on generated audio, A / B: text names it - leaves it out | eval clips |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for t, v in info.items():
+        judged = []
+        for pre, thr in (("acc_", "clf_threshold"), ("cnn_", "cnn_threshold")):
+            judged.append(
+                f"{_f(v.get(pre + 'auc_resynthesised'))} / {_f(v.get(thr), '.3f')} / {_f(v.get(pre + 'resynthesised'))} "
+                f"({_f(v.get(pre + 'resynthesised_crossfit'))}) / {_f(v.get(pre + 'original'))}"
+            )
+        vd = valid.get(t, {})
+        gen = " / ".join(
+            f"{100 * p.diff:+.0f} pts [{100 * p.low:+.0f}, {100 * p.high:+.0f}]" if p else "-"
+            for p in (vd.get("clf"), vd.get("cnn"))
+        )
         lines.append(
             f"| {t} | {v['probe_best']:.2f} / {v['probe_median']:.2f} / {v['probe_top16_mean']:.2f} | {v['threshold']:.3f} "
             f"| {v['acc_probe_detector_resynthesised']:.2f} ({v['acc_probe_detector_auc']:.2f}) "
-            f"| {v['acc_original']:.2f} / {v['acc_resynthesised']:.2f} ({v['acc_auc_resynthesised']:.2f}) | {v['acc_eval_clips']} |"
+            f"| {judged[0]} | {judged[1]} | {gen if vd else '- (no text-to-music text row)'} | {v['acc_eval_clips']} |"
         )
     return "\n".join(lines)
 
@@ -195,6 +223,7 @@ def judges_table(info: dict[str, dict[str, Any]]) -> str:
 def markdown(
     cfg: Config,
     rows: list[Row],
+    entries: list[Entry],
     judge_info: dict[str, dict[str, Any]],
     agreement: Agreement,
     notes: list[str],
@@ -222,17 +251,42 @@ def markdown(
         "trait present (continuation, text-to-music) or absent (removal). Values are means over the traits "
         f"{', '.join(cfg.traits)}.",
         "",
+        "## Headline: independent judges, paired against no control",
+        "",
+        *headline_notes(cfg, entries),
+        "",
+        headline_table(cfg, entries),
+        "",
+        "Judge A: logistic regression on log-mel statistics; judge B: a small CNN on log-mel frames "
+        "(its own 64-band front end). Both are trained on rendered stem mixes of the classifier tracks "
+        "(original and through the model's codec), never on model output, and share nothing with the "
+        "probes that steer; each decides at a threshold calibrated on the evaluation tracks' real "
+        "with/without pairs through the codec (Youden's J; see Judges). rate: share of the row's clips "
+        "with the trait (continuation, text-to-music) or without it (removal). diff: paired difference "
+        "to the no-control row in points (each clip against the no-control clip of the same prompt and "
+        "seed), with a 95% bootstrap interval over prompts (each resampled prompt carries its seeds' "
+        "pairs). sign p: exact two-sided sign test on the paired judge scores, ties dropped. base rate: "
+        f"the no-control row's rate by A / B; above {100 * HEADROOM:.0f}% the trait has no headroom "
+        "under that judge and is left out of the averages below.",
+        "",
+        "### Averaged over traits with headroom",
+        "",
+        average_table(cfg, entries),
+        "",
+        "The tables below keep the probes' own reading as **self-report (probes)**: the probes that "
+        "steer also judge, so it is never the headline.",
+        "",
     ]
     for task in cfg.tasks:
         if any(r["task"] == task for r in rows):
             parts += [f"## {task}", "", summary_table(cfg, rows, task), ""]
-    parts += ["## Success per trait (probes / classifier)", "", trait_table(cfg, rows), ""]
+    parts += ["## Success per trait (self-report (probes) / A / B)", "", trait_table(cfg, rows), ""]
     if any(r["sweep"] for r in rows):
         parts += ["## Alpha sweep (continuation)", "", sweep_table(cfg, rows), ""]
     parts += [
         "## Judges",
         "",
-        judges_table(judge_info),
+        judges_table(judge_info, entries),
         "",
         "Probe accuracy: validation accuracy of the per-head probes (held-out probe tracks). Detector and classifier "
         "accuracy: paired with/without clips of the evaluation tracks, which neither judge trained on "
@@ -250,11 +304,17 @@ def markdown(
         "",
         "## Metrics",
         "",
-        "- success (probes): the model's own probes on the re-encoded clip: mean over positions after 1 s of "
+        "- self-report (probes): the model's own probes on the re-encoded clip: mean over positions after 1 s of "
         "C(t) = median probability of the 16 best heads, present when >= tau = median(acc) - std(acc).",
         "- mean C: that probe score averaged over the row's clips (moves even when it never crosses tau).",
-        "- success (classifier): logistic regression on log-mel statistics (smitin.experiment.features.clip_features, 16 kHz), "
-        "trained on original and codec-resynthesised rendered mixes of the classifier tracks; present when p >= 0.5.",
+        "- A (classifier): logistic regression on log-mel statistics (smitin.experiment.features.clip_features, 16 kHz), "
+        "trained on original and codec-resynthesised rendered mixes of the classifier tracks; present when p >= its "
+        "calibrated threshold (Youden's J on the evaluation tracks' with/without pairs through the codec).",
+        "- B (CNN): three conv blocks (8/16/32 channels, ~6k parameters) on 64-band log-mel frames at 16 kHz "
+        "(smitin.experiment.cnn), trained on the same clips as A, threshold calibrated the same way. Judges' "
+        "acc. is at the calibrated threshold; (cross-fit): threshold fitted on the other half of the evaluation "
+        "tracks; on generated audio: text-to-music, the rate with the instrument named in the prompt minus without "
+        "(paired), the judge's validity where generated audio lives.",
         "- FAD (log-mel): Frechet distance between 0.5 s window embeddings (mean and std of 20 pooled log-mel bands, "
         "40-d, RMS-normalised clips) of a row's clips and of codec-resynthesised full mixes of the evaluation tracks. "
         "FAD on small sets is biased upwards; every row has the same number of clips, so compare rows, not absolute values.",

@@ -41,6 +41,7 @@ class Job:
     waves: np.ndarray | None  # [count, S] continuation prompts (None: text-to-music)
     count: int  # prompts
     example_text: str = ""
+    segments: list[int] | None = None  # per prompt: its segment in the prompt set (names the prompt)
 
     @property
     def steered(self) -> bool:
@@ -89,6 +90,11 @@ def plan_jobs(
         if not idx:
             notes.append(f"{trait}/{task}: no prompt segments on the evaluation tracks; skipped")
             continue
+        if len(set(idx)) < len(idx):
+            notes.append(
+                f"{trait}/{task}: only {len(set(idx))} distinct prompt segments for {len(idx)} prompts; "
+                "repeated ones count as one prompt in the intervals (add songs with --songs)"
+            )
         segs = [data.prompts.segments[i] for i in idx]
         styles = [track_meta(root, s.track).get("style", "pop") for s in segs]
         stems = [[Path(p).stem for p in s.sources] for s in segs]
@@ -117,6 +123,7 @@ def plan_jobs(
                         waves=waves,
                         count=len(idx),
                         example_text=texts[0] if texts else "",
+                        segments=list(idx),
                     )
                 )
     return out
@@ -146,6 +153,20 @@ class Batch:
     start: int  # first new frame
     mean_gain: float
     share_applied: float
+    prompt_index: np.ndarray  # [N] which of the row's prompts each clip continues or captions
+    seeds: np.ndarray  # [N] the generation seed of each clip's chunk
+
+
+def clip_plan(count: int, reps: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt index and seed of each clip of a row: prompts x reps in prompt-major order, chunked by
+    `batch`, seed = base + chunk.
+
+    Every row of one trait and task has the same prompts in the same order, so clip i of a
+    steered row and clip i of its no-control row share prompt and seed (and their place in the
+    batch): that is the pairing of the headline. Stored per clip, so pairs are matched by name.
+    """
+    i = np.arange(count * reps)
+    return i // reps, seed + i // batch
 
 
 def _continue_batch(
@@ -199,6 +220,9 @@ def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config)
             shares.append(r.trace.share_applied()[steers[0].name])
             weights.append(sl.stop - sl.start)
     length = min(a.shape[1] for a in audio)
+    prompt_index, seeds = clip_plan(job.count, reps, cfg.batch, cfg.seed)
+    if len(prompt_index) != n:
+        raise ValueError(f"{job.describe()}: {n} clips for {job.count} prompts x {reps} seeds")
     return Batch(
         np.concatenate([a[:, :length] for a in audio]),
         np.concatenate(prompts) if prompts else None,
@@ -206,4 +230,6 @@ def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config)
         start,
         float(np.average(gains, weights=weights)) if gains else float("nan"),
         float(np.average(shares, weights=weights)) if shares else float("nan"),
+        prompt_index,
+        seeds,
     )

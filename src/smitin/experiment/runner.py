@@ -24,13 +24,19 @@ from ..backbone import Backbone
 from ..probes import ProbeSet
 from ..steering import Steer
 from ..version import __version__
+from .cnn import CNNJudge
 from .config import Config
 from .features import window_embeddings
+from .headline import Entry, add_paired_columns, headline
 from .judges import ClassifierJudge, ProbeDetector, optional_judges
 from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
 from .report import Agreement, Clip, Row, add_nll_shift, judge_agreement, markdown, write_csv
 from .rows import Job, generate_row, plan_jobs
 from .split import prepare_data
+from .stats import accuracy_at, crossfit_accuracy, youden_threshold
+
+JUDGE_VERSION = 2  # bump when the judges' training or calibration changes (cached judges are refitted)
+ROW_VERSION = 3  # bump when what a cached row holds changes (cached rows are regenerated)
 
 
 class Results(TypedDict):
@@ -40,6 +46,7 @@ class Results(TypedDict):
     clips: list[Clip]
     judges: dict[str, dict[str, Any]]
     agreement: Agreement
+    headline: list[Entry]
     markdown: str
 
 
@@ -61,6 +68,7 @@ class Experiment:
         self.probes: dict[str, ProbeSet] = {}
         self.detectors: dict[str, ProbeDetector] = {}
         self.classifiers: dict[str, ClassifierJudge] = {}
+        self.cnns: dict[str, CNNJudge] = {}
         self.judge_info: dict[str, dict[str, Any]] = {}
         self._guard_cache()
         self._reference()
@@ -117,31 +125,8 @@ class Experiment:
         self.probes[trait] = probes
         self.detectors[trait] = ProbeDetector(self.backbone, probes)
 
-        jpath = cfg.out / "judges" / f"{trait}.safetensors"
-        key = {"weights": self.digest, "train": td.judge.fingerprint(), "eval": td.judge_eval.fingerprint()}
-        judge = ClassifierJudge.load(jpath) if jpath.exists() else None
-        if judge is None or judge.info.get("key") != key:
-            audio, labels = td.judge.load(range(len(td.judge))), td.judge.labels()
-            both = np.concatenate([audio, self.resynth(audio)])
-            judge = ClassifierJudge.train(trait, both, np.concatenate([labels, labels]), self.sr, key=key)
-            ev, ev_labels = td.judge_eval.load(range(len(td.judge_eval))), td.judge_eval.labels()
-            ev_rs = self.resynth(ev)
-            det_p, det_s = self.detectors[trait].present(ev_rs, self.sr)
-            clf_p, clf_s = judge.present(ev_rs, self.sr)
-            judge.accuracy = {
-                "original": judge.score(ev, ev_labels, self.sr),
-                "resynthesised": float((clf_p == ev_labels.astype(bool)).mean()),
-                "auc_resynthesised": auc(ev_labels, clf_s),
-                "probe_detector_resynthesised": float((det_p == ev_labels.astype(bool)).mean()),
-                "probe_detector_auc": auc(ev_labels, det_s),
-                "eval_clips": int(len(ev_labels)),
-            }
-            if self.clap:
-                judge.accuracy["clap_resynthesised"] = float(
-                    ((self.clap.proba(ev_rs, self.sr, trait) >= 0.5) == ev_labels.astype(bool)).mean()
-                )
-            judge.save(jpath)
-        self.classifiers[trait] = judge
+        self.classifiers[trait], self.cnns[trait] = self._judges(trait)
+        judge, cnn = self.classifiers[trait], self.cnns[trait]
         acc = probes.accuracy
         self.judge_info[trait] = {
             "probe_best": float(acc.max()),
@@ -153,7 +138,59 @@ class Experiment:
             "eval_tracks": len({s.track for s in td.judge_eval.segments}),
             "classifier_train_clips": judge.info.get("train_clips"),
             **{f"acc_{k}": v for k, v in judge.accuracy.items()},
+            "clf_threshold": judge.threshold,
+            "cnn_threshold": cnn.threshold,
+            "cnn_params": cnn.info.get("params"),
+            **{f"cnn_{k}": v for k, v in cnn.accuracy.items()},
         }
+
+    def _judges(self, trait: str) -> tuple[ClassifierJudge, CNNJudge]:
+        """The two independent judges of a trait (cached), thresholds calibrated on real pairs.
+
+        Both train on the classifier tracks' clips, original and through the codec; both
+        thresholds maximise Youden's J on the evaluation tracks' with/without pairs passed through
+        the codec (the domain generated audio lives in), where their AUC and accuracy are measured.
+        """
+        cfg, td = self.cfg, self.data[trait]
+        key = {
+            "weights": self.digest,
+            "train": td.judge.fingerprint(),
+            "eval": td.judge_eval.fingerprint(),
+            "v": JUDGE_VERSION,
+        }
+        paths = cfg.out / "judges" / f"{trait}.safetensors", cfg.out / "judges" / f"{trait}-cnn.safetensors"
+        if all(p.exists() for p in paths):
+            clf, cnn = ClassifierJudge.load(paths[0]), CNNJudge.load(paths[1])
+            if clf.info.get("key") == key and cnn.info.get("key") == key:
+                return clf, cnn
+        audio, labels = td.judge.load(range(len(td.judge))), td.judge.labels()
+        both, both_labels = np.concatenate([audio, self.resynth(audio)]), np.concatenate([labels, labels])
+        clf = ClassifierJudge.train(trait, both, both_labels, self.sr, key=key)
+        cnn = CNNJudge.train(trait, both, both_labels, self.sr, seed=cfg.seed, key=key)
+        ev, ev_labels = td.judge_eval.load(range(len(td.judge_eval))), td.judge_eval.labels()
+        ev_rs = self.resynth(ev)
+        tracks = [s.track for s in td.judge_eval.segments]
+        for j in (clf, cnn):
+            p = j.proba(ev_rs, self.sr)
+            j.threshold = youden_threshold(ev_labels, p)
+            j.accuracy = {
+                "original": accuracy_at(ev_labels, j.proba(ev, self.sr), j.threshold),
+                "resynthesised": accuracy_at(ev_labels, p, j.threshold),
+                "resynthesised_at_0.5": accuracy_at(ev_labels, p, 0.5),
+                "resynthesised_crossfit": crossfit_accuracy(ev_labels, p, tracks),
+                "auc_resynthesised": auc(ev_labels, p),
+                "eval_clips": int(len(ev_labels)),
+            }
+        det_p, det_s = self.detectors[trait].present(ev_rs, self.sr)
+        clf.accuracy["probe_detector_resynthesised"] = float((det_p == ev_labels.astype(bool)).mean())
+        clf.accuracy["probe_detector_auc"] = auc(ev_labels, det_s)
+        if self.clap:
+            clf.accuracy["clap_resynthesised"] = float(
+                ((self.clap.proba(ev_rs, self.sr, trait) >= 0.5) == ev_labels.astype(bool)).mean()
+            )
+        clf.save(paths[0])
+        cnn.save(paths[1])
+        return clf, cnn
 
     def jobs(self, trait: str) -> list[Job]:
         """Rows of one trait: the table at `alpha` plus the alpha sweep (continuation, ITI and SMITIN)."""
@@ -175,7 +212,7 @@ class Experiment:
             "weights": self.digest,
             "texts": job.texts,
             "clap": str(cfg.clap),
-            "v": 2,
+            "v": ROW_VERSION,
         }
         h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         name = f"{trait}-{job.task}-{job.method}-{ident['alpha']}"
@@ -189,6 +226,7 @@ class Experiment:
         target = job.task != "removal"
         det_p, det_s = self.detectors[trait].present(batch.audio, self.sr)
         clf_p, clf_s = self.classifiers[trait].present(batch.audio, self.sr)
+        cnn_p, cnn_s = self.cnns[trait].present(batch.audio, self.sr)
         emb = window_embeddings(batch.audio, self.sr)
         row: Row = {
             **ident,
@@ -198,6 +236,8 @@ class Experiment:
             "success_clf": float((clf_p == target).mean()),
             "probe_score": float(det_s.mean()),
             "clf_prob": float(clf_s.mean()),
+            "success_cnn": float((cnn_p == target).mean()),
+            "cnn_prob": float(cnn_s.mean()),
             "fad": fad(emb, self.ref_emb),
             "nll": float(token_nll(self.backbone, batch.codes, batch.start).mean()),
             "mean_gain": batch.mean_gain,
@@ -219,10 +259,16 @@ class Experiment:
             {
                 **ident,
                 "clip": i,
+                "prompt": int(batch.prompt_index[i]),
+                "segment": int(job.segments[batch.prompt_index[i]]) if job.segments else None,
+                "seed": int(batch.seeds[i]),
+                "rep": i % cfg.seeds,
                 "probe_score": float(det_s[i]),
                 "probe_present": bool(det_p[i]),
                 "clf_prob": float(clf_s[i]),
                 "clf_present": bool(clf_p[i]),
+                "cnn_prob": float(cnn_s[i]),
+                "cnn_present": bool(cnn_p[i]),
                 **({"clap_prob": float(clap_s[i])} if clap_s is not None else {}),
             }
             for i in range(len(det_s))
@@ -259,6 +305,8 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
         rows.append(r)
         clips.extend(c)
     add_nll_shift(rows)
+    entries = headline(rows, clips)
+    add_paired_columns(rows, entries)
     write_csv(cfg.out / "results.csv", rows)
     write_csv(cfg.out / "clips.csv", clips)
     agreement = judge_agreement(rows, clips)
@@ -273,8 +321,15 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
         "minutes": round((time.time() - t0) / 60, 1),
         "command": command,
     }
-    md = markdown(cfg, rows, exp.judge_info, agreement, exp.notes, info, plots)
+    md = markdown(cfg, rows, entries, exp.judge_info, agreement, exp.notes, info, plots)
     (cfg.out / "results.md").write_text(md)
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     (cfg.out / "config.json").write_text(json.dumps({"config": cfg_dict, **info}, indent=1))
-    return {"rows": rows, "clips": clips, "judges": exp.judge_info, "agreement": agreement, "markdown": md}
+    return {
+        "rows": rows,
+        "clips": clips,
+        "judges": exp.judge_info,
+        "agreement": agreement,
+        "headline": entries,
+        "markdown": md,
+    }
