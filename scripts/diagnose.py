@@ -426,6 +426,91 @@ def stage_judgeval(args, model) -> dict:
     return res
 
 
+def stage_calib(args, model) -> dict:
+    """Monitor threshold calibrated where the monitor works: unsteered CONTINUATIONS of prompts with
+    and without the trait (alpha 0: the hooks read C(t) and edit nothing), labelled by the
+    independent judge. tau = the Youden-optimal cut of the per-clip mean C (after 1 s)."""
+    judge = load_judge(args, model)
+    sr = model.sample_rate
+    res = {}
+    n = args.n_gen
+    for trait in args.traits:
+        ps = load_probes(args, trait)
+        segs = smitin.data.stem_segments(args.judge_data, trait, sample_rate=sr, seconds=args.prompt_seconds)
+        lab, grp = segs.labels(), np.array(segs.groups())
+        rng = np.random.default_rng(7)
+        idx = []
+        for cls in (1, 0):
+            seen = set()
+            for i in rng.permutation(np.flatnonzero(lab == cls)):
+                if grp[i] not in seen:
+                    idx.append(int(i))
+                    seen.add(grp[i])
+                if len(seen) >= n:
+                    break
+        prompts = segs.load(idx)
+        prompt_label = np.array([int(lab[i]) for i in idx])
+        log(f"calib {trait}: {len(idx)} unsteered continuations")
+        out = smitin.continue_audio(
+            model,
+            list(prompts),
+            sr,
+            steer=[smitin.Steer(ps, alpha=0.0, monitor=True)],
+            duration=args.seconds,
+            seed=1,
+            progress=False,
+        )
+        cont = out.audio[:, prompts.shape[1] :]
+        present, p = judge.present(cont, trait)
+        c = out.trace.c[:, :, 0].numpy()
+        skip = int(model.frame_rate)
+        cm = c[skip:].mean(0)
+        ok = 0 < present.sum() < len(present)
+        res[trait] = {
+            "n": len(idx),
+            "judge_presence_with_prompt": float(present[prompt_label == 1].mean()),
+            "judge_presence_without_prompt": float(present[prompt_label == 0].mean()),
+            "judge_auc_prompt_label": auc(prompt_label, p),
+            "C_auc_vs_judge": auc(present, cm) if ok else float("nan"),
+            "C_auc_vs_prompt_label": auc(prompt_label, cm),
+            "paper_tau": ps.threshold(),
+            "calibrated_tau": youden(present, cm) if ok else youden(prompt_label, cm),
+            "C_mean_judge_present": float(cm[present].mean()) if present.any() else float("nan"),
+            "C_mean_judge_absent": float(cm[~present].mean()) if (~present).any() else float("nan"),
+            "C_mean_prompt_without": float(cm[prompt_label == 0].mean()),
+        }
+        r = res[trait]
+        for name in ("paper", "calibrated"):
+            tau = r[f"{name}_tau"]
+            r[f"steps_C_above_{name}_tau_prompt_without"] = float((c[skip:, prompt_label == 0] >= tau).mean())
+            r[f"steps_C_above_{name}_tau_prompt_with"] = float((c[skip:, prompt_label == 1] >= tau).mean())
+        log(f"calib {trait}: {json.dumps({k: round(v, 3) for k, v in r.items()})}")
+    return res
+
+
+def stage_proxies(args, model) -> dict:
+    """Do the proxies separate real with/without-trait clips (codec reconstructions of the judge's
+    stem-subset mixes)? Reports mean difference and AUC of onset regularity and register activity."""
+    z = np.load(args.out / "cache" / "judge_clips.npz")
+    rec, y = z["rec"].astype(np.float32), z["y"]
+    sr = model.sample_rate
+    onset = np.concatenate([onset_regularity(rec[i : i + 128], sr) for i in range(0, len(rec), 128)])
+    res = {}
+    for i, trait in enumerate(TRAITS):
+        reg = np.concatenate(
+            [register_activity(rec[j : j + 128], sr, trait) for j in range(0, len(rec), 128)]
+        )
+        lab = y[:, i]
+        res[trait] = {
+            "onset_regularity_with_minus_without": float(onset[lab == 1].mean() - onset[lab == 0].mean()),
+            "onset_regularity_auc": auc(lab, onset),
+            "register_activity_with_minus_without": float(reg[lab == 1].mean() - reg[lab == 0].mean()),
+            "register_activity_auc": auc(lab, reg),
+        }
+        log(f"proxies {trait}: {json.dumps({k: round(v, 3) for k, v in res[trait].items()})}")
+    return res
+
+
 # ----------------------------------------------------------------------------- stage: codes
 def segment_codes(model, segs, idx, batch=32) -> torch.Tensor:
     out = []
@@ -647,8 +732,11 @@ def capture_sigma(model, codes, direction: torch.Tensor) -> torch.Tensor:
 
 def stage_causal(args, model) -> dict:
     lay = model.layout
-    res = {}
+    partial = args.out / "cache" / "causal-partial.json"  # resumable: one trait at a time
+    res = json.loads(partial.read_text()) if partial.exists() else {}
     for trait in args.traits:
+        if trait in res:
+            continue
         log(f"causal {trait}")
         sel, ratio = load_codes(args, trait)
         pp, pm = load_probes(args, trait, "probe"), load_probes(args, trait, "mass_mean")
@@ -737,6 +825,7 @@ def stage_causal(args, model) -> dict:
             "  recipes: best d_logodds " + json.dumps(max(recipes, key=lambda x: x["d_logodds"]), default=str)
         )
         res[trait] = r
+        dump(partial, res)
     return res
 
 
@@ -786,11 +875,11 @@ def prompt_audio(args, model, trait, n) -> np.ndarray:
 
 def stage_e2e(args, model) -> dict:
     judge = load_judge(args, model)
-    jv = json.loads((args.out / "judgeval.json").read_text()) if (args.out / "judgeval.json").exists() else {}
-    res_path = args.out / "e2e.json"
+    jv = json.loads((args.out / "calib.json").read_text()) if (args.out / "calib.json").exists() else {}
+    res_path = args.out / f"{args.e2e_name}.json"
     res = json.loads(res_path.read_text()) if res_path.exists() else {}
     sr = model.sample_rate
-    specs = list(DEFAULT_RECIPES) + list(args.recipe)
+    specs = (["none"] if args.no_default_recipes else list(DEFAULT_RECIPES)) + list(args.recipe)
     for trait in args.traits:
         prompts = prompt_audio(args, model, trait, args.n_prompts)
         pn = prompts.shape[1]
@@ -855,10 +944,15 @@ def stage_e2e(args, model) -> dict:
 
 
 def _nll(model, codes, start_frame):
-    try:
-        from smitin.judges import token_nll
-    except ImportError:  # moved by a refactor
-        from smitin.experiment.judges import token_nll  # type: ignore
+    """Token NLL under the unsteered model (smitin's own metric; its module moved in a refactor)."""
+    import importlib
+
+    for mod in ("smitin.experiment.metrics", "smitin.experiment", "smitin.judges"):
+        try:
+            token_nll = importlib.import_module(mod).token_nll
+            break
+        except (ImportError, AttributeError):
+            continue
     return token_nll(model, codes, start_frame=start_frame).round(4).tolist()
 
 
@@ -896,6 +990,33 @@ def summarise(args) -> str:
                 f"{r['C_mean_named']:.3f} / {r['C_mean_without']:.3f} | {r['paper_tau']:.3f} | "
                 f"{r['calibrated_tau']:.3f} | {r['share_steps_C_above_paper_tau_without']:.2f} | "
                 f"{r['share_steps_C_above_calibrated_tau_without']:.2f} |"
+            )
+        L.append("")
+    if (out / "calib.json").exists():
+        j = json.loads((out / "calib.json").read_text())
+        L += ["## Monitor threshold on unsteered continuations (labels: independent judge)", ""]
+        L += [
+            "| trait | judge presence: prompt with / without | C AUC vs judge | C AUC vs prompt | paper tau | "
+            "calibrated tau | C>=tau steps, trait-free prompts: paper / calibrated | same, prompts with trait |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for t, r in j.items():
+            L.append(
+                f"| {t} | {r['judge_presence_with_prompt']:.2f} / {r['judge_presence_without_prompt']:.2f} | "
+                f"{r['C_auc_vs_judge']:.3f} | {r['C_auc_vs_prompt_label']:.3f} | {r['paper_tau']:.3f} | "
+                f"{r['calibrated_tau']:.3f} | {r['steps_C_above_paper_tau_prompt_without']:.2f} / "
+                f"{r['steps_C_above_calibrated_tau_prompt_without']:.2f} | "
+                f"{r['steps_C_above_paper_tau_prompt_with']:.2f} / {r['steps_C_above_calibrated_tau_prompt_with']:.2f} |"
+            )
+        L.append("")
+    if (out / "proxies.json").exists():
+        j = json.loads((out / "proxies.json").read_text())
+        L += ["## Proxies on real clips through the codec (with minus without; AUC)", ""]
+        L += ["| trait | onset regularity d / AUC | register activity d / AUC |", "|---|---|---|"]
+        for t, r in j.items():
+            L.append(
+                f"| {t} | {r['onset_regularity_with_minus_without']:+.3f} / {r['onset_regularity_auc']:.3f} | "
+                f"{r['register_activity_with_minus_without']:+.3f} / {r['register_activity_auc']:.3f} |"
             )
         L.append("")
     if (out / "codes.json").exists():
@@ -969,8 +1090,12 @@ def summarise(args) -> str:
             for key, (a, b) in matched_cost(r["recipes"]).items():
                 L.append(f"| {t} | {' | '.join(str(k) for k in key)} | {a:.3f} | {b:.3f} |")
         L.append("")
-    if (out / "e2e.json").exists():
-        j = json.loads((out / "e2e.json").read_text())
+    e2e_files = sorted(out.glob("e2e*.json"))
+    if e2e_files:
+        j: dict = {}
+        for f in e2e_files:  # several e2e runs (--e2e-name) merge; "none" is the same run in each
+            for t, rows in json.loads(f.read_text()).items():
+                j.setdefault(t, {}).update(rows)
         L += ["## End-to-end paired continuation (independent CNN judge, calibrated threshold)", ""]
         L += [
             "| trait | recipe | presence | paired diff vs none [95% CI] | mean p | d p [95% CI] | sign p | "
@@ -1020,6 +1145,8 @@ STAGES = {
     "probes": stage_probes,
     "judge": stage_judge,
     "judgeval": stage_judgeval,
+    "calib": stage_calib,
+    "proxies": stage_proxies,
     "codes": stage_codes,
     "causal": stage_causal,
     "e2e": stage_e2e,
@@ -1032,6 +1159,7 @@ def main() -> None:
     p.add_argument("--judge-data", type=Path, required=True, help="separate render: judge, prompts, contexts")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stages", default=",".join(STAGES), help="comma list of stages to run (in order)")
+    p.add_argument("--summary-only", action="store_true", help="only rewrite summary.md from the JSON")
     p.add_argument("--redo", default="", help="comma list of stages to recompute even if done")
     p.add_argument("--traits", default=",".join(TRAITS))
     p.add_argument("--seconds", type=float, default=4.0, help="clip / continuation length")
@@ -1043,16 +1171,23 @@ def main() -> None:
     p.add_argument("--causal-alpha", type=float, default=5.0)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--e2e-name", default="e2e", help="file name of the e2e results (parallel runs)")
+    p.add_argument("--no-default-recipes", action="store_true", help="e2e: only none + --recipe specs")
     p.add_argument("--recipe", action="append", default=[], help="extra e2e recipe spec (see parse_recipe)")
     args = p.parse_args()
     args.traits = [t for t in args.traits.split(",") if t]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cache").mkdir(exist_ok=True)
     torch.set_num_threads(args.threads)
+    if args.summary_only:
+        print(summarise(args))
+        return
     model = smitin.load()
     redo = set(filter(None, args.redo.split(",")))
     for name in filter(None, args.stages.split(",")):
         path = args.out / f"{name}.json"
+        if name == "e2e":
+            path = args.out / f"{args.e2e_name}.json"
         if path.exists() and name not in redo and name != "e2e":
             log(f"{name}: done ({path})")
             continue
