@@ -134,3 +134,33 @@ def test_fit_cached_reuses_a_file_made_from_the_same_data(tiny, stems, tmp_path,
     other = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=0.5)
     probes.fit_cached(tiny, other, out, progress=False)
     assert calls == [1, 1]  # other data: retrained
+
+
+def test_both_directions_are_trained_saved_and_chosen_when_steering(tmp_path):
+    z, y, groups = synthetic()
+    p = train(z, y, groups, direction="mass_mean")
+    assert p.default_direction == "mass_mean" and set(p.directions) == {"probe", "mass_mean"}
+    unit, sigma = p.steering_vectors()
+    assert torch.equal(unit, p.direction) and torch.equal(sigma, p.sigma)
+    mm = p.mean_pos - p.mean_neg
+    assert torch.allclose(unit, mm / mm.norm(dim=-1, keepdim=True), atol=1e-5)
+    probe_unit, _ = p.steering_vectors("probe")
+    assert torch.allclose(probe_unit, p.weight / p.weight.norm(dim=-1, keepdim=True), atol=1e-5)
+    back = ProbeSet.load(p.save(tmp_path / "p.safetensors"))
+    for d in ("probe", "mass_mean"):
+        assert all(
+            torch.equal(a, b) for a, b in zip(back.steering_vectors(d), p.steering_vectors(d), strict=True)
+        )
+    with pytest.raises(ValueError, match="direction must be one of"):
+        p.steering_vectors("pca")
+
+
+def test_an_old_file_steers_only_along_its_own_direction():
+    from pathlib import Path
+
+    old = ProbeSet.load(Path(__file__).parent / "fixtures" / "drums-v0.1.0-tiny.safetensors")
+    assert old.directions == {} and old.steering_vectors("probe")[0] is old.direction
+    with pytest.raises(
+        ProbeFileError, match="retrain them with `smitin probes train` to steer along 'mass_mean'"
+    ):
+        old.steering_vectors("mass_mean")

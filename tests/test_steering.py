@@ -124,3 +124,18 @@ def test_melody_prefix_is_handled(probes_for):
     assert len(r.trace.c) == max_new_tokens(melody, DUR) and r.trace.edited[:6].tolist() == [True] + [
         False
     ] * 4 + [True]
+
+
+def test_the_direction_is_a_steering_choice():
+    from helpers import make_probes
+    from smitin.backbone import HeadLayout
+
+    p = make_probes(HeadLayout(2, 4, 8))
+    mm = torch.randn(2, 4, 8)
+    mm = mm / mm.norm(dim=-1, keepdim=True)
+    p.directions = {"probe": (p.direction, p.sigma), "mass_mean": (mm, 2 * p.sigma)}
+    along_probe = Steer(p, alpha=1.0, heads=8, direction="probe").shift().reshape(2, 4, 8)
+    along_mm = Steer(p, alpha=1.0, heads=8, direction="mass_mean").shift().reshape(2, 4, 8)
+    assert torch.allclose(along_probe, p.direction * p.sigma[..., None])
+    assert torch.allclose(along_mm, 2 * mm * p.sigma[..., None])
+    assert Steer(p, direction="mass_mean").settings()["direction"] == "mass_mean"

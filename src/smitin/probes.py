@@ -22,6 +22,10 @@ from .logistic import fit_logistic
 from .version import __version__
 
 TENSORS = ("weight", "bias", "accuracy", "direction", "sigma", "mean_pos", "mean_neg")
+DIRECTIONS = ("probe", "mass_mean")  # unit probe weights (the paper's) or class-mean difference (ITI's)
+# Written since 0.2: every direction with the spread of the training activations along it, so the
+# direction is a steering-time choice. Files without them hold only their training's direction.
+DIRECTION_TENSORS = tuple(f"{kind}_{d}" for d in DIRECTIONS for kind in ("direction", "sigma"))
 METADATA_KEY = "smitin"
 
 
@@ -75,6 +79,8 @@ class ProbeSet:
     """A trait's probes on every head of one model, and what they were trained on.
 
     Tensors are [L, H, ...]: weight/direction/mean_pos/mean_neg [L, H, D]; bias/accuracy/sigma [L, H].
+    `direction`/`sigma` are the training's default direction (`meta["training"]["direction"]`);
+    `directions` holds every direction by name as (unit [L, H, D], sigma [L, H]) where the file has it.
     """
 
     weight: torch.Tensor
@@ -85,6 +91,25 @@ class ProbeSet:
     mean_pos: torch.Tensor
     mean_neg: torch.Tensor
     meta: ProbeMeta = field(default_factory=lambda: ProbeMeta())
+    directions: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def default_direction(self) -> str:
+        return str(self.meta.get("training", {}).get("direction", "probe"))
+
+    def steering_vectors(self, direction: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unit direction [L, H, D], sigma [L, H]) to steer along; None: the file's default."""
+        name = direction or self.default_direction
+        if name not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, not {name!r}")
+        if name in self.directions:
+            return self.directions[name]
+        if name == self.default_direction:
+            return self.direction, self.sigma
+        raise ProbeFileError(
+            f"{self.trait} probes hold only the {self.default_direction!r} direction (a file written before "
+            f"smitin 0.2); retrain them with `smitin probes train` to steer along {name!r}"
+        )
 
     @property
     def trait(self) -> str:
@@ -146,6 +171,9 @@ class ProbeSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: getattr(self, name).detach().float().cpu().contiguous() for name in TENSORS}
+        for d, (unit, sigma) in self.directions.items():
+            tensors[f"direction_{d}"] = unit.detach().float().cpu().clone()
+            tensors[f"sigma_{d}"] = sigma.detach().float().cpu().clone()
         meta = {**self.meta, "smitin": __version__, "layout": self.layout.fingerprint()}
         save_file(tensors, path, metadata={METADATA_KEY: json.dumps(meta)})
         return path
@@ -166,18 +194,24 @@ class ProbeSet:
                         f"(missing {', '.join(missing) or 'smitin metadata'}); train one with `smitin probes train`"
                     )
                 tensors = {t: f.get_tensor(t) for t in TENSORS}
+                extra = {t: f.get_tensor(t) for t in DIRECTION_TENSORS if t in f.keys()}
             meta = json.loads(header[METADATA_KEY])
         except (SafetensorError, OSError, json.JSONDecodeError, RuntimeError) as err:
             raise ProbeFileError(
                 f"{path}: not a readable probe file (truncated, damaged or another format: {err}); "
                 "re-download it or retrain with `smitin probes train`"
             ) from None
-        shapes = {t.shape[:2] for t in tensors.values()}
+        shapes = {t.shape[:2] for t in (*tensors.values(), *extra.values())}
         if len(shapes) != 1:
             raise ProbeFileError(
                 f"{path}: tensors disagree on [layers, heads] ({shapes}); the file is damaged"
             )
-        probes = cls(**tensors, meta=meta)
+        directions = {
+            d: (extra[f"direction_{d}"], extra[f"sigma_{d}"])
+            for d in DIRECTIONS
+            if f"direction_{d}" in extra and f"sigma_{d}" in extra
+        }
+        probes = cls(**tensors, meta=meta, directions=directions)
         if backbone is not None:
             probes.check(backbone, path)
         return probes
@@ -200,8 +234,8 @@ def train(
     `direction`: "probe" (unit probe weights, the paper's default) or "mass_mean" (unit difference
     of class means, ITI's default). `chunk` heads are copied and solved at a time (a cache-sized block).
     """
-    if direction not in ("probe", "mass_mean"):
-        raise ValueError(f"direction must be 'probe' or 'mass_mean', not {direction!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if set(y.unique().tolist()) != {0, 1}:
         raise ValueError("probes need segments of both classes (trait present and absent)")
@@ -219,8 +253,8 @@ def train(
     weight = torch.empty(groups_n, dim, device=dev)
     bias = torch.empty(groups_n, device=dev)
     acc = torch.empty(groups_n, device=dev)
-    unit = torch.empty(groups_n, dim, device=dev)
-    sigma = torch.empty(groups_n, device=dev)
+    units = {d: torch.empty(groups_n, dim, device=dev) for d in DIRECTIONS}
+    sigmas = {d: torch.empty(groups_n, device=dev) for d in DIRECTIONS}
     mean_pos = torch.empty(groups_n, dim, device=dev)
     mean_neg = torch.empty(groups_n, dim, device=dev)
     block = torch.empty(0, device=dev)
@@ -236,10 +270,11 @@ def train(
         acc[g0:g1] = ((logits > 0) == yva.bool()).float().mean(1)
         s1, s_all = torch.bmm(pos.expand(len(block), 1, -1), block)[:, 0], block.sum(1)
         mp, mn = s1 / pos.sum(), (s_all - s1) / (len(pos) - pos.sum())
-        raw = w if direction == "probe" else mp - mn
-        u = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        sigma[g0:g1] = torch.bmm(u[:, None, :], block.transpose(1, 2))[:, 0].std(1)
-        weight[g0:g1], bias[g0:g1], unit[g0:g1] = w, b, u
+        for d, raw in (("probe", w), ("mass_mean", mp - mn)):
+            u = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            sigmas[d][g0:g1] = torch.bmm(u[:, None, :], block.transpose(1, 2))[:, 0].std(1)
+            units[d][g0:g1] = u
+        weight[g0:g1], bias[g0:g1] = w, b
         mean_pos[g0:g1], mean_neg[g0:g1] = mp, mn
     info = {
         "direction": direction,
@@ -258,20 +293,21 @@ def train(
         },
     }
     meta = ProbeMeta(**(meta or {}), training=info)
-    weight, bias, acc, unit, sigma, mean_pos, mean_neg = (
-        t.cpu() for t in (weight, bias, acc, unit, sigma, mean_pos, mean_neg)
-    )
+    weight, bias, acc, mean_pos, mean_neg = (t.cpu() for t in (weight, bias, acc, mean_pos, mean_neg))
     meta["accuracy"] = {"best": round(float(acc.max()), 4), "median": round(float(acc.median()), 4)}
     shape = (layers, heads)
+    directions = {
+        d: (units[d].cpu().reshape(*shape, dim), sigmas[d].cpu().reshape(shape)) for d in DIRECTIONS
+    }
     return ProbeSet(
         weight.reshape(*shape, dim),
         bias.reshape(shape),
         acc.reshape(shape),
-        unit.reshape(*shape, dim),
-        sigma.reshape(shape),
+        *directions[direction],
         mean_pos.reshape(*shape, dim),
         mean_neg.reshape(*shape, dim),
         meta,
+        directions,
     )
 
 

@@ -28,6 +28,8 @@ class Steer:
 
     heads: "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's default);
     an int K steers the K best heads with weight 1 (plain ITI).
+    direction: "probe" (unit probe weights, the paper's), "mass_mean" (class-mean difference,
+    ITI's), or None for the probe file's default (see `smitin.recipes` for what works best).
     """
 
     probes: ProbeSet
@@ -36,6 +38,7 @@ class Steer:
     monitor: bool = True
     threshold: float | None = None
     monitor_heads: int = 16
+    direction: str | None = None
 
     @property
     def name(self) -> str:
@@ -55,9 +58,9 @@ class Steer:
 
     def shift(self) -> torch.Tensor:
         """[L, H*D]: alpha * w * sigma * theta for every head of every layer."""
-        p = self.probes
-        per_head = self.alpha * self.head_weights() * p.sigma.float()
-        return (per_head[..., None] * p.direction.float()).flatten(1)
+        unit, sigma = self.probes.steering_vectors(self.direction)
+        per_head = self.alpha * self.head_weights() * sigma.float()
+        return (per_head[..., None] * unit.float()).flatten(1)
 
     def settings(self) -> dict:
         return {
@@ -67,6 +70,7 @@ class Steer:
             "monitor": self.monitor,
             "threshold": self.tau,
             "monitor_heads": self.monitor_heads,
+            "direction": self.direction or self.probes.default_direction,
             "model": self.probes.meta.get("model"),
         }
 
