@@ -81,9 +81,15 @@ def test_headline_paired_difference_base_rate_and_headroom():
     assert cont["clf"].p == pytest.approx(2 * 0.5**48) and cont["clf_headroom"]
     assert rem["clf"].base == pytest.approx(40 / 48) and not rem["clf_headroom"]
     assert rem["clf"].rate == 1.0  # removal: success is absence
+    assert (cont["clf"].toward, cont["clf"].away) == (48, 0)
+    assert (rem["clf"].toward, rem["clf"].away) == (48, 0)  # removal: scores went down, toward success
     cfg = Config(traits=["drums"], tasks=["continuation", "removal"], methods=["none", "iti", "smitin"])
     table = headline_table(cfg, entries)
-    assert "no headroom" in table.splitlines()[-1] and table.splitlines()[2].endswith("| 48 | ok |")
+    assert (
+        "no headroom" in table.splitlines()[-1]
+        and table.splitlines()[2].endswith("| 48 | ok |")
+        and "(48:0)" in table
+    )
     avg = average_table(cfg, entries)
     removal_line = next(line for line in avg.splitlines() if line.startswith("| removal"))
     assert removal_line.endswith("| - | - | 0 |")  # the flagged trait is not averaged in

@@ -17,7 +17,9 @@ def test_identical_arrays_give_no_difference():
     a = np.array([0.1, 0.5, 0.9, 0.3])
     res = paired([1, 0, 1, 0], [1, 0, 1, 0], a, a.copy(), groups=[0, 0, 1, 1])
     assert (res.diff, res.low, res.high, res.p) == (0.0, 0.0, 0.0, 1.0)
-    assert res.rate == res.base == 0.5 and res.n == 4
+    assert res.rate == res.base == 0.5 and res.n == 4 and res.toward == res.away == 0
+    down = paired([1, 1], [1, 1], [0.5, 0.5], [0.2, 0.6], higher=False)
+    assert (down.toward, down.away) == (1, 1)
 
 
 def test_sign_test_all_positive_and_ties():

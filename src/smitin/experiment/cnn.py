@@ -173,7 +173,9 @@ class CNNJudge:
             "channels": list(CHANNELS),
             "n_mels": N_MELS,
         }
-        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        state = {
+            k: v.detach().clone().contiguous() for k, v in self.net.state_dict().items()
+        }  # own storage each
         save_file(state, str(path), metadata={"smitin_cnn_judge": json.dumps(meta)})
         return path
 

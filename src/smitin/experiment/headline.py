@@ -80,6 +80,7 @@ def headline(rows: list[Row], clips: list[Clip], judges: dict[str, str] = JUDGES
                 [b[f"{j}_prob"] for b, _ in pairs],
                 [s[f"{j}_prob"] for _, s in pairs],
                 groups,
+                higher=target,
             )
             e[f"{j}_headroom"] = headroom(e[j].base)
         out.append(e)
@@ -113,7 +114,11 @@ def _pts(x: float) -> str:
 def _cell(p: Paired | None) -> list[str]:
     if p is None:
         return ["-", "-", "-"]
-    return [_pct(p.rate), f"{_pts(p.diff)} [{_pts(p.low)}, {_pts(p.high)}]", f"{p.p:.2g}"]
+    return [
+        _pct(p.rate),
+        f"{_pts(p.diff)} [{_pts(p.low)}, {_pts(p.high)}]",
+        f"{p.p:.2g} ({p.toward}:{p.away})",
+    ]
 
 
 def _flag(e: Entry, judges: dict[str, str]) -> str:
@@ -129,7 +134,7 @@ def headline_table(cfg: Config, entries: list[Entry], judges: dict[str, str] = J
     """Per trait x task x method at the table's alpha: both judges' rate, paired diff [CI], sign p."""
     head = "| trait | task | method |"
     for name in judges.values():
-        head += f" {name}: rate | diff [95% CI] (points) | sign p |"
+        head += f" {name}: rate | diff [95% CI] (points) | sign p (toward:away) |"
     head += " base rate A / B | pairs | headroom |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for trait in cfg.traits:

@@ -265,7 +265,8 @@ def markdown(
         "with the trait (continuation, text-to-music) or without it (removal). diff: paired difference "
         "to the no-control row in points (each clip against the no-control clip of the same prompt and "
         "seed), with a 95% bootstrap interval over prompts (each resampled prompt carries its seeds' "
-        "pairs). sign p: exact two-sided sign test on the paired judge scores, ties dropped. base rate: "
+        "pairs). sign p: exact two-sided sign test on the paired judge scores, ties dropped (toward:away: pairs "
+        "whose score moved toward success, up or down for removal, : away from it). base rate: "
         f"the no-control row's rate by A / B; above {100 * HEADROOM:.0f}% the trait has no headroom "
         "under that judge and is left out of the averages below.",
         "",
@@ -288,12 +289,12 @@ def markdown(
         "",
         judges_table(judge_info, entries),
         "",
-        "Probe accuracy: validation accuracy of the per-head probes (held-out probe tracks). Detector and classifier "
-        "accuracy: paired with/without clips of the evaluation tracks, which neither judge trained on "
+        "Probe accuracy: validation accuracy of the per-head probes (held-out probe tracks). Detector and judges' "
+        "accuracy: paired with/without clips of the evaluation tracks, which no judge trained on "
         "(resynthesised = passed through the model's codec, the domain of generated audio). AUC is "
         "threshold-free: a detector can rank clips well (AUC near 1) yet decide badly at its threshold.",
         "",
-        f"Agreement of the two judges: success rates across {agreement['rows']} rows r = {_f(agreement['row_success_r'])}; "
+        f"Agreement of self-report (probes) and judge A: success rates across {agreement['rows']} rows r = {_f(agreement['row_success_r'])}; "
         f"per clip ({agreement['clips']}): score correlation r = {_f(agreement['clip_score_r'])}, same decision on "
         f"{_f(agreement['clip_decision_agreement'], pct=True)} of clips. Per trait (rows r / clip-score r): "
         + ", ".join(

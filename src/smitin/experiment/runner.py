@@ -1,8 +1,11 @@
 """`smitin experiment`: the paper's experiment table, in one command.
 
-For each trait and task the rows (see `rows`) are generated, then every row is judged twice (the
-model's own probes, and a classifier that never saw model output), and scored for quality (FAD to
-rendered music) and coherence (prompt/continuation similarity, the unsteered model's likelihood).
+For each trait and task the rows (see `rows`) are generated, then every clip is judged by the
+model's own probes (self-report) and by two independent judges that never saw model output (a
+classifier on log-mel statistics, a CNN on log-mel frames; thresholds calibrated on real pairs
+through the codec), paired against the no-control clip of the same prompt and seed (`headline`),
+and scored for quality (FAD to rendered music) and coherence (prompt/continuation similarity, the
+unsteered model's likelihood).
 Results are cached row by row in the output folder, so an interrupted run resumes.
 """
 
@@ -116,7 +119,7 @@ class Experiment:
 
     # -- per trait -------------------------------------------------------------------------
     def prepare_trait(self, trait: str) -> None:
-        """Probes (cached), the classifier judge (cached) and both judges' accuracy on eval tracks."""
+        """Probes and the two independent judges (cached), with their accuracy on the evaluation tracks."""
         from ..probes import fit_cached
 
         cfg, td = self.cfg, self.data[trait]

@@ -117,6 +117,8 @@ class Paired:
     high: float
     p: float  # sign test on the paired scores
     n: int  # pairs
+    toward: int = 0  # pairs whose score moved toward success (up; down for removal)
+    away: int = 0  # pairs whose score moved away from it (ties are neither)
 
 
 def paired(
@@ -126,12 +128,17 @@ def paired(
     scores: ArrayLike,
     groups: Sequence[Any] | np.ndarray | None = None,
     seed: int = 0,
+    higher: bool = True,
 ) -> Paired:
-    """Success rates, their paired difference with a bootstrap interval over `groups`, and the sign test."""
+    """Success rates, their paired difference with a bootstrap interval over `groups`, and the sign test.
+
+    `higher`: a higher score means success (False for removal), which orients `toward` / `away`.
+    """
     b, s = np.asarray(base_success, float), np.asarray(success, float)
     if b.shape != s.shape:
         raise ValueError(f"paired arrays differ in shape: {b.shape} vs {s.shape}")
     diff, lo, hi = bootstrap_diff(s - b, groups, seed=seed)
+    moved = (np.asarray(scores, float) - np.asarray(base_scores, float)) * (1 if higher else -1)
     return Paired(
         rate=float(s.mean()) if len(s) else float("nan"),
         base=float(b.mean()) if len(b) else float("nan"),
@@ -140,4 +147,6 @@ def paired(
         high=hi,
         p=sign_test(base_scores, scores),
         n=len(s),
+        toward=int((moved > 0).sum()),
+        away=int((moved < 0).sum()),
     )
