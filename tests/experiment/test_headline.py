@@ -95,7 +95,11 @@ def test_headline_paired_difference_base_rate_and_headroom():
     assert removal_line.endswith("| - | - | 0 |")  # the flagged trait is not averaged in
     assert headline_notes(cfg, entries) == []
     add_paired_columns(rows, entries)
-    assert rows[1]["pairs"] == 48 and rows[1]["clf_diff"] == pytest.approx(40 / 48)
+    assert (
+        rows[1]["pairs"] == 48
+        and rows[1]["clf_diff"] == pytest.approx(40 / 48)
+        and rows[1]["cnn_toward"] == 48
+    )
     assert rows[0]["pairs"] == 0 and np.isnan(rows[0]["clf_diff"]) and rows[3]["clf_headroom"] is False
 
 

@@ -100,6 +100,7 @@ def add_paired_columns(rows: list[Row], entries: list[Entry], judges: dict[str, 
             r[f"{j}_diff_low"] = p.low if p else float("nan")
             r[f"{j}_diff_high"] = p.high if p else float("nan")
             r[f"{j}_sign_p"] = p.p if p else float("nan")
+            r[f"{j}_toward"], r[f"{j}_away"] = (p.toward, p.away) if p else (0, 0)
             r[f"{j}_headroom"] = e[f"{j}_headroom"] if e and p else None
 
 
