@@ -16,15 +16,22 @@ def make_probes(layout, trait: str = "drums", seed: int = 0, bias: float = 0.0) 
     g = torch.Generator().manual_seed(seed)
     shape = (layout.layers, layout.heads, layout.head_dim)
     w = torch.randn(shape, generator=g)
+    accuracy = 0.5 + 0.4 * torch.rand(shape[:2], generator=g)
+    mean_pos = torch.randn(shape, generator=g)  # drawn last: earlier tensors match older helpers
+    unit, sigma = w / w.norm(dim=-1, keepdim=True), torch.ones(shape[:2])
     return ProbeSet(
         weight=w,
         bias=torch.full(shape[:2], bias),
-        accuracy=0.5 + 0.4 * torch.rand(shape[:2], generator=g),
-        direction=w / w.norm(dim=-1, keepdim=True),
-        sigma=torch.ones(shape[:2]),
-        mean_pos=torch.zeros(shape),
+        accuracy=accuracy,
+        direction=unit,
+        sigma=sigma,
+        mean_pos=mean_pos,
         mean_neg=torch.zeros(shape),
         meta={"trait": trait, "model": "test"},
+        directions={
+            "probe": (unit, sigma),
+            "mass_mean": (mean_pos / mean_pos.norm(dim=-1, keepdim=True), sigma),
+        },
     )
 
 

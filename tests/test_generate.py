@@ -65,7 +65,17 @@ def test_bundled_model_steered_text_to_music(probes_for):
         progress=False,
     )
     assert r.audio.shape == (1, b.sample_rate // 2) and np.isfinite(r.audio).all()
-    assert r.trace.edited[:10].tolist() == [True] + [False] * 4 + [True] + [False] * 4
+    assert r.trace.edited.all()  # smitin's recipe edits every step
+    paper = generate(
+        b,
+        "a rock song",
+        steer=[Steer.from_recipe(b_probes := probes_for(b.layout), "paper")],
+        duration=0.5,
+        every=5,
+        progress=False,
+    )
+    assert paper.trace.edited[:10].tolist() == [True] + [False] * 4 + [True] + [False] * 4
+    assert paper.trace.settings["traits"][0]["heads"] == "soft" and b_probes.trait == "drums"
 
 
 def test_a_list_of_prompts_is_continued_in_one_batch(tiny):

@@ -18,6 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "smitin"
 RANKS = {
     "version": 0,
     "options": 0,
+    "recipes": 0,
     "audio": 0,
     "activity": 0,
     "logistic": 0,

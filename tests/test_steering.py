@@ -72,8 +72,9 @@ def test_edits_only_the_rows_asked_for(tiny, probes_for):
 
 
 def test_shift_is_alpha_weight_sigma_direction_and_traits_add(tiny, probes_for):
-    a = Steer(probes_for(tiny.layout, "drums", seed=1), alpha=4.0, monitor=False)
-    b = Steer(probes_for(tiny.layout, "bass", seed=2), alpha=-2.0, monitor=False)
+    paper = {"heads": "soft", "direction": "probe", "monitor": False}  # the paper's soft weights
+    a = Steer(probes_for(tiny.layout, "drums", seed=1), alpha=4.0, **paper)
+    b = Steer(probes_for(tiny.layout, "bass", seed=2), alpha=-2.0, **paper)
     delta, _ = edits(tiny, [a, b])
     for layer in range(tiny.layout.layers):
         want = a.shift()[layer] + b.shift()[layer]
@@ -119,7 +120,12 @@ def test_melody_prefix_is_handled(probes_for):
     )
     assert np.array_equal(zero.audio[0], ref[0, 0].numpy())
     r = generate(
-        melody, None, steer=[Steer(probes_for(melody.layout), alpha=3.0)], duration=DUR, progress=False
+        melody,
+        None,
+        steer=[Steer(probes_for(melody.layout), alpha=3.0)],
+        duration=DUR,
+        every=5,
+        progress=False,
     )
     assert len(r.trace.c) == max_new_tokens(melody, DUR) and r.trace.edited[:6].tolist() == [True] + [
         False

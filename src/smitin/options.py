@@ -21,7 +21,7 @@ class GenerationOptions:
 
     duration: seconds of new audio; seed: torch seed (None: not reseeded); batch: samples per
     prompt; guidance_scale: classifier-free guidance (<= 1 turns CFG off); every: edit every N-th
-    step (the paper's sparse schedule is 5); rows: CFG rows to edit; gain: the monitor's response;
+    step (default 1, smitin's recipe; the paper's sparse schedule is 5); rows: CFG rows to edit; gain: the monitor's response;
     sampling: passed to `transformers`' `generate` unchanged (temperature, top_k, do_sample...).
     """
 
@@ -29,7 +29,7 @@ class GenerationOptions:
     seed: int | None = 0
     batch: int = 1
     guidance_scale: float = 3.0
-    every: int = 5
+    every: int = 1  # smitin's recipe edits every step; the paper's edits every 5th (smitin.recipes)
     rows: str = "both"
     gain: str = "switch"
     sampling: dict[str, Any] = field(default_factory=dict)

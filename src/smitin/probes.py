@@ -108,7 +108,8 @@ class ProbeSet:
             return self.direction, self.sigma
         raise ProbeFileError(
             f"{self.trait} probes hold only the {self.default_direction!r} direction (a file written before "
-            f"smitin 0.2); retrain them with `smitin probes train` to steer along {name!r}"
+            f"smitin 0.2); retrain them with `smitin probes train` to steer along {name!r}, or steer with "
+            "the paper's recipe (`--recipe paper`, direction 'probe')"
         )
 
     @property

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -20,25 +21,35 @@ from .backbone import Backbone
 from .monitor import Trace, confidence, next_gain
 from .options import GAINS, ROWS
 from .probes import ProbeSet
+from .recipes import DEFAULT_RECIPE, RECIPES, recipe
 
 
 @dataclass
 class Steer:
     """One trait to push: its probes, how hard (alpha < 0 removes it), which heads, and monitoring.
 
-    heads: "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's default);
-    an int K steers the K best heads with weight 1 (plain ITI).
-    direction: "probe" (unit probe weights, the paper's), "mass_mean" (class-mean difference,
-    ITI's), or None for the probe file's default (see `smitin.recipes` for what works best).
+    The defaults are smitin's recipe (`smitin.recipes`): the 16 best heads at weight 1, pushed
+    along the class-mean difference, monitored. heads: an int K steers the K best heads with
+    weight 1; "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's).
+    direction: "mass_mean" (class-mean difference, ITI's), "probe" (unit probe weights, the
+    paper's), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
     """
 
     probes: ProbeSet
     alpha: float = 5.0
-    heads: str | int = "soft"
+    heads: str | int = RECIPES[DEFAULT_RECIPE].heads
     monitor: bool = True
     threshold: float | None = None
     monitor_heads: int = 16
-    direction: str | None = None
+    direction: str | None = RECIPES[DEFAULT_RECIPE].direction
+
+    @classmethod
+    def from_recipe(cls, probes: ProbeSet, name: str = DEFAULT_RECIPE, **overrides: Any) -> Steer:
+        """A Steer set up by a named recipe (`smitin.recipes.RECIPES`); keywords override its fields.
+
+        The recipe's schedule is a generation option: pass `every=recipe(name).every` to `generate`.
+        """
+        return cls(probes, **{**recipe(name).steer_kwargs(), **overrides})
 
     @property
     def name(self) -> str:
@@ -87,7 +98,7 @@ class Steering:
         backbone: Backbone,
         steers: Sequence[Steer],
         *,
-        every: int = 5,
+        every: int = 1,
         rows: str = "both",
         gain: str = "switch",
         cfg: bool = True,

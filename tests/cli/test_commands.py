@@ -39,6 +39,18 @@ def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
         True
     ]
 
+    s = t["settings"]
+    assert s["every"] == 1 and s["traits"][0]["heads"] == 16 and s["traits"][0]["direction"] == "mass_mean"
+    rc = main(["generate", "", "--model", str(model_dir), "--steer", str(probes), "--recipe", "paper",
+               "--duration", "0.3", "--out", str(wav), "--trace", str(trace)])  # fmt: skip
+    s = json.loads(trace.read_text())["settings"]
+    assert rc == 0 and s["every"] == 5 and s["traits"][0]["heads"] == "soft"
+    assert s["traits"][0]["direction"] == "probe" and s["traits"][0]["monitor"]
+    rc = main(["generate", "", "--model", str(model_dir), "--steer", str(probes), "--recipe", "paper",
+               "--every", "2", "--heads", "3", "--duration", "0.3", "--out", str(wav), "--trace", str(trace)])  # fmt: skip
+    s = json.loads(trace.read_text())["settings"]
+    assert s["every"] == 2 and s["traits"][0]["heads"] == 3  # flags override the recipe
+
     rc = main(["continue", str(wav), "--model", str(model_dir), "--steer", f"{probes}:-3", "--no-monitor",
                "--duration", "0.2", "--out", str(tmp_path / "cont.wav")])  # fmt: skip
     assert rc == 0 and len(sf.read(tmp_path / "cont.wav")[0]) == int(0.5 * 8000)

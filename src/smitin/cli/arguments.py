@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..recipes import DEFAULT_RECIPE, RECIPES
+
 DEMO_PROMPT = "a calm piano piece"
 SYNTH_SOURCES = ("mix", "mma", "procedural")  # == smitin.synth.render.SOURCES (a test checks)
 
@@ -78,19 +80,36 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         "Repeat for several traits",
     )
     p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=DEFAULT_RECIPE,
+        help="how to steer: "
+        + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+        + ". --heads, --direction, --every and --no-monitor override it",
+    )
+    p.add_argument(
         "--no-monitor", action="store_true", help="always push (plain ITI) instead of self-monitoring"
     )
     p.add_argument(
         "--threshold", type=float, default=None, help="monitor threshold (default median(acc) - std(acc))"
     )
     p.add_argument(
-        "--heads", default="soft", help="'soft' (accuracy-weighted, default) or K to steer the top-K heads"
+        "--heads",
+        default=None,
+        help="K to steer the K most accurate heads at weight 1, or 'soft' (accuracy-weighted, all heads); "
+        "default: the recipe's (16)",
+    )
+    p.add_argument(
+        "--direction",
+        choices=("mass_mean", "probe"),
+        default=None,
+        help="push along the class-mean difference or the unit probe weights (default: the recipe's, mass_mean)",
     )
     p.add_argument(
         "--every",
         type=int,
-        default=5,
-        help="intervene every N steps (default 5, the paper's sparse schedule)",
+        default=None,
+        help="intervene every N steps (default: the recipe's; 1, or 5 for the paper's sparse schedule)",
     )
     p.add_argument("--rows", choices=("both", "cond"), default="both", help="CFG rows to edit (default both)")
     p.add_argument(
@@ -119,7 +138,12 @@ def probes_train(p: argparse.ArgumentParser) -> None:
     model_args(p)
     data_args(p)
     p.add_argument("--out", type=Path, required=True, help="probe file to write (.safetensors)")
-    p.add_argument("--direction", choices=("probe", "mass_mean"), default="probe", help="steering direction")
+    p.add_argument(
+        "--direction",
+        choices=("probe", "mass_mean"),
+        default="probe",
+        help="the file's own direction (both are stored; steering chooses with --recipe/--direction)",
+    )
     p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength, as scikit-learn (default 1)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of tracks held out (default 0.2)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the by-track split")

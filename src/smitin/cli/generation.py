@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..options import GenerationOptions
+from ..recipes import recipe
 from .registry import UsageError
 
 
@@ -32,7 +33,9 @@ def options_from_args(args: argparse.Namespace, **fields) -> GenerationOptions:
         raise UsageError(str(err)) from None
 
 
-def _heads(spec: str) -> str | int:
+def _heads(spec: str | None, default: str | int) -> str | int:
+    if spec is None:
+        return default
     if spec == "soft":
         return spec
     try:
@@ -49,11 +52,12 @@ def generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch=args.batch,
         guidance_scale=args.guidance_scale,
-        every=args.every,
+        every=args.every if args.every is not None else recipe(args.recipe).every,
         rows=args.rows,
         gain=args.gain,
     )
-    heads = _heads(args.heads)
+    how = recipe(args.recipe)
+    heads = _heads(args.heads, how.heads)
     from ..backbone import load
     from ..generate import continue_audio
     from ..generate import generate as generate_audio
@@ -69,8 +73,9 @@ def generate(args: argparse.Namespace) -> int:
             ProbeSet.load(path, backbone),
             alpha=alpha,
             heads=heads,
-            monitor=not args.no_monitor,
+            monitor=how.monitor and not args.no_monitor,
             threshold=args.threshold,
+            direction=args.direction or how.direction,
         )
         for path, alpha in steers_spec
     ]

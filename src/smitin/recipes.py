@@ -1,0 +1,63 @@
+"""Named recipes: which heads to push, along which direction, how often, and whether to monitor.
+
+A recipe is plain data (no torch), so the command line can list and check it before loading a
+model. `smitin` (the default) is what moved independent judges most per unit of cost on the
+bundled model (docs/diagnosis.md): the 16 most accurate heads at weight 1, pushed along the
+class-mean difference (ITI's direction) at every step, with the paper's self-monitoring.
+`paper` is the paper's exact recipe: soft accuracy weights over all heads, the probe-weight
+direction, every 5th step. `iti` is plain ITI: `smitin` without the monitor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to steer, apart from the trait and its strength (alpha)."""
+
+    name: str
+    heads: str | int  # "soft" (accuracy-weighted, all heads) or K (the K best heads at weight 1)
+    direction: str  # "probe" (unit probe weights) or "mass_mean" (unit class-mean difference)
+    every: int  # edit every N-th generation step
+    monitor: bool  # self-monitoring: stop pushing while the probes read the trait as present
+    summary: str
+
+    def steer_kwargs(self) -> dict[str, Any]:
+        """The `Steer` fields this recipe sets."""
+        return {"heads": self.heads, "direction": self.direction, "monitor": self.monitor}
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "smitin",
+            16,
+            "mass_mean",
+            1,
+            True,
+            "top-16 heads, class-mean direction, every step, monitored (default)",
+        ),
+        Recipe(
+            "paper",
+            "soft",
+            "probe",
+            5,
+            True,
+            "the paper's: soft accuracy weights, probe-weight direction, every 5th step, monitored",
+        ),
+        Recipe("iti", 16, "mass_mean", 1, False, "plain ITI: top-16 heads, class-mean direction, no monitor"),
+    )
+}
+DEFAULT_RECIPE = "smitin"
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe called `name`; a ValueError lists the known ones."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {name!r}") from None
