@@ -24,9 +24,17 @@ def test_job_names_its_row_and_its_steering():
     assert not none.steered and none.steers(probes, cfg) == []
     (iti,) = _job("iti").steers(probes, cfg)
     assert iti.heads == 4 and not iti.monitor and iti.alpha == 5.0
+    assert iti.direction == "mass_mean" and _job("iti").options(cfg, 0).every == 1
     (smitin,) = _job("smitin", task="removal").steers(probes, cfg)
-    assert smitin.heads == "soft" and smitin.monitor and smitin.alpha == -5.0 and smitin.threshold == 0.3
-    assert _job("soft-no-monitor").steers(probes, cfg)[0].monitor is False
+    assert smitin.heads == 16 and smitin.monitor and smitin.alpha == -5.0 and smitin.threshold == 0.3
+    assert smitin.direction == "mass_mean" and _job("smitin").options(cfg, 3).every == 1
+    assert _job("no-monitor").steers(probes, cfg)[0].monitor is False
+    (paper,) = _job("smitin-paper").steers(probes, cfg)
+    assert (paper.heads, paper.direction, paper.monitor) == ("soft", "probe", True)
+    assert _job("smitin-paper").options(cfg, 3).every == 5 and _job("smitin-paper").options(cfg, 3).seed == 3
+    assert _job("smitin-paper").options(Config(every=2), 0).every == 2  # --every overrides every recipe
+    (old,) = _job("smitin").steers(probes, Config(recipe="paper"))
+    assert old.heads == "soft"
     assert _job("smitin", alpha=2.0).describe() == "drums continuation smitin a=2"
 
 

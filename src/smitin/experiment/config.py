@@ -14,18 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from ..options import GenerationOptions
+from ..recipes import DEFAULT_RECIPE, RECIPES, recipe
 
 TASKS = ("continuation", "text-to-music", "removal")
-METHODS = ("none", "text", "iti", "soft-no-monitor", "smitin", "smitin+text")
+METHODS = ("none", "text", "iti", "no-monitor", "smitin", "smitin+text", "smitin-paper")
 LABELS = {
     "none": "no control",
     "text": "text",
     "iti": "ITI (top-K, no monitor)",
-    "soft-no-monitor": "soft weights, no monitor",
+    "no-monitor": "SMITIN's recipe, no monitor",
     "smitin": "SMITIN",
     "smitin+text": "SMITIN + text",
+    "smitin-paper": "SMITIN, the paper's recipe",
 }
-SWEEP_METHODS = ("iti", "soft-no-monitor", "smitin")  # the alpha sweep; soft-no-monitor isolates the monitor
+SWEEP_METHODS = (
+    "iti",
+    "no-monitor",
+    "smitin",
+    "smitin-paper",
+)  # the alpha sweep; no-monitor isolates the monitor
+ALIASES = {"soft-no-monitor": "no-monitor"}  # method names of smitin 0.1
 REFERENCE_TRAITS = ("drums", "bass", "guitar", "piano")  # full mixes where these play: the FAD reference
 SPLIT = (0.5, 0.25)  # shares of tracks for probes and the classifier; the rest is evaluation
 
@@ -52,7 +60,10 @@ class Config:
     alphas: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0, 20.0])
     iti_heads: int = 16
     threshold: float | None = None  # monitor threshold of the SMITIN rows (None: the paper's)
-    every: int = 5
+    recipe: str = (
+        DEFAULT_RECIPE  # the SMITIN rows' recipe (smitin.recipes); ITI and the paper's rows have theirs
+    )
+    every: int | None = None  # None: each row's recipe's schedule
     guidance: float = 3.0
     batch: int = 16
     per_track: int = 6
@@ -61,15 +72,28 @@ class Config:
     quick: bool = False
     progress: bool = True
 
-    def options(self, seed: int) -> GenerationOptions:
-        """How every row generates (the seed varies by chunk)."""
+    def options(self, seed: int, every: int | None = None) -> GenerationOptions:
+        """How a row generates (the seed varies by chunk; `every` is its recipe's schedule)."""
         return GenerationOptions(
-            duration=self.duration, seed=seed, guidance_scale=self.guidance, every=self.every
+            duration=self.duration,
+            seed=seed,
+            guidance_scale=self.guidance,
+            every=self.every or every or recipe(self.recipe).every,
         )
 
     def key(self) -> dict[str, Any]:
         """The settings a cached row depends on."""
-        keep = ("duration", "prompt_seconds", "every", "guidance", "batch", "prompts", "seeds", "seed")
+        keep = (
+            "duration",
+            "prompt_seconds",
+            "every",
+            "guidance",
+            "batch",
+            "prompts",
+            "seeds",
+            "seed",
+            "recipe",
+        )
         return {k: getattr(self, k) for k in keep}
 
 
@@ -118,6 +142,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--iti-heads", type=int, default=d.iti_heads, help="K of the ITI rows (default 16)")
     p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=d.recipe,
+        help=f"recipe of the SMITIN rows (default {d.recipe}); the smitin-paper rows always use the paper's",
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        default=None,
+        help="edit every N steps in all steered rows (default: each row's recipe: 1, the paper's 5)",
+    )
+    p.add_argument(
         "--threshold",
         type=float,
         default=None,
@@ -145,7 +181,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         base["traits"] = _split(args.traits)
     if args.alphas:
         base["alphas"] = [float(a) for a in _split(args.alphas)]
-    tasks, methods = _split(args.tasks), _split(args.methods)
+    tasks, methods = _split(args.tasks), [ALIASES.get(m, m) for m in _split(args.methods)]
     for name, got, allowed in (("task", tasks, TASKS), ("method", methods, METHODS)):
         bad = [x for x in got if x not in allowed]
         if bad:
@@ -161,6 +197,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         seed=args.seed,
         alpha=args.alpha,
         iti_heads=args.iti_heads,
+        recipe=args.recipe,
+        every=args.every,
         threshold=args.threshold,
         batch=args.batch,
         clap=args.clap,

@@ -40,7 +40,12 @@ def plot_results(cfg: Config, rows: list[Row]) -> list[Path]:
     sweep = [r for r in rows if r["task"] == "continuation" and r["method"] in SWEEP_METHODS]
     if len({r["alpha"] for r in sweep}) > 1:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-        for m, color in (("iti", "tab:red"), ("soft-no-monitor", "tab:gray"), ("smitin", "tab:blue")):
+        for m, color in (
+            ("iti", "tab:red"),
+            ("no-monitor", "tab:gray"),
+            ("smitin", "tab:blue"),
+            ("smitin-paper", "tab:green"),
+        ):
             alphas = sorted({r["alpha"] for r in sweep if r["method"] == m})
             by = [[r for r in sweep if r["method"] == m and r["alpha"] == a] for a in alphas]
             a1.plot(

@@ -2,8 +2,9 @@
 
 For each trait and task (continuation from prompts without the instrument; text-to-music;
 removal from prompts with it) the rows are: no control, text asking for it, ITI (top-K heads,
-always on), soft weights without the monitor (an ablation that isolates the monitor), SMITIN
-(soft weights + monitor) and SMITIN + text, plus an alpha sweep on continuation.
+always on), SMITIN's recipe without the monitor (an ablation that isolates the monitor), SMITIN
+(`Config.recipe`, monitored), SMITIN + text and SMITIN with the paper's exact recipe, plus an
+alpha sweep on continuation. Each steered row follows a recipe (`smitin.recipes`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 from ..backbone import Backbone
 from ..generate import Result, continue_audio
 from ..generate import generate as _generate
+from ..options import GenerationOptions
 from ..probes import ProbeSet
+from ..recipes import Recipe, recipe
 from ..steering import Steer
 from .config import SWEEP_METHODS, Config
 from .split import TraitData, caption, pick_prompts, track_meta
@@ -59,21 +62,26 @@ class Job:
     def describe(self) -> str:
         return f"{self.trait} {self.task} {self.method} a={self.alpha:g}"
 
+    def recipe(self, cfg: Config) -> Recipe:
+        """The row's recipe: ITI's, the paper's, or the configured SMITIN one (+/- the monitor)."""
+        if self.method == "iti":
+            return replace(recipe("iti"), heads=cfg.iti_heads)
+        if self.method == "smitin-paper":
+            return recipe("paper")
+        base = recipe(cfg.recipe)
+        return replace(base, monitor=False) if self.method == "no-monitor" else replace(base, monitor=True)
+
     def steers(self, probes: ProbeSet, cfg: Config) -> list[Steer]:
-        """The row's steering: none, ITI (top-K heads, no monitor), soft weights +/- the monitor."""
+        """The row's steering (none for the unsteered rows); removal pushes with a negative alpha."""
         if not self.steered:
             return []
         sign = -1.0 if self.task == "removal" else 1.0
-        heads = cfg.iti_heads if self.method == "iti" else "soft"
-        return [
-            Steer(
-                probes,
-                alpha=sign * self.alpha,
-                heads=heads,
-                monitor=self.method.startswith("smitin"),
-                threshold=cfg.threshold,
-            )
-        ]
+        how = self.recipe(cfg)
+        return [Steer(probes, alpha=sign * self.alpha, threshold=cfg.threshold, **how.steer_kwargs())]
+
+    def options(self, cfg: Config, seed: int) -> GenerationOptions:
+        """Generation options of one chunk: the row's recipe sets the schedule."""
+        return cfg.options(seed, self.recipe(cfg).every if self.steered else None)
 
 
 def plan_jobs(
@@ -174,18 +182,11 @@ def _continue_batch(
     waves: np.ndarray,
     texts: list[str] | None,
     steers: list[Steer],
-    cfg: Config,
-    seed: int,
+    options: GenerationOptions,
 ) -> Result:
     """Continue B different prompts (equal lengths) in one batch."""
     return continue_audio(
-        backbone,
-        list(waves),
-        backbone.sample_rate,
-        texts,
-        steer=steers,
-        options=cfg.options(seed),
-        progress=False,
+        backbone, list(waves), backbone.sample_rate, texts, steer=steers, options=options, progress=False
     )
 
 
@@ -204,14 +205,16 @@ def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config)
         sl = slice(i, min(n, i + cfg.batch))
         seed = cfg.seed + c
         if waves is not None:
-            r = _continue_batch(backbone, waves[sl], texts[sl] if texts else None, steers, cfg, seed)
+            r = _continue_batch(
+                backbone, waves[sl], texts[sl] if texts else None, steers, job.options(cfg, seed)
+            )
             p = waves.shape[1]
             start = r.codes.shape[-1] - int(round(cfg.duration * backbone.frame_rate))
             audio.append(r.audio[:, p:])
             prompts.append(r.audio[:, :p])  # the prompt as decoded by the codec: same domain as the rest
         else:
             prompt = texts[sl] if texts else None
-            options = replace(cfg.options(seed), batch=sl.stop - sl.start)
+            options = replace(job.options(cfg, seed), batch=sl.stop - sl.start)
             r = _generate(backbone, prompt, steer=steers, options=options, progress=False)
             audio.append(r.audio)
         codes.append(r.codes)

@@ -39,7 +39,7 @@ from .split import prepare_data
 from .stats import accuracy_at, crossfit_accuracy, youden_threshold
 
 JUDGE_VERSION = 2  # bump when the judges' training or calibration changes (cached judges are refitted)
-ROW_VERSION = 3  # bump when what a cached row holds changes (cached rows are regenerated)
+ROW_VERSION = 4  # bump when what a cached row holds changes (cached rows are regenerated)
 
 
 class Results(TypedDict):
@@ -211,10 +211,11 @@ class Experiment:
             **ident,
             **cfg.key(),
             "iti_heads": cfg.iti_heads,
-            "threshold": cfg.threshold if job.method.startswith("smitin") else None,
+            "threshold": cfg.threshold if job.steered and job.recipe(cfg).monitor else None,
             "weights": self.digest,
             "texts": job.texts,
             "clap": str(cfg.clap),
+            "recipe": asdict(job.recipe(cfg)) if job.steered else None,
             "v": ROW_VERSION,
         }
         h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
