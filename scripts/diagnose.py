@@ -1106,17 +1106,20 @@ def summarise(args) -> str:
             if "none" not in rows:
                 continue
             n0 = rows["none"]
-            for key, r in rows.items():
+            for r in rows.values():
                 d, lo, hi = bootstrap_diff(n0["present"], r["present"])
                 dp, plo, phi = bootstrap_diff(n0["p"], r["p"])
                 L.append(
-                    f"| {t} | {key} | {np.mean(r['present']):.2f} | {d:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
+                    f"| {t} | {r['recipe']['name']} | {np.mean(r['present']):.2f} | {d:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
                     f"{np.mean(r['p']):.3f} | {dp:+.3f} [{plo:+.3f}, {phi:+.3f}] | {sign_test(n0['p'], r['p']):.3g} | "
                     f"{r['share_scheduled_applied']:.2f} | "
                     f"{np.mean(r['onset_regularity']) - np.mean(n0['onset_regularity']):+.3f} | "
                     f"{np.mean(r['register_activity']) - np.mean(n0['register_activity']):+.3f} | "
                     f"{np.mean(r['nll']) - np.mean(n0['nll']):+.3f} |"
                 )
+        L += ["", "Recipes (name: spec):", ""]
+        specs = {r["recipe"]["name"]: key for rows in j.values() for key, r in rows.items()}
+        L += [f"- `{name}`: `{spec}`" for name, spec in specs.items()]
         L.append("")
     text = "\n".join(L)
     (out / "summary.md").write_text(text)
