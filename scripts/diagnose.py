@@ -201,6 +201,14 @@ def stage_probes(args, model) -> dict:
     return res
 
 
+def make_steer(ps: smitin.ProbeSet, direction: str, **kwargs) -> smitin.Steer:
+    """A Steer along `direction`: newer smitin picks the direction at steer time (its default is
+    its own recipe's), older smitin takes it from the probe file, so pin it where supported."""
+    if "direction" in getattr(smitin.Steer, "__dataclass_fields__", {}):
+        kwargs["direction"] = direction
+    return smitin.Steer(ps, **kwargs)
+
+
 def load_probes(args, trait: str, direction: str = "probe") -> smitin.ProbeSet:
     return smitin.ProbeSet.load(probe_path(args.out, trait, direction))
 
@@ -392,7 +400,7 @@ def load_judge(args, model) -> Judge:
 def stage_judgeval(args, model) -> dict:
     judge = load_judge(args, model)
     probes = [load_probes(args, t) for t in args.traits]
-    steer = [smitin.Steer(p, alpha=0.0, monitor=True) for p in probes]  # read C(t), edit nothing
+    steer = [make_steer(p, "probe", alpha=0.0, monitor=True) for p in probes]  # read C(t), edit nothing
     res = {}
     n = args.n_gen
     for trait in args.traits:
@@ -455,7 +463,7 @@ def stage_calib(args, model) -> dict:
             model,
             list(prompts),
             sr,
-            steer=[smitin.Steer(ps, alpha=0.0, monitor=True)],
+            steer=[make_steer(ps, "probe", alpha=0.0, monitor=True)],
             duration=args.seconds,
             seed=1,
             progress=False,
@@ -897,16 +905,14 @@ def stage_e2e(args, model) -> dict:
                     tau = jv[trait]["calibrated_tau"]
                 elif rec["tau"] not in ("paper", None):
                     tau = float(rec["tau"])
-                steer = [
-                    smitin.Steer(
-                        ps,
-                        alpha=rec["alpha"],
-                        heads=rec["heads"],
-                        monitor=rec["monitor"],
-                        threshold=tau,
-                        monitor_heads=rec["monitor_heads"],
-                    )
-                ]
+                kwargs = {
+                    "alpha": rec["alpha"],
+                    "heads": rec["heads"],
+                    "monitor": rec["monitor"],
+                    "threshold": tau,
+                    "monitor_heads": rec["monitor_heads"],
+                }
+                steer = [make_steer(ps, rec["direction"], **kwargs)]
             t = time.time()
             out = smitin.continue_audio(
                 model,
