@@ -30,8 +30,11 @@ def model_key(backbone: Backbone) -> str:
     return f"{backbone.layout.fingerprint()}-{backbone.weights_digest()}"
 
 
+PROBE_FORMAT = 2  # 2: files hold both steering directions; older cached files are retrained, not reused
+
+
 def default_probe_path(backbone: Backbone, cache: Path | None = None, trait: str = DEFAULT_TRAIT) -> Path:
-    return (cache or cache_dir()) / "probes" / f"{trait}-{model_key(backbone)}.safetensors"
+    return (cache or cache_dir()) / "probes" / f"{trait}-{model_key(backbone)}-p{PROBE_FORMAT}.safetensors"
 
 
 def train_default_probes(

@@ -50,7 +50,7 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
     client = Client(tiny_app, verbose=False)
     listing = client.predict(str(stems), "drums", 5, 0, 0, 0, api_name="/on_train")
     assert "drums" in listing[0] and (tmp_path / "cache" / "probes").is_dir()
-    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "soft", True, False]
+    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "mass_mean", True, False]
     status, *_rest, files = client.predict(*options, -4, 0, 0, 0, api_name="/on_generate")
     assert "drums (alpha -4): edit on" in status and "unsteered" in status
     names = sorted(Path(f["value"] if isinstance(f, dict) else f).name for f in files)
@@ -60,7 +60,7 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
 
     sf.write(tmp_path / "prompt.wav", np.zeros(4000, np.float32), 8000)  # 0.5 s at the model's rate
     cont = list(options)
-    cont[1], cont[11] = handle_file(str(tmp_path / "prompt.wav")), False  # continue, steered only
+    cont[1], cont[12] = handle_file(str(tmp_path / "prompt.wav")), False  # continue, steered only
     status, *_rest, files = client.predict(*cont, 3, 0, 0, 0, api_name="/on_generate")
     assert "drums (alpha +3)" in status and "unsteered" not in status
     steered = sf.read(Path(files[0]["value"] if isinstance(files[0], dict) else files[0]))[0]
@@ -218,7 +218,7 @@ def tiny_holder(tiny):
 
 def _generate_args(probe_session, duration, compare, *alphas):
     # prompt, audio prompt, duration, seed, guidance, every, rows, gain, monitor, threshold, heads,
-    # compare, preview
+    # direction, compare, preview
     return (
         probe_session,
         "",
@@ -232,6 +232,7 @@ def _generate_args(probe_session, duration, compare, *alphas):
         True,
         "auto",
         "soft",
+        "probe",
         compare,
         True,
         *alphas,

@@ -57,6 +57,7 @@ def test_parsers():
     with pytest.raises(ValueError, match="between 0 and 1"):
         ui.parse_threshold("1.5")
     assert ui.parse_heads("soft") == "soft" and ui.parse_heads("16") == 16
+    assert ui.parse_heads("") == 16  # smitin's recipe
     with pytest.raises(ValueError):
         ui.parse_heads("0")
     assert ui.parse_paths("a.safetensors, b.safetensors\n\n c.safetensors ") == [

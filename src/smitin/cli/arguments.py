@@ -197,12 +197,11 @@ def demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--alpha",
         type=float,
-        default=10.0,
-        help="steering strength (default 10, the paper's text-to-music value; on the bundled model alpha 5 "
-        "is too weak for SMITIN's soft weights to reach the monitor's threshold)",
+        default=5.0,
+        help="steering strength of every steered clip (default 5, the paper's)",
     )
     p.add_argument(
-        "--top-k", type=int, default=None, help="heads ITI steers (default: a quarter of all heads)"
+        "--top-k", type=int, default=None, help="heads ITI steers (default 16, as smitin's recipe)"
     )
     p.add_argument("--duration", type=float, default=8.0, help="seconds per clip (default 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed, shared by the three clips (default 0)")

@@ -21,6 +21,7 @@ from ..defaults import cache_dir, model_key
 from ..generate import Result
 from ..options import GenerationOptions
 from ..probes import ProbeFileError
+from ..recipes import DEFAULT_RECIPE, RECIPES
 from ..steering import Steer
 from .figures import heatmap_figure, spectrogram_figure, trace_figure
 from .live import LiveRun, Preview, Request, pcm16
@@ -124,6 +125,7 @@ class GenerateHandler:
         monitor: bool,
         threshold: str | None,
         heads: str | None,
+        direction: str,
         compare: bool,
         preview_on: bool,
         *alphas: float,
@@ -141,7 +143,9 @@ class GenerateHandler:
         with self.holder.busy:  # one generation on the shared model at a time
             backbone = self.holder.get(session.model)
             sets = load_probe_sets(session, backbone)
-            steers = build_steers(sets, alphas, monitor=monitor, threshold=threshold_v, heads=heads_v)
+            steers = build_steers(
+                sets, alphas, monitor=monitor, threshold=threshold_v, heads=heads_v, direction=direction
+            )
             total = options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
             runs = [("unsteered", unsteered(steers))] if compare else []
             runs.append(("steered", steers))
@@ -310,8 +314,22 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                 with gr.Accordion("Steering options", open=False):
                     monitor = gr.Checkbox(value=True, label="self-monitoring (SMITIN); off = plain ITI")
                     threshold = gr.Textbox(value="auto", label="monitor threshold (auto = median - std)")
-                    heads = gr.Textbox(value="soft", label="heads: soft (weighted) or K best")
-                    every = gr.Slider(1, 20, value=5, step=1, label="intervene every N steps")
+                    heads = gr.Textbox(
+                        value=str(RECIPES[DEFAULT_RECIPE].heads),
+                        label="heads: K best at weight 1 (smitin's recipe: 16) or soft (the paper's)",
+                    )
+                    direction = gr.Radio(
+                        ["mass_mean", "probe"],
+                        value=RECIPES[DEFAULT_RECIPE].direction,
+                        label="direction: class-mean difference (smitin's recipe) or probe weights (the paper's)",
+                    )
+                    every = gr.Slider(
+                        1,
+                        20,
+                        value=RECIPES[DEFAULT_RECIPE].every,
+                        step=1,
+                        label="intervene every N steps (smitin's recipe: 1; the paper's: 5)",
+                    )
                     rows = gr.Radio(["both", "cond"], value="both", label="CFG rows to edit")
                     gain = gr.Radio(["switch", "ramp"], value="switch", label="monitor response")
             with gr.Column(scale=2):
@@ -351,7 +369,7 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
         model_btn.click(on_model, [session, model_box], [session, model_info], **model_lane)
         train_btn.click(on_train, [session, folder_box, trait_box, *sliders], listing, **model_lane)
         gen_inputs = [session, prompt, audio_prompt, duration, seed, guidance, every, rows, gain]
-        gen_inputs += [monitor, threshold, heads, compare, preview_on, *sliders]
+        gen_inputs += [monitor, threshold, heads, direction, compare, preview_on, *sliders]
         gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
         on_generate = _with_status(GenerateHandler(holder))
         running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **model_lane)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..probes import ProbeFileError, ProbeSet
+from ..recipes import DEFAULT_RECIPE, RECIPES
 from ..steering import Steer
 
 if TYPE_CHECKING:
@@ -95,8 +96,10 @@ def parse_threshold(text: str | float | None) -> float | None:
 
 
 def parse_heads(text: str | int | None) -> str | int:
-    """'soft' (accuracy-weighted, the paper's) or a number K of best heads (plain ITI)."""
-    if text is None or str(text).strip().lower() in ("", "soft"):
+    """A number K of best heads (smitin's recipe: 16) or 'soft' (accuracy-weighted, the paper's); empty: 16."""
+    if text is None or str(text).strip() == "":
+        return RECIPES[DEFAULT_RECIPE].heads
+    if str(text).strip().lower() == "soft":
         return "soft"
     k = int(str(text).strip())
     if k < 1:
@@ -130,11 +133,12 @@ def build_steers(
     *,
     monitor: bool = True,
     threshold: float | None = None,
-    heads: str | int = "soft",
+    heads: str | int = RECIPES[DEFAULT_RECIPE].heads,
+    direction: str = RECIPES[DEFAULT_RECIPE].direction,
 ) -> list[Steer]:
     """One Steer per probe set; alpha 0 keeps the trait monitored (its C(t) is plotted) but unpushed."""
     return [
-        Steer(p, alpha=float(a), heads=heads, monitor=monitor, threshold=threshold)
+        Steer(p, alpha=float(a), heads=heads, monitor=monitor, threshold=threshold, direction=direction)
         for p, a in zip(probes, alphas, strict=False)
     ]
 
