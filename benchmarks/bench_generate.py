@@ -74,7 +74,8 @@ def make_probes(layout: HeadLayout, trait: str, seed: int) -> ProbeSet:
 
 def steers(layout: HeadLayout, traits: int, monitor: bool) -> list[Steer]:
     return [
-        Steer(make_probes(layout, t, i), alpha=5.0, monitor=monitor) for i, t in enumerate(TRAITS[:traits])
+        Steer(make_probes(layout, t, i), alpha=5.0, monitor=monitor, direction="probe")  # cost: any direction
+        for i, t in enumerate(TRAITS[:traits])
     ]
 
 
