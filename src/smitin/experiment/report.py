@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from ..recipes import recipe
 from .config import LABELS, SWEEP_METHODS, Config
 from .headline import HEADROOM, Entry, average_table, headline_notes, headline_table, validity
 from .metrics import pearson
@@ -246,8 +247,10 @@ def markdown(
         f"{info['split']['eval']} evaluation songs.",
         "",
         f"Each row: {cfg.prompts} prompts x {cfg.seeds} samples = {cfg.prompts * cfg.seeds} clips of {cfg.duration:g} s per "
-        f"trait (continuation prompts: {cfg.prompt_seconds:g} s), alpha {cfg.alpha:g}, edits every {cfg.every} steps, "
-        f"CFG {cfg.guidance:g}; ITI steers the top {cfg.iti_heads} heads with weight 1 and no monitor; SMITIN's monitor threshold is {tau}. Success = the "
+        f"trait (continuation prompts: {cfg.prompt_seconds:g} s), alpha {cfg.alpha:g}, {_schedule(cfg)}, "
+        f"CFG {cfg.guidance:g}; ITI steers the top {cfg.iti_heads} heads with weight 1 along the class-mean difference "
+        f"at every step, no monitor; SMITIN follows the recipe `{cfg.recipe}` ({recipe(cfg.recipe).summary}), "
+        f"SMITIN with the paper's recipe: {recipe('paper').summary}; the monitor threshold is {tau}. Success = the "
         "trait present (continuation, text-to-music) or absent (removal). Values are means over the traits "
         f"{', '.join(cfg.traits)}.",
         "",
@@ -323,8 +326,8 @@ def markdown(
         "boundary: the prompt's last second against the continuation's first.",
         "- NLL shift: mean token negative log-likelihood (nats) of the row's new codes under the unsteered model "
         "(null text, teacher-forced, prompt as context) minus that of the no-control row.",
-        "- mean gain / steps edited: `Result.trace.mean_gain()` / `share_applied()` (every 5th step is scheduled, "
-        "so always-on steering edits 20% of steps).",
+        "- mean gain / steps edited: `Result.trace.mean_gain()` / `share_applied()` (with a schedule of every 5th "
+        "step, always-on steering edits 20% of steps; every step: 100%).",
         "",
     ]
     if plots:
@@ -332,3 +335,10 @@ def markdown(
     if notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(parts)
+
+
+def _schedule(cfg: Config) -> str:
+    """How often the steered rows edit: one interval for all (--every), or each row's recipe's."""
+    if cfg.every:
+        return f"edits every {cfg.every} steps in every steered row"
+    return "each steered row edits on its recipe's schedule"
