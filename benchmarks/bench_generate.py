@@ -2,7 +2,7 @@
 
 Two measurements, because end-to-end wall-clock ratios on a shared machine swing by 2x run to run:
 
-1. The direct cost of the hook code: `Steering._on_heads` called on realistic tensors (CFG rows,
+1. The direct cost of the hook code: `Steering.on_heads` called on realistic tensors (CFG rows,
    one new position, every layer of a step) in a tight loop, against a no-op hook; reported per
    layer call and per step, and as a fraction of a plain generation step. This is the number the
    targets are judged on.
@@ -114,7 +114,7 @@ def hook_cost(fake: FakeBackbone, variant: str, steps: int, rows: int = 2) -> fl
         state = None
     else:
         state = Steering(fake, steers(lay, *VARIANTS[variant]), every=5, cfg=True, max_steps=steps + 2)
-        fn = state._on_heads
+        fn = state.on_heads
         for layer in range(lay.layers):  # the prefill: starts a generation
             state.past = 0
             fn(layer, xs[0])
@@ -156,7 +156,7 @@ def check_no_sync(fake: FakeBackbone) -> str:
     cuda = fake.device.type == "cuda"
     for layer in range(lay.layers):
         state.past = 0
-        state._on_heads(layer, x)  # prefill allocates the step buffers: outside the check
+        state.on_heads(layer, x)  # prefill allocates the step buffers: outside the check
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
@@ -165,7 +165,7 @@ def check_no_sync(fake: FakeBackbone) -> str:
             for step in range(1, 13):
                 state.past = step
                 for layer in range(lay.layers):
-                    state._on_heads(layer, x)
+                    state.on_heads(layer, x)
     finally:
         if cuda:
             torch.cuda.set_sync_debug_mode("default")
@@ -181,12 +181,12 @@ def ops_per_call(fake: FakeBackbone) -> float:
     x = torch.randn(2, 1, lay.width, device=fake.device, dtype=fake.dtype)
     for layer in range(lay.layers):
         state.past = 0
-        state._on_heads(layer, x)
+        state.on_heads(layer, x)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for step in range(1, 11):
             state.past = step
             for layer in range(lay.layers):
-                state._on_heads(layer, x)
+                state.on_heads(layer, x)
     top = [e for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
     return len(top) / (10 * lay.layers)
 

@@ -62,7 +62,7 @@ def test_monitor_switches_off_and_back_on_from_previous_step_readings(tiny, prob
         st.past = step
         for layer in range(lay.layers):
             x = torch.full((1, 1, lay.width), level)
-            st._on_heads(layer, x)
+            st.on_heads(layer, x)
             if st.g[step, 0, 0] > 0:
                 assert x[0, 0, 0] > level  # edited after being read
     tr = st.trace()
@@ -80,7 +80,7 @@ def test_each_trait_reads_the_median_of_its_own_watched_heads(tiny, probes_for):
     xs = [torch.randn(2, 1, lay.width, generator=g) for _ in range(lay.layers)]
     st.past = 0
     for layer, x in enumerate(xs):
-        st._on_heads(layer, x.clone())
+        st.on_heads(layer, x.clone())
     z = torch.stack([x[:, 0].unflatten(-1, (lay.heads, lay.head_dim)) for x in xs], 1)  # [B, L, H, D]
     for t, s in enumerate((a, b)):
         p = s.probes.probability(z).flatten(1)[:, s.probes.top(s.monitor_heads)]  # [B, k]

@@ -189,10 +189,12 @@ class Steering:
         self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
         self.steps_seen = 0
 
-    def _on_decoder(self, past: int, _ids: torch.Tensor | None) -> None:
+    def on_decoder_step(self, past: int, _ids: torch.Tensor | None) -> None:
+        """Decoder-step hook (`Backbone.decoder_steps`): positions already in the KV cache."""
         self.past = past
 
-    def _on_heads(self, layer: int, x: torch.Tensor) -> None:
+    def on_heads(self, layer: int, x: torch.Tensor) -> None:
+        """Head hook (`Backbone.head_hooks`): read the monitored heads, then edit this step's last position."""
         if layer == 0 and self.past == 0:  # a prefill: a new generation starts
             self._begin(x.shape[0])
             self.first = x.shape[1] - 1  # the prefill's last position is step 0
@@ -249,6 +251,6 @@ def apply(backbone: Backbone, steers: Sequence[Steer], **options) -> Iterator[St
     state = Steering(backbone, steers, **options)
     with ExitStack() as stack:
         if state.steers:
-            stack.enter_context(backbone.decoder_steps(state._on_decoder))
-            stack.enter_context(backbone.head_hooks(state._on_heads))
+            stack.enter_context(backbone.decoder_steps(state.on_decoder_step))
+            stack.enter_context(backbone.head_hooks(state.on_heads))
         yield state

@@ -1,3 +1,3 @@
 """The package version, in a module of its own so that anything may import it without torch."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
