@@ -79,6 +79,8 @@ def steers(layout: HeadLayout, traits: int, monitor: bool) -> list[Steer]:
     ]
 
 
+EVERY = 1  # steering schedule of every measurement (--every); smitin's recipe edits every step
+
 VARIANTS = {  # name -> (traits, monitor); None = no steering
     "plain": None,
     "capture": None,
@@ -101,7 +103,7 @@ class FakeBackbone:
 
 # -- 1. direct hook cost ---------------------------------------------------------------------------
 def hook_cost(fake: FakeBackbone, variant: str, steps: int, rows: int = 2) -> float:
-    """Seconds per step spent in the hook (all layers), averaged over `steps` steps (every=5)."""
+    """Seconds per step spent in the hook (all layers), averaged over `steps` steps (schedule: EVERY)."""
     lay = fake.layout
     xs = [torch.randn(rows, 1, lay.width, device=fake.device, dtype=fake.dtype) for _ in range(8)]
     sync = torch.cuda.synchronize if fake.device.type == "cuda" else (lambda: None)
@@ -113,7 +115,7 @@ def hook_cost(fake: FakeBackbone, variant: str, steps: int, rows: int = 2) -> fl
         fn = noop
         state = None
     else:
-        state = Steering(fake, steers(lay, *VARIANTS[variant]), every=5, cfg=True, max_steps=steps + 2)
+        state = Steering(fake, steers(lay, *VARIANTS[variant]), every=EVERY, cfg=True, max_steps=steps + 2)
         fn = state.on_heads
         for layer in range(lay.layers):  # the prefill: starts a generation
             state.past = 0
@@ -151,7 +153,7 @@ def no_host_sync() -> Iterator[None]:
 def check_no_sync(fake: FakeBackbone) -> str:
     """Run 12 steps of 4 monitored traits with host reads forbidden (and CUDA sync debug on)."""
     lay = fake.layout
-    state = Steering(fake, steers(lay, 4, True), every=5, cfg=True, max_steps=20)
+    state = Steering(fake, steers(lay, 4, True), every=EVERY, cfg=True, max_steps=20)
     x = torch.randn(2, 1, lay.width, device=fake.device, dtype=fake.dtype)
     cuda = fake.device.type == "cuda"
     for layer in range(lay.layers):
@@ -177,7 +179,7 @@ def ops_per_call(fake: FakeBackbone) -> float:
     from torch.profiler import ProfilerActivity, profile
 
     lay = fake.layout
-    state = Steering(fake, steers(lay, 4, True), every=5, cfg=True, max_steps=20)
+    state = Steering(fake, steers(lay, 4, True), every=EVERY, cfg=True, max_steps=20)
     x = torch.randn(2, 1, lay.width, device=fake.device, dtype=fake.dtype)
     for layer in range(lay.layers):
         state.past = 0
@@ -207,7 +209,7 @@ def variant_hooks(backbone: Backbone, variant: str, steps: int) -> Iterator[None
         with backbone.head_hooks(read):
             yield
     else:
-        with apply(backbone, steers(backbone.layout, *spec), cfg=True, max_steps=steps + 2):
+        with apply(backbone, steers(backbone.layout, *spec), every=EVERY, cfg=True, max_steps=steps + 2):
             yield
 
 
@@ -326,7 +328,15 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads (default 1: steadier on a shared machine; 0 = torch default)",
     )
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="steering schedule measured (default 1, smitin's recipe; 5 is the paper's, edits 1 step in 5)",
+    )
     args = ap.parse_args(argv)
+    global EVERY
+    EVERY = args.every
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformers
