@@ -27,3 +27,13 @@ def test_the_papers_recipe_is_one_name_away():
 def test_an_unknown_recipe_lists_the_known_ones():
     with pytest.raises(ValueError, match="smitin, paper, iti"):
         recipe("best")
+
+
+def test_heads_as_typed():
+    from smitin.recipes import parse_heads
+
+    assert parse_heads(None) == 16 and parse_heads(" ") == 16 and parse_heads(None, "soft") == "soft"
+    assert parse_heads("soft") == "soft" and parse_heads(" 8 ") == 8 and parse_heads(4) == 4
+    for bad in ("0", "-3", "abc"):
+        with pytest.raises(ValueError, match="heads must be 'soft' or a"):
+            parse_heads(bad)

@@ -55,6 +55,26 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = "smitin"
 
 
+def parse_heads(text: str | int | None, default: str | int | None = None) -> str | int:
+    """A head choice as typed (CLI flag or studio field): 'soft', or K >= 1 best heads.
+
+    Empty or None gives `default` (the default recipe's heads when not given); anything else is a
+    ValueError that says what is allowed.
+    """
+    if text is None or str(text).strip() == "":
+        return RECIPES[DEFAULT_RECIPE].heads if default is None else default
+    spec = str(text).strip()
+    if spec == "soft":
+        return spec
+    try:
+        k = int(spec)
+    except ValueError:
+        raise ValueError(f"heads must be 'soft' or a number of heads, not {spec!r}") from None
+    if k < 1:
+        raise ValueError(f"heads must be 'soft' or a positive number, not {k}")
+    return k
+
+
 def recipe(name: str) -> Recipe:
     """The recipe called `name`; a ValueError lists the known ones."""
     try:

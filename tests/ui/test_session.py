@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from helpers import make_probes
+from smitin import ui as studio
 from smitin.ui import session as ui
 
 
@@ -56,10 +57,10 @@ def test_parsers():
     assert ui.parse_threshold("0.7") == 0.7
     with pytest.raises(ValueError, match="between 0 and 1"):
         ui.parse_threshold("1.5")
-    assert ui.parse_heads("soft") == "soft" and ui.parse_heads("16") == 16
-    assert ui.parse_heads("") == 16  # smitin's recipe
+    assert studio.parse_heads("soft") == "soft" and studio.parse_heads("16") == 16
+    assert studio.parse_heads("") == 16  # smitin's recipe
     with pytest.raises(ValueError):
-        ui.parse_heads("0")
+        studio.parse_heads("0")
     assert ui.parse_paths("a.safetensors, b.safetensors\n\n c.safetensors ") == [
         "a.safetensors",
         "b.safetensors",

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..options import GenerationOptions
-from ..recipes import recipe
+from ..recipes import parse_heads, recipe
 from .registry import UsageError
 
 
@@ -34,29 +34,25 @@ def options_from_args(args: argparse.Namespace, **fields) -> GenerationOptions:
 
 
 def _heads(spec: str | None, default: str | int) -> str | int:
-    if spec is None:
-        return default
-    if spec == "soft":
-        return spec
     try:
-        return int(spec)
-    except ValueError:
-        raise UsageError(f"--heads must be 'soft' or a number of heads, not {spec!r}") from None
+        return parse_heads(spec, default)
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None
 
 
 def generate(args: argparse.Namespace) -> int:
     """``smitin generate PROMPT`` and ``smitin continue AUDIO``."""
+    how = recipe(args.recipe)
     options = options_from_args(
         args,
         duration=args.duration,
         seed=args.seed,
         batch=args.batch,
         guidance_scale=args.guidance_scale,
-        every=args.every if args.every is not None else recipe(args.recipe).every,
+        every=args.every if args.every is not None else how.every,
         rows=args.rows,
         gain=args.gain,
     )
-    how = recipe(args.recipe)
     heads = _heads(args.heads, how.heads)
     from ..backbone import load
     from ..generate import continue_audio

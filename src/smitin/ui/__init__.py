@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..recipes import parse_heads  # torch-free: the CLI and the studio read heads the same way
 from .command import add_arguments, free_port, prepare, run
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
         build_steers,
         load_probe_sets,
         new_session,
-        parse_heads,
         parse_paths,
         parse_threshold,
         probe_table,
@@ -70,7 +70,6 @@ _LAZY = {
         "build_steers",
         "load_probe_sets",
         "new_session",
-        "parse_heads",
         "parse_paths",
         "parse_threshold",
         "probe_table",

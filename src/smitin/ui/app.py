@@ -21,7 +21,7 @@ from ..defaults import cache_dir, model_key
 from ..generate import Result
 from ..options import GenerationOptions
 from ..probes import ProbeFileError
-from ..recipes import DEFAULT_RECIPE, RECIPES
+from ..recipes import DEFAULT_RECIPE, RECIPES, parse_heads
 from ..steering import Steer
 from .figures import heatmap_figure, spectrogram_figure, trace_figure
 from .live import LiveRun, Preview, Request, pcm16
@@ -31,7 +31,6 @@ from .session import (
     add_probes,
     build_steers,
     load_probe_sets,
-    parse_heads,
     parse_paths,
     parse_threshold,
     probe_table,

@@ -95,18 +95,6 @@ def parse_threshold(text: str | float | None) -> float | None:
     return value
 
 
-def parse_heads(text: str | int | None) -> str | int:
-    """A number K of best heads (smitin's recipe: 16) or 'soft' (accuracy-weighted, the paper's); empty: 16."""
-    if text is None or str(text).strip() == "":
-        return RECIPES[DEFAULT_RECIPE].heads
-    if str(text).strip().lower() == "soft":
-        return "soft"
-    k = int(str(text).strip())
-    if k < 1:
-        raise ValueError(f"heads must be 'soft' or a positive number, not {k}")
-    return k
-
-
 def slider_updates(session: Session, previous: Sequence[float] = ()) -> list[dict[str, Any]]:
     """One update per slider slot: shown and named for each loaded trait, hidden otherwise."""
     out: list[dict[str, Any]] = []
