@@ -97,3 +97,16 @@ def test_weak_probes_warn_that_the_monitor_will_stop_at_once(tiny, probes_for):
         warnings.simplefilter("error")
         Steering(tiny, [Steer(weak, threshold=0.7)])
         Steering(tiny, [Steer(weak, monitor=False)])
+
+
+def test_trace_reports_scheduled_steps_and_what_the_monitor_let_through(tiny, probes_for):
+    present = probes_for(tiny.layout, bias=20.0)  # monitored: off after step 0
+    steer = Steer(present, alpha=5.0, threshold=0.6)
+    mon = generate(tiny, None, steer=[steer], duration=DUR, seed=0, every=2, progress=False).trace
+    iti = Steer(present, alpha=5.0, threshold=0.6, monitor=False)
+    plain = generate(tiny, None, steer=[iti], duration=DUR, seed=0, every=2, progress=False).trace
+    n = len(mon.edited)
+    assert mon.share_scheduled() == plain.share_scheduled() == pytest.approx(((n + 1) // 2) / n)
+    assert plain.share_let_through()[present.trait] == 1.0
+    assert mon.share_let_through()[present.trait] == pytest.approx(1 / ((n + 1) // 2))
+    assert "let through" in mon.describe() and mon.to_dict()["summary"]["share_scheduled"] > 0

@@ -61,7 +61,25 @@ class Trace:
         return self.edited[:, None, None] & (self.g > 0)
 
     def share_applied(self) -> dict[str, float]:
+        """Per trait: share of all (step, sample) pairs where the edit was made."""
         return {t: float(self.applied[..., i].float().mean()) for i, t in enumerate(self.traits)}
+
+    def share_scheduled(self) -> float:
+        """Share of steps the schedule named (1 with every=1, 0.2 with every=5)."""
+        return float(self.edited.float().mean()) if len(self.edited) else 0.0
+
+    def share_let_through(self) -> dict[str, float]:
+        """Per trait: of the scheduled steps, the share the monitor let through (1 for plain ITI)."""
+        n = int(self.edited.sum()) * max(1, self.g.shape[1])
+        return {t: float(self.applied[..., i].sum()) / n if n else 0.0 for i, t in enumerate(self.traits)}
+
+    def describe(self) -> str:
+        """One line a person reads: scheduled steps and what the monitor let through, per trait."""
+        through = ", ".join(f"{t} {v:.0%}" for t, v in self.share_let_through().items())
+        return (
+            f"schedule named {self.share_scheduled():.0%} of {len(self.edited)} steps; "
+            f"the monitor let through {through} of them"
+        )
 
     def mean_gain(self) -> dict[str, float]:
         return {t: float(self.g[..., i].mean()) for i, t in enumerate(self.traits)}
@@ -82,7 +100,12 @@ class Trace:
         return out
 
     def to_dict(self) -> dict:
-        summary = {"share_applied": self.share_applied(), "mean_gain": self.mean_gain()}
+        summary = {
+            "share_applied": self.share_applied(),
+            "share_scheduled": self.share_scheduled(),
+            "share_let_through": self.share_let_through(),
+            "mean_gain": self.mean_gain(),
+        }
         return {"settings": self.settings, "summary": summary, "steps": self.records()}
 
     def save(self, path: str | Path) -> Path:

@@ -245,7 +245,7 @@ class Steering:
 def apply(backbone: Backbone, steers: Sequence[Steer], **options) -> Iterator[Steering]:
     """Steer every `generate` call made inside the block; yields the state holding the trace.
 
-    options: every (schedule interval, default 5), rows ("both" | "cond"), gain
+    options: every (schedule interval, default 1), rows ("both" | "cond"), gain
     ("switch" | "ramp"), cfg (whether generate runs with guidance_scale > 1), max_steps.
     """
     state = Steering(backbone, steers, **options)

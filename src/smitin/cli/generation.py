@@ -85,8 +85,7 @@ def generate(args: argparse.Namespace) -> int:
     if args.trace:
         print(f"wrote {args.trace}")
     if steers:
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in result.trace.share_applied().items())
-        print(f"edit applied on {shares} of steps")
+        print(result.trace.describe())
     if args.plot:
         from ..plots import report
 
