@@ -9,6 +9,7 @@ smitin asks a `Backbone`.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -238,6 +239,15 @@ def codec_round_trip(
     return np.concatenate(out) if out else np.zeros((0, audio.shape[-1]), np.float32)
 
 
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+WHAT_TO_GIVE = "a folder made by save_pretrained, a hub id such as facebook/musicgen-small, or 'bundled'"
+
+
 def load(
     name: str | Path = BUNDLED,
     *,
@@ -246,32 +256,171 @@ def load(
 ) -> Backbone:
     """Load a MusicGen by hub id (`facebook/musicgen-small`), local folder, or "bundled".
 
-    Hub ids are passed to `from_pretrained` as-is: they work online or from the local cache.
+    A name that is a path here, or that cannot be a hub id, is a folder, checked before anything
+    is read (config.json, weights); hub ids are passed to `from_pretrained` as-is: they work
+    online or from the local cache. Every way a model can be unusable is a `ModelError` naming
+    it and the fix, including a codec that yields another number of codebooks than the decoder
+    reads (checked by encoding a few frames of silence).
     """
     from transformers import AutoConfig, AutoProcessor
 
     from . import codec as _codec  # noqa: F401  registers the bundled model's codec with transformers
 
-    src = BUNDLED_PATH if str(name) == BUNDLED else name
-    if str(name) == BUNDLED and not (BUNDLED_PATH / "config.json").exists():
-        raise ModelError(f"the bundled model is missing from {BUNDLED_PATH}; reinstall smitin")
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    torch_dtype: torch.dtype | None = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    src = _source(name)
     try:
         config = AutoConfig.from_pretrained(src)
     except (OSError, ValueError) as err:
+        why = str(err).strip().rstrip(".")
+        if isinstance(src, Path):
+            raise ModelError(
+                f"cannot read the model config {src / 'config.json'}: {why}. Give {WHAT_TO_GIVE}."
+            ) from err
         raise ModelError(
-            f"cannot load a model config from {name!r}: {err}. Give a hub id such as "
-            "facebook/musicgen-small (needs internet or the local cache), a folder made by "
-            "save_pretrained, or 'bundled'."
+            f"cannot load model {src!r}: no folder of that name here, and as a hub id: {why}. Give {WHAT_TO_GIVE}."
         ) from err
     model_cls = _model_class(config.model_type, name)
-    model = model_cls.from_pretrained(src, dtype=dtype) if dtype else model_cls.from_pretrained(src)
+    if isinstance(src, Path):
+        _require_weights(src)
+    model = _weights(model_cls, src, torch_dtype)
     try:
         processor = AutoProcessor.from_pretrained(src)
     except (OSError, ValueError, TypeError):
         processor = None
-    return Backbone(model.to(device), processor, name=str(name))
+    backbone = Backbone(model.to(device), processor, name=str(name))
+    _check_codebooks(backbone, src)
+    return backbone
+
+
+def _source(name: str | Path) -> Path | str:
+    """The checked folder `name` names, or `name` itself when it can only be a hub id."""
+    if str(name) == BUNDLED:
+        if not (BUNDLED_PATH / "config.json").exists() or not _has_weights(BUNDLED_PATH):
+            raise ModelError(f"the bundled model is missing from {BUNDLED_PATH}; reinstall smitin")
+        return BUNDLED_PATH
+    path = Path(name).expanduser()
+    if not path.exists() and not isinstance(name, Path) and _is_hub_id(str(name)):
+        return str(name)
+    if not path.exists():
+        raise ModelError(
+            f"cannot load a model config from {path}: there is no such folder, and {str(name)!r} is "
+            f"not a hub id (owner/name). Give {WHAT_TO_GIVE}."
+        )
+    if not path.is_dir():
+        raise ModelError(
+            f"{path} is a file, not a model folder: give the folder that holds config.json and "
+            f"model.safetensors (as written by save_pretrained), or a hub id such as facebook/musicgen-small."
+        )
+    if not (path / "config.json").is_file():
+        raise ModelError(
+            f"{path} is not a model folder: it has no config.json. A MusicGen folder is written by "
+            f"model.save_pretrained(folder) (config.json + model.safetensors); or give a hub id such as "
+            f"facebook/musicgen-small, or 'bundled'."
+        )
+    return path
+
+
+def _require_weights(path: Path) -> None:
+    """Refuse a model folder with no weights file (checked once its config is known to be a MusicGen)."""
+    if not _has_weights(path):
+        raise ModelError(
+            f"{path} has a config.json but no weights (none of {', '.join(WEIGHT_FILES)}): save the "
+            f"model there again with model.save_pretrained({str(path)!r}), or give its hub id "
+            f"(e.g. facebook/musicgen-small)."
+        )
+
+
+def _has_weights(folder: Path) -> bool:
+    return any((folder / f).is_file() for f in WEIGHT_FILES)
+
+
+def _is_hub_id(name: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _weights(model_cls: Any, src: Path | str, dtype: torch.dtype | None) -> nn.Module:
+    """`from_pretrained`, with unreadable or mismatched weights, or a partial decoder, as a `ModelError`."""
+    from safetensors import SafetensorError
+
+    kwargs: dict[str, Any] = {"output_loading_info": True}
+    if dtype:
+        kwargs["dtype"] = dtype
+    if isinstance(src, Path):
+        where, again = (
+            f"the weights in {src}",
+            "save the model there again with save_pretrained, or give its hub id",
+        )
+        hint = "The file is probably truncated or corrupt (an interrupted copy or download)"
+    else:
+        where, again = (
+            f"the weights of hub model {src!r}",
+            "delete its copy in the Hugging Face cache and retry",
+        )
+        hint = "The download failed or the cached copy is damaged"
+    try:
+        model, info = model_cls.from_pretrained(src, **kwargs)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        if "mismatch" not in str(err):
+            raise
+        raise ModelError(
+            f"{where} do not fit its config.json (tensor shapes differ): the two come from different "
+            f"models; {again}."
+        ) from err
+    except (OSError, ValueError, EOFError, SafetensorError) as err:
+        why = str(err).strip().rstrip(".")
+        raise ModelError(f"cannot read {where}: {why}. {hint}; {again}.") from err
+    missing = sorted(k for k in info.get("missing_keys", ()) if k.startswith("decoder."))
+    extra = sorted(k for k in info.get("unexpected_keys", ()) if k.startswith("decoder."))
+    if isinstance(src, Path) and not extra:  # transformers may drop extra keys without a word
+        extra = sorted(_saved_keys(src, "decoder.") - set(model.state_dict()))
+    if missing or extra:
+        what = (
+            f"lack {len(missing)} decoder tensors its config.json asks for (e.g. {missing[0]}), which would be random"
+            if missing
+            else f"hold {len(extra)} decoder tensors its config.json has no place for (e.g. {extra[0]})"
+        )
+        raise ModelError(f"{where} {what}: the weights and the config come from different models; {again}.")
+    return model
+
+
+def _saved_keys(folder: Path, prefix: str) -> set[str]:
+    """The tensor names starting with `prefix` in a folder's safetensors weights (headers only)."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        keys = set(json.loads(index.read_text()).get("weight_map", {}))
+    elif (folder / "model.safetensors").is_file():
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            keys = set(f.keys())
+    else:
+        keys = set()
+    return {k for k in keys if k.startswith(prefix)}
+
+
+def _check_codebooks(backbone: Backbone, src: Path | str) -> None:
+    """Refuse a model whose codec yields another number of codebooks than its decoder reads."""
+    hop = max(1, round(backbone.sample_rate / backbone.frame_rate))
+    try:
+        codec_k = int(backbone.encode(torch.zeros(1, 2 * hop)).shape[1])
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise ModelError(f"{src}: its codec (audio_encoder) cannot encode audio: {err}") from err
+    if codec_k != backbone.num_codebooks:
+        raise ModelError(
+            f"{src}: its codec (audio_encoder) yields {codec_k} codebooks per frame but its decoder "
+            f"reads {backbone.num_codebooks} (decoder num_codebooks): codec and decoder come from "
+            f"different models. Pair the decoder with a codec of {backbone.num_codebooks} codebooks "
+            f"(for EnCodec, the target bandwidth sets how many), or give a model saved whole by "
+            f"save_pretrained."
+        )
 
 
 def _model_class(model_type: str, name: str | Path) -> Any:
