@@ -19,6 +19,7 @@ RANKS = {
     "version": 0,
     "options": 0,
     "recipes": 0,
+    "lanes": 0,
     "audio": 0,
     "activity": 0,
     "logistic": 0,

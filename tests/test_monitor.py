@@ -110,3 +110,27 @@ def test_trace_reports_scheduled_steps_and_what_the_monitor_let_through(tiny, pr
     assert plain.share_let_through()[present.trait] == 1.0
     assert mon.share_let_through()[present.trait] == pytest.approx(1 / ((n + 1) // 2))
     assert "let through" in mon.describe() and mon.to_dict()["summary"]["share_scheduled"] > 0
+
+
+def test_the_monitor_follows_the_lane(tiny, probes_for):
+    """Trait read present all along: an add span stops pushing at once, a remove span keeps pushing."""
+    present = probes_for(tiny.layout, bias=20.0)
+    tr = run(tiny, present, alpha=5.0, threshold=0.6, lane="0-0.2:add,0.2-0.4:remove,0.4-0.5:free")
+    on = tr.applied[:, 0, 0].tolist()
+    assert on[:10] == [True] + [False] * 9  # g(0) = 1, then read present: off
+    assert on[10:20] == [True] * 10  # wanted absent, reads present: pushes (against alpha's sign)
+    assert not any(on[20:])  # free: no edit
+    assert tr.wanted("drums")[:21] == ["add"] * 10 + ["remove"] * 10 + ["free"]
+    steps = tr.to_dict()["steps"]
+    assert steps[12]["traits"]["drums"]["want"] == "remove" and steps[12]["traits"]["drums"]["gain"] == [1.0]
+    absent = probes_for(tiny.layout, bias=-20.0)
+    tr = run(tiny, absent, alpha=5.0, threshold=0.6, lane="0-0.2:add,0.2-0.5:remove")
+    on = tr.applied[:, 0, 0].tolist()
+    assert on[:10] == [True] * 10 and not any(on[10:])  # g(10), read at step 9, already watches 1 - C
+
+
+def test_a_trace_without_a_lane_record_still_reads():
+    from smitin.monitor import Trace
+
+    tr = Trace(["drums"], 50.0, torch.zeros(2, 1, 1), torch.ones(2, 1, 1), torch.ones(2, dtype=torch.bool))
+    assert tr.wanted("drums") == [] and "want" not in tr.to_dict()["steps"][0]["traits"]["drums"]

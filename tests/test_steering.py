@@ -145,3 +145,59 @@ def test_the_direction_is_a_steering_choice():
     assert torch.allclose(along_probe, p.direction * p.sigma[..., None])
     assert torch.allclose(along_mm, 2 * mm * p.sigma[..., None])
     assert Steer(p, direction="mass_mean").settings()["direction"] == "mass_mean"
+
+
+# -- lanes -------------------------------------------------------------------------------------
+
+
+def test_a_lane_with_the_traits_own_sign_over_the_whole_clip_is_bit_identical_to_none(tiny, probes_for):
+    for alpha, want in ((5.0, "add"), (-5.0, "remove")):
+        for monitor in (True, False):
+            p = probes_for(tiny.layout)
+            steer = dict(alpha=alpha, monitor=monitor, threshold=0.6)
+            ref = generate(tiny, None, steer=[Steer(p, **steer)], duration=DUR, seed=0, progress=False)
+            laned = Steer(p, **steer, lane=[(0, DUR, want)])
+            got = generate(tiny, None, steer=[laned], duration=DUR, seed=0, progress=False)
+            assert torch.equal(ref.codes, got.codes) and np.array_equal(ref.audio, got.audio)
+            assert torch.equal(ref.trace.g, got.trace.g) and torch.equal(ref.trace.c, got.trace.c)
+
+
+def test_a_remove_span_edits_with_the_opposite_sign_and_free_edits_nothing(tiny, probes_for):
+    p = probes_for(tiny.layout)
+    lane = "0-0.1:remove,0.1-0.2:free,0.2-0.3:add"  # steps 0-4, 5-9, 10-14; after: constant (add)
+    s = Steer(p, alpha=3.0, monitor=False, lane=lane)
+    delta, state = edits(tiny, [s], duration=DUR)
+    shift = s.shift()
+    for (step, layer), d in delta.items():
+        sign = -1 if step < 5 else 0 if step < 10 else 1
+        assert torch.allclose(d, sign * shift[layer].expand_as(d), atol=1e-5), (step, layer)
+    tr = state.trace()
+    assert tr.wanted("drums")[:16] == ["remove"] * 5 + ["free"] * 5 + ["add"] * 6
+    assert tr.applied[:, 0, 0].tolist()[:15] == [True] * 5 + [False] * 5 + [True] * 5
+    assert s.settings()["lane"] == lane
+
+
+def test_several_traits_follow_their_own_lanes(tiny, probes_for):
+    a = Steer(probes_for(tiny.layout, "drums", seed=1), alpha=4.0, monitor=False, lane="0-0.1:remove")
+    b = Steer(
+        probes_for(tiny.layout, "bass", seed=2), alpha=-2.0, monitor=False, lane="0-0.1:add,0.1-0.2:free"
+    )
+    delta, state = edits(tiny, [a, b], duration=DUR)
+    for (step, layer), d in delta.items():
+        sa = -1 if step < 5 else 1  # drums: removed, then the constant add
+        sb = -1 if step < 5 else 0 if step < 10 else 1  # bass (alpha < 0): added, left alone, then removed
+        want = sa * a.shift()[layer] + sb * b.shift()[layer]
+        assert torch.allclose(d, want.expand_as(d), atol=1e-5), (step, layer)
+    tr = state.trace()
+    assert tr.wanted("bass")[:11] == ["add"] * 5 + ["free"] * 5 + ["remove"]
+    assert tr.wanted(0)[:6] == ["remove"] * 5 + ["add"]
+
+
+def test_a_lane_past_the_clip_is_refused_before_generating(tiny, probes_for):
+    from smitin.lanes import LaneError
+
+    s = Steer(probes_for(tiny.layout), lane="0-0.2:add,0.2-1:remove")
+    with pytest.raises(LaneError, match=r"drums: span '0.2-1:remove' ends at 1 s, past the end of the clip"):
+        generate(tiny, None, steer=[s], duration=DUR, progress=False)
+    with pytest.raises(LaneError, match="unknown word"):
+        Steer(probes_for(tiny.layout), lane="0-1:loud")

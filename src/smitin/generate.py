@@ -144,7 +144,7 @@ def _run(
     }
     hook_options = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
-        apply(backbone, steers, **hook_options, max_steps=steps + 1) as state,
+        apply(backbone, steers, **hook_options, max_steps=steps + 1, duration=opts.duration) as state,
         _codes(backbone) as codes,
         _progress(backbone, steps, progress),
     ):

@@ -15,7 +15,9 @@ import torch
 
 from .options import GAINS
 
-__all__ = ["GAINS", "Trace", "confidence", "next_gain"]
+__all__ = ["GAINS", "WANT_WORDS", "Trace", "confidence", "next_gain"]
+
+WANT_WORDS = {1: "add", -1: "remove", 0: "free"}  # a trace's `want` codes, as lanes spell them
 
 
 def confidence(probs: torch.Tensor) -> torch.Tensor:
@@ -28,8 +30,8 @@ def next_gain(
 ) -> torch.Tensor:
     """Next step's gain g in [0, 1] per row and trait, from C [B, T].
 
-    `remove` [T] bool monitors 1 - C instead of C; `active` [T] bool: False means monitor off
-    (plain ITI, g = 1). "switch" is the paper's on/off; "ramp" fades from 1 at C = 0 to 0 at tau.
+    `remove` [T] bool monitors 1 - C instead of C (the trait wanted absent: a negative alpha, or
+    the step's row of a lane); `active` [T] bool: False means monitor off (plain ITI, g = 1). "switch" is the paper's on/off; "ramp" fades from 1 at C = 0 to 0 at tau.
     """
     level = torch.where(remove, 1 - c, c)
     if gain == "switch":
@@ -45,7 +47,9 @@ def next_gain(
 class Trace:
     """What the probes read and what the steering did, step by step (a user-facing output).
 
-    c, g: [steps, samples, traits]; edited: [steps] whether the schedule named the step.
+    c, g: [steps, samples, traits]; edited: [steps] whether the schedule named the step; want:
+    [steps, traits] what each step wanted of each trait, +1 add, -1 remove, 0 free (a lane's
+    wish, or the sign of alpha without one; None in traces made before lanes existed).
     """
 
     traits: list[str]
@@ -54,6 +58,14 @@ class Trace:
     g: torch.Tensor
     edited: torch.Tensor
     settings: dict = field(default_factory=dict)
+    want: torch.Tensor | None = None
+
+    def wanted(self, trait: str | int) -> list[str]:
+        """Per step: "add", "remove" or "free" for one trait (by name or index); [] without a record."""
+        i = trait if isinstance(trait, int) else self.traits.index(trait)
+        if self.want is None:
+            return []
+        return [WANT_WORDS[int(v)] for v in self.want[:, i].tolist()]
 
     @property
     def applied(self) -> torch.Tensor:
@@ -86,6 +98,7 @@ class Trace:
 
     def records(self) -> list[dict]:
         c, g, applied = self.c.tolist(), self.g.tolist(), self.applied.tolist()
+        want = self.want.tolist() if self.want is not None else None
         out = []
         for t in range(len(c)):
             traits = {
@@ -93,6 +106,7 @@ class Trace:
                     "C": [round(row[i], 5) for row in c[t]],
                     "gain": [round(row[i], 5) for row in g[t]],
                     "applied": [row[i] for row in applied[t]],
+                    **({"want": WANT_WORDS[want[t][i]]} if want is not None else {}),
                 }
                 for i, name in enumerate(self.traits)
             }

@@ -10,7 +10,7 @@ preallocated buffer: a layer call is a few ops, none of them per head, and none 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone
+from .lanes import Lane, layout
 from .monitor import Trace, confidence, next_gain
 from .options import GAINS, ROWS
 from .probes import ProbeSet
@@ -33,6 +34,11 @@ class Steer:
     weight 1; "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's).
     direction: "mass_mean" (class-mean difference, ITI's), "probe" (unit probe weights, the
     paper's), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
+
+    lane: when the trait should be there (`smitin.lanes`): spans of new audio that want it present
+    ("add", pushed with +|alpha|), absent ("remove", -|alpha|) or left alone ("free", no edit), e.g.
+    `[(0, 3, "remove"), (3, 6, "add")]`, `"0-3:remove,3-6:add"` or a `Lane`; outside its spans, and
+    with no lane, the trait is steered as the sign of alpha says. The monitor follows the lane.
     """
 
     probes: ProbeSet
@@ -42,6 +48,16 @@ class Steer:
     threshold: float | None = None
     monitor_heads: int = 16
     direction: str | None = RECIPES[DEFAULT_RECIPE].direction
+    lane: Lane | str | Sequence[Any] | Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lane is not None:
+            self.lane = Lane.of(self.lane)  # a bad lane is refused here, with a LaneError
+
+    @property
+    def automation(self) -> Lane | None:
+        """The trait's lane, or None (constant behaviour)."""
+        return Lane.of(self.lane) if self.lane is not None else None
 
     @classmethod
     def from_recipe(cls, probes: ProbeSet, name: str = DEFAULT_RECIPE, **overrides: Any) -> Steer:
@@ -83,6 +99,7 @@ class Steer:
             "monitor_heads": self.monitor_heads,
             "direction": self.direction or self.probes.default_direction,
             "model": self.probes.meta.get("model"),
+            "lane": str(self.automation) if self.lane is not None else None,
         }
 
     @property
@@ -103,6 +120,7 @@ class Steering:
         gain: str = "switch",
         cfg: bool = True,
         max_steps: int = 1500,
+        duration: float | None = None,
     ) -> None:
         if rows not in ROWS:
             raise ValueError(f"rows must be one of {ROWS}, not {rows!r}")
@@ -112,6 +130,8 @@ class Steering:
             raise ValueError("every (the schedule interval) must be >= 1")
         for s in steers:
             s.probes.check(backbone)
+            if s.automation is not None and duration is not None:
+                s.automation.check(duration, s.name)
             if s.monitor and s.tau <= 0.5:
                 warnings.warn(
                     f"{s.name}: monitor threshold {s.tau:.3f} <= 0.5 (weak probes: median accuracy "
@@ -128,6 +148,15 @@ class Steering:
         self.tau = torch.tensor([s.tau for s in self.steers], device=dev, dtype=torch.float32)
         self.remove = torch.tensor([s.alpha < 0 for s in self.steers], device=dev)
         self.active = torch.tensor([s.monitor for s in self.steers], device=dev)
+        # Lanes, laid out per step once (`smitin.lanes.layout`): row `step` of each tensor is what
+        # that step wants, indexed like `g[step]`. Without lanes none of them is read per step.
+        lanes = [s.automation for s in self.steers]
+        self.lanes_on = any(lane is not None for lane in lanes)
+        laid = layout(lanes, [s.alpha for s in self.steers], max_steps + 1, backbone.frame_rate, duration)
+        self.lane_scale = laid.scale.to(dev)  # [steps + 1, T] |push| in [0, 1], multiplies the gain
+        self.lane_sign = laid.sign.to(dev, dt)  # [steps + 1, T] +-1: with or against the alpha's sign
+        self.lane_remove = laid.remove.to(dev)  # [steps + 1, T] the monitor watches 1 - C
+        self.want = laid.want  # [steps + 1, T] +1 add, -1 remove, 0 free: the trace's record (CPU)
         # Everything the hook touches is laid out per layer here, once, so that a layer call is a
         # handful of fused ops on preallocated buffers: no indexing, no allocation per head.
         shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
@@ -180,6 +209,8 @@ class Steering:
         self.read[pairs] = float("nan")  # the padding row of traits that watch fewer heads
         self.c = torch.zeros(self.max_steps, batch, t, device=dev)
         self.g = torch.ones(self.max_steps + 1, batch, t, device=dev)  # g(0) = 1: no reading yet
+        if self.lanes_on:
+            self.g[0] = self.lane_scale[0]  # ... unless the lane says otherwise
         self.edited = torch.zeros(self.max_steps, dtype=torch.bool)
         keep = torch.ones(rows, 1, device=dev, dtype=self.backbone.dtype)
         if self.rows == "cond" and self.cfg:
@@ -213,11 +244,17 @@ class Steering:
             if layer == 0:  # this step's gains per CFG row, shared by every layer
                 self.edited[step] = True
                 torch.mul(self.g[step][self.sample_of_row], self.keep, out=self.gain_rows)
+                if self.lanes_on:  # a lane may push against the alpha's sign at this step
+                    self.gain_rows.mul_(self.lane_sign[step])
             last.addmm_(self.gain_rows, self.shifts[layer])
         if layer == self.last_watched:
             c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
             self.c[step] = c
-            self.g[step + 1] = next_gain(c, self.tau, self.remove, self.active, self.gain)
+            if self.lanes_on:  # the monitor watches the lane's direction; the lane scales its gain
+                g = next_gain(c, self.tau, self.lane_remove[step + 1], self.active, self.gain)
+                torch.mul(g, self.lane_scale[step + 1], out=self.g[step + 1])
+            else:
+                self.g[step + 1] = next_gain(c, self.tau, self.remove, self.active, self.gain)
             self.steps_seen = max(self.steps_seen, step + 1)
 
     def trace(self) -> Trace:
@@ -238,6 +275,7 @@ class Steering:
             g=self.g[:n].cpu() if n else empty,
             edited=self.edited[:n].clone() if n else torch.zeros(0, dtype=torch.bool),
             settings=settings,
+            want=self.want[:n].clone(),
         )
 
 
@@ -246,7 +284,8 @@ def apply(backbone: Backbone, steers: Sequence[Steer], **options) -> Iterator[St
     """Steer every `generate` call made inside the block; yields the state holding the trace.
 
     options: every (schedule interval, default 1), rows ("both" | "cond"), gain
-    ("switch" | "ramp"), cfg (whether generate runs with guidance_scale > 1), max_steps.
+    ("switch" | "ramp"), cfg (whether generate runs with guidance_scale > 1), max_steps, duration
+    (seconds of new audio: lanes past it are refused, a span ending there covers the last steps).
     """
     state = Steering(backbone, steers, **options)
     with ExitStack() as stack:

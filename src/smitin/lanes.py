@@ -1,0 +1,329 @@
+"""Trait automation: when each trait should be there, as a piecewise lane over the generated time.
+
+A `Lane` is a list of `Span`s, each over [start, end) seconds of NEW audio (a continuation's
+time starts after the prompt), wanting the trait present (`add`), absent (`remove`) or left
+alone (`free`: no edit). Outside every span the trait keeps its constant behaviour (its alpha's
+sign, monitored as without a lane). An optional `ramp` (seconds) crossfades the push from one
+state to the next at every change.
+
+Written as text (the CLI's `--lane`, the studio's field)::
+
+    drums=0-3:remove,3-6:add,6-8:free          # TRAIT=START-END:WANT,...
+    piano=0-4:add,4-8:remove,ramp=0.5          # a 0.5 s crossfade at each change
+
+or as JSON (`--lanes lanes.json`), one entry per trait: a lane string, a list of
+`[start, end, want]`, or `{"spans": [...], "ramp": 0.5}`.
+
+Parsing and checking here need no torch (the command line checks its flags before loading a
+model); `layout` lays the lanes out once per generation as per-step tensors for
+`smitin.steering`, which indexes them by step on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+WANTS = ("add", "remove", "free")
+SYNTAX = "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove or free; optional ramp=SECONDS)"
+_EPS = 1e-9
+
+
+class LaneError(ValueError):
+    """A lane that cannot be used; the message names the problem and the span or trait."""
+
+
+def _seconds(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Span:
+    """[start, end) seconds of new audio wanting the trait present (add), absent (remove) or alone (free)."""
+
+    start: float
+    end: float
+    want: str
+
+    def __post_init__(self) -> None:
+        for name, v in (("start", self.start), ("end", self.end)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise LaneError(f"span {self}: {name} must be a finite number of seconds, not {v!r}")
+        if self.want not in WANTS:
+            raise LaneError(f"span {self}: unknown word {self.want!r}; a span wants add, remove or free")
+        if self.start < 0:
+            raise LaneError(f"span {self}: starts before 0 s (times are seconds of new audio)")
+        if self.end <= self.start:
+            raise LaneError(
+                f"span {self}: ends ({_seconds(self.end)} s) before it starts ({_seconds(self.start)} s)"
+            )
+
+    def __str__(self) -> str:
+        start = _seconds(self.start) if isinstance(self.start, (int, float)) else repr(self.start)
+        end = _seconds(self.end) if isinstance(self.end, (int, float)) else repr(self.end)
+        return f"'{start}-{end}:{self.want}'"
+
+    @property
+    def text(self) -> str:
+        return f"{_seconds(self.start)}-{_seconds(self.end)}:{self.want}"
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One trait's automation: spans in time order, none overlapping, and a crossfade time `ramp`."""
+
+    spans: tuple[Span, ...]
+    ramp: float = 0.0
+
+    def __post_init__(self) -> None:
+        spans = tuple(self.spans)
+        if not spans:
+            raise LaneError(f"a lane needs at least one span: {SYNTAX}")
+        if (
+            isinstance(self.ramp, bool)
+            or not isinstance(self.ramp, (int, float))
+            or not (math.isfinite(self.ramp) and self.ramp >= 0)
+        ):
+            raise LaneError(f"ramp must be a number of seconds >= 0, not {self.ramp!r}")
+        ordered = tuple(sorted(spans, key=lambda s: (s.start, s.end)))
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if b.start < a.end - _EPS:
+                raise LaneError(
+                    f"spans {a} and {b} overlap ({_seconds(b.start)}-{_seconds(min(a.end, b.end))} s); "
+                    "each moment may have one wish"
+                )
+        object.__setattr__(self, "spans", ordered)
+
+    @classmethod
+    def of(cls, value: Lane | str | Sequence[Any] | Mapping[str, Any]) -> Lane:
+        """A lane from what people write: a Lane, `"0-3:remove,3-6:add"`, `[(0, 3, "remove"), ...]`,
+        or `{"spans": [...], "ramp": 0.5}`."""
+        if isinstance(value, Lane):
+            return value
+        if isinstance(value, str):
+            return parse_lane(value)
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"spans", "ramp"}
+            if unknown or "spans" not in value:
+                raise LaneError(f"a lane object has keys 'spans' and optionally 'ramp', not {sorted(value)}")
+            return cls(cls.of(value["spans"]).spans, value.get("ramp", 0.0))
+        if isinstance(value, (list, tuple)):
+            return cls(tuple(_span(s) for s in value))
+        raise LaneError(f"cannot read a lane from {type(value).__name__} {value!r}: {SYNTAX}")
+
+    def check(self, duration: float, trait: str = "") -> Lane:
+        """Refuse spans past the clip's `duration` seconds of new audio; returns the lane."""
+        last = self.spans[-1]
+        if last.end > duration + _EPS:
+            who = f"{trait}: " if trait else ""
+            raise LaneError(
+                f"{who}span {last} ends at {_seconds(last.end)} s, past the end of the clip "
+                f"({_seconds(duration)} s of new audio)"
+            )
+        return self
+
+    def want_at(self, t: float) -> str | None:
+        """The span's wish at time t (seconds of new audio); None outside every span."""
+        for s in self.spans:
+            if s.start <= t < s.end:
+                return s.want
+        return None
+
+    def __str__(self) -> str:
+        text = ",".join(s.text for s in self.spans)
+        return text + (f",ramp={_seconds(self.ramp)}" if self.ramp else "")
+
+
+def _span(item: Any) -> Span:
+    if isinstance(item, Span):
+        return item
+    if isinstance(item, Mapping):
+        try:
+            return Span(item["start"], item["end"], item["want"])
+        except KeyError as err:
+            raise LaneError(f"span {dict(item)} has no {err.args[0]!r}; give start, end and want") from None
+    if isinstance(item, (list, tuple)) and len(item) == 3:
+        return Span(*item)
+    raise LaneError(f"a span is (start, end, want), e.g. (0, 3, 'remove'), not {item!r}")
+
+
+def _number(text: str, what: str, item: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise LaneError(f"span '{item}': {what} {text!r} is not a number of seconds") from None
+    if not math.isfinite(v):
+        raise LaneError(f"span '{item}': {what} {text!r} is not a finite number of seconds")
+    return v
+
+
+def parse_lane(text: str) -> Lane:
+    """`"0-3:remove,3-6:add,6-8:free[,ramp=0.5]"` -> Lane (no trait name: the studio's per-trait field)."""
+    if not isinstance(text, str) or not text.strip():
+        raise LaneError("empty lane: write START-END:WANT,... e.g. 0-3:remove,3-6:add")
+    spans, ramp = [], 0.0
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            raise LaneError(f"empty span in {text!r} (two commas in a row, or a trailing comma)")
+        if item.startswith("ramp"):
+            key, eq, value = item.partition("=")
+            if key.strip() != "ramp" or not eq:
+                raise LaneError(f"{item!r}: write ramp=SECONDS")
+            try:
+                ramp = float(value)
+            except ValueError:
+                raise LaneError(f"{item!r}: the ramp {value.strip()!r} is not a number of seconds") from None
+            continue
+        times, colon, want = item.partition(":")
+        if not colon:
+            raise LaneError(f"span '{item}' has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
+        want = want.strip().lower()
+        start, dash, end = times.strip().partition("-")
+        if not dash or not start.strip() or not end.strip():
+            raise LaneError(f"span '{item}': write the time as START-END in seconds, e.g. 0-3")
+        if want not in WANTS:
+            raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove or free")
+        spans.append(Span(_number(start, "start", item), _number(end, "end", item), want))
+    if not spans:
+        raise LaneError(f"lane {text!r} has no spans, only a ramp: {SYNTAX}")
+    return Lane(tuple(spans), ramp)
+
+
+def parse_lane_arg(text: str) -> tuple[str, Lane]:
+    """One `--lane` value, `"drums=0-3:remove,3-6:add"` -> ("drums", Lane)."""
+    trait, eq, rest = text.partition("=")
+    trait = trait.strip()
+    if not eq or not trait or ":" in trait:
+        raise LaneError(f"--lane {text!r}: name the trait first: {SYNTAX}, e.g. drums=0-3:remove,3-6:add")
+    try:
+        return trait, parse_lane(rest)
+    except LaneError as err:
+        raise LaneError(f"--lane {trait}: {err}") from None
+
+
+def parse_lane_args(values: Iterable[str]) -> dict[str, Lane]:
+    """Repeated `--lane` values -> {trait: Lane}; a trait given twice is refused."""
+    out: dict[str, Lane] = {}
+    for text in values:
+        trait, lane = parse_lane_arg(text)
+        if trait in out:
+            raise LaneError(f"--lane {trait} is given twice; put all of its spans in one --lane")
+        out[trait] = lane
+    return out
+
+
+def lanes_from_json(data: Any, source: str = "lanes") -> dict[str, Lane]:
+    """{trait: lane} from decoded JSON: each lane a string, a list of [start, end, want] or {"spans", "ramp"}."""
+    if not isinstance(data, Mapping):
+        raise LaneError(
+            f'{source}: the top level must be an object {{"TRAIT": LANE, ...}}, not {type(data).__name__}'
+        )
+    out = {}
+    for trait, value in data.items():
+        try:
+            out[str(trait)] = Lane.of(value)
+        except LaneError as err:
+            raise LaneError(f"{source}: {trait}: {err}") from None
+    return out
+
+
+def load_lanes(path: str | Path) -> dict[str, Lane]:
+    """A lanes file (`--lanes lanes.json`) -> {trait: Lane}; a missing or non-JSON file is refused."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise LaneError(f"cannot read the lanes file {path}: {err.strerror or err}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LaneError(f"{path} is not JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+    return lanes_from_json(data, str(path))
+
+
+def check_lanes(lanes: Mapping[str, Lane], steered: Iterable[str], duration: float | None = None) -> None:
+    """Every lane names a steered trait (as in its probe file) and, given `duration`, fits in the clip."""
+    names = list(steered)
+    for trait, lane in lanes.items():
+        if trait not in names:
+            have = ", ".join(names) if names else "none"
+            raise LaneError(f"a lane for {trait!r}, which is not steered (steered traits: {have})")
+        if duration is not None:
+            lane.check(duration, trait)
+
+
+@dataclass
+class Laid:
+    """Lanes laid out per step [steps, traits] (`layout`): what the steering hook indexes by step.
+
+    scale: |push| in [0, 1] (1 outside lanes, 0 in free spans, between on a ramp); sign: +1 or -1,
+    the push's direction relative to the trait's alpha; remove: monitor 1 - C (the trait wanted
+    absent); want: the wish, +1 add, -1 remove, 0 free (the trait's own sign outside lanes).
+    """
+
+    scale: torch.Tensor
+    sign: torch.Tensor
+    remove: torch.Tensor
+    want: torch.Tensor
+
+
+def layout(
+    lanes: Sequence[Lane | None],
+    alphas: Sequence[float],
+    steps: int,
+    frame_rate: float,
+    duration: float | None = None,
+) -> Laid:
+    """Per step and trait: the lane's push, laid out once before generation (on the CPU).
+
+    Step s is new frame s (time s / frame_rate); a span ending at `duration` also covers the steps
+    after it (the delay pattern's last codebooks of the clip's last frames). A trait without a lane,
+    or a step outside its spans, gets its constant behaviour: scale 1, sign +1, remove = alpha < 0.
+    """
+    import torch
+
+    n = len(lanes)
+    if len(alphas) != n:
+        raise ValueError(f"{n} lanes for {len(alphas)} traits")
+    own = torch.tensor([-1.0 if a < 0 else 1.0 for a in alphas])  # [T] the trait's constant direction
+    target = own.repeat(steps, 1)  # [steps, T] wished direction: +1 present, -1 absent, 0 free
+    value = own.repeat(steps, 1)  # the push after ramps, in absolute direction
+    code = {"add": 1.0, "remove": -1.0, "free": 0.0}
+    for t, lane in enumerate(lanes):
+        if lane is None:
+            continue
+        for span in lane.spans:
+            a = round(span.start * frame_rate)
+            b = (
+                steps
+                if duration is not None and span.end >= duration - _EPS
+                else round(span.end * frame_rate)
+            )
+            target[a:b, t] = code[span.want]
+        col = target[:, t].tolist()
+        out, ramp = list(col), max(1, round(lane.ramp * frame_rate))
+        start: int | None = None  # the step of the last change, once there was one
+        frm = 0.0
+        for s in range(1, steps if lane.ramp > 0 else 0):
+            if col[s] != col[s - 1]:  # a change: fade from where the push is now
+                start, frm = s, out[s - 1]
+            if start is not None:
+                out[s] = frm + (col[s] - frm) * min(1.0, (s - start + 1) / ramp)
+        value[:, t] = torch.tensor(out)
+    relative = value * own  # relative to the shift, which carries the alpha's sign
+    # the monitor watches the wish; in a free span (no edit) the push's own fading direction
+    remove = torch.where(target != 0, target < 0, torch.where(value != 0, value < 0, own < 0))
+    return Laid(
+        scale=relative.abs(),
+        sign=torch.where(relative < 0, -1.0, 1.0),
+        remove=remove,
+        want=target.to(torch.int8),
+    )

@@ -1,0 +1,175 @@
+"""Lanes: what people write (CLI, JSON, API), the errors they get, and the per-step layout."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from smitin.lanes import (
+    Lane,
+    LaneError,
+    Span,
+    check_lanes,
+    layout,
+    load_lanes,
+    parse_lane,
+    parse_lane_arg,
+    parse_lane_args,
+)
+
+
+def test_the_three_ways_of_writing_a_lane_agree():
+    text = parse_lane("0-3:remove, 3-6:add,6-8:FREE")
+    listed = Lane.of([(0, 3, "remove"), (3, 6, "add"), (6, 8, "free")])
+    obj = Lane.of({"spans": [[0, 3, "remove"], {"start": 3, "end": 6, "want": "add"}, [6, 8, "free"]]})
+    assert text == listed == obj
+    assert text.spans[1] == Span(3.0, 6.0, "add") and text.ramp == 0
+    assert str(text) == "0-3:remove,3-6:add,6-8:free" and parse_lane(str(text)) == text
+
+
+def test_ramp_and_order():
+    lane = parse_lane("4-8:add,0-2.5:remove,ramp=0.5")
+    assert [s.start for s in lane.spans] == [0, 4] and lane.ramp == 0.5  # kept in time order
+    assert str(lane) == "0-2.5:remove,4-8:add,ramp=0.5"
+    assert lane.want_at(1) == "remove" and lane.want_at(3) is None and lane.want_at(4) == "add"
+    assert Lane.of({"spans": "0-1:add", "ramp": 0.2}).ramp == 0.2
+
+
+def test_cli_values():
+    assert parse_lane_arg("drums=0-3:remove,3-6:add") == ("drums", parse_lane("0-3:remove,3-6:add"))
+    both = parse_lane_args(["drums=0-3:remove,3-6:add", "piano=0-6:free"])
+    assert list(both) == ["drums", "piano"]
+    with pytest.raises(LaneError, match="given twice"):
+        parse_lane_args(["drums=0-3:add", "drums=3-6:remove"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0-3:remove,2-6:add", r"spans '0-3:remove' and '2-6:add' overlap \(2-3 s\)"),
+        ("3-1:add", r"span '3-1:add': ends \(1 s\) before it starts \(3 s\)"),
+        ("2-2:add", r"ends \(2 s\) before it starts"),
+        ("0-3:louder", r"span '0-3:louder': unknown word 'louder'; a span wants add, remove or free"),
+        ("0-3", r"span '0-3' has no ':WANT'"),
+        ("0:add", r"write the time as START-END"),
+        ("a-3:add", r"start 'a' is not a number of seconds"),
+        ("0-inf:add", r"end 'inf' is not a finite number"),
+        ("0-3:add,,3-4:free", r"empty span"),
+        ("0-3:add,ramp=fast", r"the ramp 'fast' is not a number"),
+        ("0-3:add,ramp=-1", r"ramp must be a number of seconds >= 0"),
+        ("ramp=1", r"has no spans"),
+        ("", r"empty lane"),
+    ],
+)
+def test_bad_lanes_say_what_is_wrong(text, message):
+    with pytest.raises(LaneError, match=message):
+        parse_lane(text)
+
+
+def test_bad_cli_values_name_the_trait():
+    with pytest.raises(LaneError, match=r"--lane '0-3:add': name the trait first"):
+        parse_lane_arg("0-3:add")
+    with pytest.raises(LaneError, match=r"--lane drums: span '0-3:loud': unknown word"):
+        parse_lane_arg("drums=0-3:loud")
+    assert issubclass(LaneError, ValueError)
+
+
+def test_bad_api_values():
+    with pytest.raises(LaneError, match=r"a span is \(start, end, want\)"):
+        Lane.of([(0, 3)])
+    with pytest.raises(LaneError, match="keys 'spans'"):
+        Lane.of({"span": []})
+    with pytest.raises(LaneError, match="needs at least one span"):
+        Lane.of([])
+    with pytest.raises(LaneError, match="has no 'want'"):
+        Lane.of([{"start": 0, "end": 1}])
+    with pytest.raises(LaneError, match="starts before 0 s"):
+        Lane.of([(-1, 1, "add")])
+
+
+def test_checks_against_the_steered_traits_and_the_duration():
+    lanes = parse_lane_args(["drums=0-3:remove,3-6:add,6-8:free"])
+    check_lanes(lanes, ["drums", "bass"], duration=8)
+    with pytest.raises(
+        LaneError, match=r"drums: span '6-8:free' ends at 8 s, past the end of the clip \(6 s"
+    ):
+        check_lanes(lanes, ["drums"], duration=6)
+    with pytest.raises(LaneError, match=r"a lane for 'drums', which is not steered \(steered traits: bass\)"):
+        check_lanes(lanes, ["bass"])
+    with pytest.raises(LaneError, match=r"steered traits: none"):
+        check_lanes(lanes, [])
+
+
+def test_lanes_file(tmp_path):
+    good = tmp_path / "lanes.json"
+    good.write_text(
+        json.dumps(
+            {
+                "drums": "0-3:remove,3-6:add",
+                "piano": [[0, 3, "add"]],
+                "bass": {"spans": "0-6:free", "ramp": 1},
+            }
+        )
+    )
+    lanes = load_lanes(good)
+    assert str(lanes["drums"]) == "0-3:remove,3-6:add" and lanes["bass"].ramp == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text("drums=0-3:add")
+    with pytest.raises(LaneError, match=r"bad.json is not JSON: Expecting value \(line 1, column 1\)"):
+        load_lanes(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(LaneError, match=r"the top level must be an object"):
+        load_lanes(bad)
+    bad.write_text('{"drums": "0-3:loud"}')
+    with pytest.raises(LaneError, match=r"bad.json: drums: span '0-3:loud': unknown word"):
+        load_lanes(bad)
+    with pytest.raises(LaneError, match=r"cannot read the lanes file .*missing.json"):
+        load_lanes(tmp_path / "missing.json")
+
+
+def test_layout_per_step():
+    """10 frames/s: step s is time s/10; outside the spans the trait's own sign, monitored as today."""
+    lane = parse_lane("0-0.3:remove,0.3-0.6:add,0.6-0.8:free")
+    laid = layout([lane, None], [5.0, -2.0], steps=12, frame_rate=10)
+    want = laid.want[:, 0].tolist()
+    assert want == [-1] * 3 + [1] * 3 + [0] * 2 + [1] * 4  # after 0.8 s: alpha 5's constant "add"
+    assert laid.sign[:, 0].tolist() == [-1.0] * 3 + [1.0] * 9
+    assert laid.scale[:, 0].tolist() == [1.0] * 6 + [0.0] * 2 + [1.0] * 4
+    assert laid.remove[:, 0].tolist() == [True] * 3 + [False] * 9
+    # no lane: constant; a negative alpha is removal, pushed with its own sign (relative +1)
+    assert laid.want[:, 1].tolist() == [-1] * 12 and laid.remove[:, 1].all()
+    assert (laid.sign[:, 1] == 1).all() and (laid.scale[:, 1] == 1).all()
+    # relative to a negative alpha: a "remove" span is the trait's own direction, "add" the opposite
+    neg = layout([lane], [-5.0], steps=12, frame_rate=10)
+    assert neg.sign[:, 0].tolist() == [1.0] * 3 + [-1.0] * 3 + [1.0] * 6
+    assert neg.remove[:, 0].tolist() == [True] * 3 + [False] * 3 + [True] * 6
+
+
+def test_a_span_ending_at_the_duration_covers_the_last_steps():
+    lane = parse_lane("0-0.5:remove,0.5-1:add")
+    tail = layout([lane], [-3.0], steps=13, frame_rate=10, duration=1.0)  # 10 frames + 3 delay steps
+    assert tail.want[:, 0].tolist() == [-1] * 5 + [1] * 8
+    cut = layout([lane], [-3.0], steps=13, frame_rate=10)  # no duration: the lane ends at step 10
+    assert cut.want[:, 0].tolist() == [-1] * 5 + [1] * 5 + [-1] * 3
+
+
+def test_ramp_crossfades_the_push():
+    lane = parse_lane("0-0.4:add,0.4-1:remove,ramp=0.4")
+    laid = layout([lane], [5.0], steps=10, frame_rate=10)
+    push = (laid.scale * laid.sign)[:, 0]
+    assert torch.allclose(push, torch.tensor([1, 1, 1, 1, 0.5, 0, -0.5, -1, -1, -1.0]))
+    assert laid.want[:, 0].tolist() == [1] * 4 + [-1] * 6  # the wish switches at once
+    assert laid.remove[:, 0].tolist() == [False] * 4 + [True] * 6  # the monitor watches the new wish
+    free = layout([parse_lane("0-0.2:add,0.2-0.6:free,ramp=0.2")], [5.0], steps=8, frame_rate=10)
+    assert torch.allclose(free.scale[:, 0], torch.tensor([1, 1, 0.5, 0, 0, 0, 0.5, 1.0]))
+
+
+def test_parsing_needs_no_torch():
+    code = (
+        "import sys, smitin.lanes as l; l.parse_lane_args(['drums=0-1:add']); print('torch' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
