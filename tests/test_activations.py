@@ -57,12 +57,13 @@ def test_extract_caches_and_resumes(tiny, stems, tmp_path):
     segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
     cache = tmp_path / "cache"
     a = extract(tiny, segs, batch_size=3, cache_dir=cache, progress=False)
-    shards = sorted(cache.glob("shard-*.safetensors"))
+    shards = sorted(cache.glob("*/shard-*.safetensors"))
     assert len(shards) == -(-len(segs) // 3) and a.z.shape[0] == len(segs)
     assert a.z.dtype == torch.float16
     shards[1].unlink()  # as if killed before this batch
-    shards[2].write_bytes(b"torn")  # a torn write is redone too
-    b = extract(tiny, segs, batch_size=3, cache_dir=cache, progress=False)
+    shards[2].write_bytes(b"torn")  # a damaged shard is redone too
+    with pytest.warns(UserWarning, match="unreadable.*recomputing"):
+        b = extract(tiny, segs, batch_size=3, cache_dir=cache, progress=False)
     assert torch.equal(a.z, b.z)
     assert np.array_equal(a.labels, segs.labels()) and a.groups == segs.groups()
 
@@ -113,12 +114,12 @@ def test_resume_after_kill_gives_identical_probes(tiny, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script), str(model), str(stems), str(cache), "0.3"], env=env)
     deadline = time.time() + 120
-    while len(list(cache.glob("shard-*.safetensors"))) < 3 and time.time() < deadline:
+    while len(list(cache.glob("*/shard-*.safetensors"))) < 3 and time.time() < deadline:
         assert proc.poll() is None, "extraction ended before it could be killed"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list(cache.glob("shard-*.safetensors")))
+    done = len(list(cache.glob("*/shard-*.safetensors")))
     assert done >= 3 and not (tmp_path / "cache.safetensors").exists()
     subprocess.run(
         [sys.executable, str(script), str(model), str(stems), str(cache), "0"], check=True, env=env
@@ -131,3 +132,117 @@ def test_resume_after_kill_gives_identical_probes(tiny, tmp_path):
     clean = fit(tiny, segs, batch_size=2, progress=False)
     for name in ("weight", "bias", "accuracy", "direction", "sigma"):
         assert torch.allclose(getattr(resumed, name), getattr(clean, name), atol=1e-5), name
+
+
+def test_a_shard_that_does_not_fit_is_recomputed_with_a_warning(tiny, stems, tmp_path):
+    """Shards made by hand, for other inputs or by an older smitin are redone, never fatal."""
+    from safetensors.torch import save_file
+
+    segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
+    cache = tmp_path / "cache"
+    ref = extract(tiny, segs, batch_size=4, cache_dir=cache, progress=False).z
+    (folder,) = [p for p in cache.iterdir() if p.is_dir()]
+    save_file({"z": torch.zeros(7, 1, 2, 4, 8, dtype=torch.float16)}, folder / "shard-000000.safetensors")
+    with pytest.warns(UserWarning, match=r"shard-000000.*other inputs.*recomputing"):
+        assert torch.equal(extract(tiny, segs, batch_size=4, cache_dir=cache, progress=False).z, ref)
+    shard = folder / "shard-000001.safetensors"
+    save_file({"z": torch.zeros(7, 1, 2, 4, 8, dtype=torch.float16)}, shard, metadata={"key": folder.name})
+    with pytest.warns(UserWarning, match=r"shard-000001.*\(7, 1, 2, 4, 8\).*recomputing"):
+        assert torch.equal(extract(tiny, segs, batch_size=4, cache_dir=cache, progress=False).z, ref)
+    # the flat layout of smitin <= 0.2 (manifest and shards in the cache folder itself) is removed
+    (cache / "manifest.json").write_text('{"key": {"model": "old"}}')
+    save_file({"z": torch.zeros(3, 1, 2, 4, 8)}, cache / "shard-000000.safetensors")
+    with pytest.warns(UserWarning, match="older smitin"):
+        assert torch.equal(extract(tiny, segs, batch_size=4, cache_dir=cache, progress=False).z, ref)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([folder.name, f"{folder.name}.lock"])
+    assert not list(folder.glob("*.tmp"))
+
+
+RACE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from safetensors.torch import save_file
+    from smitin import data
+    from smitin.activations import extract
+    from smitin.backbone import load
+    model, stems, cache, trait, out, flags = sys.argv[1:7]
+    b = load(model)
+    segs = data.stem_segments(stems, trait, sample_rate=b.sample_rate, seconds=0.5, hop=0.25)
+    slow, loads = segs.load, []
+    def load_slowly(idx):
+        loads.append(idx)
+        time.sleep(0.2)
+        return slow(idx)
+    segs.load = load_slowly
+    Path(out + ".ready").touch()
+    while len(list(Path(flags).glob("*.ready"))) < int(sys.argv[7]):  # start together
+        time.sleep(0.01)
+    z = extract(b, segs, batch_size=2, cache_dir=cache, progress=False).z
+    save_file({"z": z}, out)
+    print(len(loads))
+    """
+)
+
+
+def _race(tmp_path, model, stems, traits):
+    """Run one extraction per trait in its own process, all at once, into one cache."""
+    script, flags = tmp_path / "race.py", tmp_path / "flags"
+    script.write_text(RACE)
+    flags.mkdir(exist_ok=True)
+    for f in flags.iterdir():
+        f.unlink()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outs = [flags / f"{i}-{t}.safetensors" for i, t in enumerate(traits)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(model),
+                str(stems),
+                str(tmp_path / "cache"),
+                t,
+                str(o),
+                str(flags),
+                str(len(traits)),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for t, o in zip(traits, outs, strict=True)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+    from safetensors.torch import load_file
+
+    return (
+        [load_file(o)["z"] for o in outs],
+        [int(out.split()[-1]) for out, _ in results],
+        [e for _, e in results],
+    )
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_cache_safely(tiny, tmp_path):
+    """Drums, drums and bass at once into one cache: bass gets its own activations (different
+    traits used to mix shards) and the two drums runs compute them once (one waits, then reuses)."""
+    model = tmp_path / "model"
+    tiny.model.save_pretrained(model)
+    stems = write_stems(tmp_path / "stems", tracks=4, seconds=3.0)
+    solo = {}
+    for trait in ("drums", "bass"):
+        segs = data.stem_segments(stems, trait, sample_rate=tiny.sample_rate, seconds=0.5, hop=0.25)
+        solo[trait] = (extract(tiny, segs, batch_size=2, progress=False).z, -(-len(segs) // 2))
+    traits = ["drums", "bass", "drums"]
+    zs, loads, errs = _race(tmp_path, model, stems, traits)
+    for z, trait in zip(zs, traits, strict=True):
+        assert torch.allclose(z.float(), solo[trait][0].float(), atol=1e-3), trait
+    assert sorted([loads[0], loads[2]]) == [0, solo["drums"][1]] and loads[1] == solo["bass"][1]
+    assert "waiting for it to finish" in errs[0] + errs[2] and "waiting" not in errs[1]
+    folders = sorted(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
+    assert sorted(len(list(f.glob("shard-*"))) for f in folders) == sorted(n for _, n in solo.values())
+    assert not list((tmp_path / "cache").rglob("*.tmp"))

@@ -8,20 +8,26 @@ of that segment, i.e. what the monitor reads when generation starts from it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import sys
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from filelock import FileLock, Timeout
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .backbone import Backbone
+from .data.errors import DataError
 from .version import __version__
 
 MANIFEST = "manifest.json"
@@ -94,14 +100,18 @@ def extract(
     """Activations for every segment, batch by batch.
 
     With `cache_dir`, each batch is written as an fp16 shard as soon as it is done, so memory stays
-    flat while extracting and a killed run resumes where it stopped; a different model, dataset or
-    setting invalidates the cache (it is cleared, never mixed).
+    flat while extracting and a killed run resumes where it stopped. Each set of inputs (model,
+    data, settings) has its own subfolder of `cache_dir`, locked while it is worked on: runs with
+    other inputs never share a shard, and two runs with the same inputs compute it once (the
+    second waits for the first, then reads its shards). See :class:`ShardCache`.
     """
     if backbone.sample_rate != segments.sample_rate:
         raise ValueError(
             f"segments are at {segments.sample_rate} Hz but {backbone.name} needs {backbone.sample_rate} Hz; "
             "build the segment set with sample_rate=backbone.sample_rate"
         )
+    if batch_size < 1 or last < 1:
+        raise ValueError(f"batch_size ({batch_size}) and last ({last}) must be at least 1")
     n = len(segments)
     if n == 0:
         raise ValueError("no segments to extract: check the data folder and the trait name")
@@ -114,71 +124,193 @@ def extract(
         "text": text,
         "batch_size": batch_size,
     }
-    cache = ShardCache(cache_dir, key) if cache_dir is not None else None
+    lay = backbone.layout
     shards: list[torch.Tensor] = []
-    starts = range(0, n, batch_size)
     bar = tqdm(total=n, desc="activations", unit="seg", disable=not progress)
-    for i, start in enumerate(starts):
-        idx = list(range(start, min(start + batch_size, n)))
-        z = cache.get(i) if cache else None
-        if z is None:
-            audio = torch.from_numpy(np.ascontiguousarray(segments.load(idx)))
-            codes = backbone.encode(audio)
-            cond = backbone.condition([text or ""] * len(idx))
-            z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
-            if cache:
-                cache.put(i, z)
-        shards.append(z)
-        bar.update(len(idx))
+    with ShardCache(cache_dir, key) if cache_dir is not None else nullcontext() as cache:
+        for i, start in enumerate(range(0, n, batch_size)):
+            idx = list(range(start, min(start + batch_size, n)))
+            shape = (len(idx), last, lay.layers, lay.heads, lay.head_dim)
+            z = cache.get(i, shape) if cache else None
+            if z is None:
+                audio = torch.from_numpy(np.ascontiguousarray(segments.load(idx)))
+                codes = backbone.encode(audio)
+                cond = backbone.condition([text or ""] * len(idx))
+                z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
+                if cache:
+                    cache.put(i, z)
+            shards.append(z)
+            bar.update(len(idx))
     bar.close()
     info = {**key, "segments": n, "smitin": __version__}
     return Activations(torch.cat(shards), np.asarray(segments.labels()), list(segments.groups()), info)
 
 
+def key_digest(key: dict) -> str:
+    """Short hash naming a cache key's folder."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class CacheBusyError(DataError):
+    """Another process held a cache key's lock for longer than we were asked to wait."""
+
+
 class ShardCache:
-    """Numbered fp16 shards plus a manifest naming what they were computed from."""
+    """Numbered fp16 shards in one folder per key, `root/<hash of key>/`, with a manifest and a lock.
 
-    def __init__(self, root: str | Path, key: dict) -> None:
+    Use it as a context manager: entering takes the key's lock (`root/<hash>.lock`, an OS file
+    lock that a killed process drops at once), waiting for another process that holds it, so one
+    key's shards are written by one process at a time and a second one reuses them. Shards are
+    written under a temporary name and renamed, each tagged with its key's hash; a shard that
+    cannot be read or does not fit (another key, shape or dtype: made by hand or by an older
+    smitin) is recomputed with a warning. Entering also removes the folders of other keys that
+    no process is using, so a cache folder holds one set of inputs at rest, as before.
+    """
+
+    def __init__(self, root: str | Path, key: dict, *, timeout: float | None = None) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.key = key
-        manifest = self.root / MANIFEST
-        old = None
-        if manifest.exists():
-            try:
-                old = json.loads(manifest.read_text())
-            except json.JSONDecodeError:
-                old = None
-        if old is None or old.get("key") != key:
-            if old is not None:
-                warnings.warn(
-                    f"{self.root}: cached activations were made from other inputs; recomputing", stacklevel=3
-                )
-            for f in self.root.glob("shard-*.safetensors"):
+        self.digest = key_digest(key)
+        self.dir = self.root / self.digest
+        self.timeout = timeout  # seconds to wait for another process; None: as long as it takes
+        self._lock: FileLock | None = None
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def __enter__(self) -> ShardCache:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = _acquire(self.root / f"{self.digest}.lock", self.dir, self.timeout)
+        try:
+            self._prepare()
+            self._prune()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _prepare(self) -> None:
+        """The key's folder with its manifest; leftovers of a killed run and foreign shards are dropped."""
+        self.dir.mkdir(exist_ok=True)
+        for tmp in self.dir.glob("*.tmp"):  # a write cut short by a kill (we hold the lock)
+            tmp.unlink(missing_ok=True)
+        manifest = self.dir / MANIFEST
+        old = _read_manifest(manifest)
+        if old is not None and old.get("key") == self.key:
+            return
+        if old is not None or any(self.dir.glob(SHARDS)):
+            warnings.warn(
+                f"{self.dir}: cached activations were made from other inputs; recomputing", stacklevel=4
+            )
+            for f in self.dir.glob(SHARDS):
                 f.unlink()
-            _atomic_write(manifest, json.dumps({"key": key, "smitin": __version__}, indent=1).encode())
+        _atomic_write(manifest, json.dumps({"key": self.key, "smitin": __version__}, indent=1).encode())
 
+    def _prune(self) -> None:
+        """Remove other keys' folders that no process holds, and shards of the pre-0.3 flat layout."""
+        dropped = []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.dir):
+            if _read_manifest(folder / MANIFEST) is None:
+                continue  # not a key folder of ours: leave it alone
+            lock = FileLock(self.root / f"{folder.name}.lock")
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # in use by another process right now
+            try:
+                shutil.rmtree(folder, ignore_errors=True)
+                dropped.append(folder.name)
+            finally:
+                lock.release()
+        flat = self.root / MANIFEST
+        if _read_manifest(flat) is not None:  # the layout before one folder per key
+            for f in self.root.glob(SHARDS):
+                f.unlink(missing_ok=True)
+            flat.unlink(missing_ok=True)
+            dropped.append("(flat layout of an older smitin)")
+        if dropped:
+            warnings.warn(
+                f"{self.root}: removed cached activations made from other inputs: {', '.join(dropped)}",
+                stacklevel=4,
+            )
+
+    # -- shards ----------------------------------------------------------------------------------
     def _path(self, i: int) -> Path:
-        return self.root / f"shard-{i:06d}.safetensors"
+        return self.dir / f"shard-{i:06d}.safetensors"
 
-    def get(self, i: int) -> torch.Tensor | None:
+    def get(self, i: int, shape: tuple[int, ...] | None = None) -> torch.Tensor | None:
+        """Shard `i` if it is there, readable and fits (this key, `shape`, fp16); else None."""
         path = self._path(i)
         if not path.exists():
             return None
         try:
-            return load_file(path)["z"]
-        except (SafetensorError, OSError, KeyError):
-            path.unlink(missing_ok=True)  # torn write from a killed run: redo this shard
-            return None
+            with safe_open(path, framework="pt") as f:
+                tag = (f.metadata() or {}).get("key")
+                names = set(f.keys())
+                z = f.get_tensor("z") if names == {"z"} else None
+        except (SafetensorError, OSError, RuntimeError) as err:
+            problem = f"unreadable ({err})"
+        else:
+            if z is None:
+                problem = f"holds {sorted(names)}, not one tensor 'z'"
+            elif tag != self.digest:
+                problem = f"made for other inputs (key {tag}, not {self.digest})"
+            elif z.dtype != torch.float16 or (shape is not None and tuple(z.shape) != tuple(shape)):
+                problem = f"is {z.dtype} {tuple(z.shape)}, not torch.float16 {tuple(shape or z.shape)}"
+            else:
+                return z
+        warnings.warn(f"{path}: cached shard {problem}; recomputing it", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
 
     def put(self, i: int, z: torch.Tensor) -> None:
+        if self._lock is None:
+            raise RuntimeError("ShardCache.put outside `with ShardCache(...)`: the key is not locked")
         path = self._path(i)
-        tmp = path.with_suffix(".tmp")
-        save_file({"z": z.contiguous()}, tmp)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        save_file({"z": z.contiguous()}, tmp, metadata={"key": self.digest})
         os.replace(tmp, path)
 
 
+SHARDS = "shard-*.safetensors"
+
+
+def _acquire(path: Path, what: Path, timeout: float | None) -> FileLock:
+    """Take the lock at `path`, saying so on stderr if another process holds it and we wait."""
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+        return lock
+    except Timeout:
+        pass
+    print(
+        f"smitin: another process is computing the activations in {what}; waiting for it to finish "
+        "(its shards are then reused)",
+        file=sys.stderr,
+    )
+    try:
+        lock.acquire(timeout=-1 if timeout is None else timeout)
+    except Timeout:
+        raise CacheBusyError(
+            f"{what} is still locked by another smitin process after {timeout:g} s (lock file {path}); "
+            "let that run finish, or give this one another --cache folder"
+        ) from None
+    return lock
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """A cache manifest's content, or None if it is missing or not one of ours."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and "key" in old else None
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
