@@ -97,6 +97,18 @@ def test_rendered_songs_feed_stem_segments(rendered: Path) -> None:
 
 
 @needs_fluidsynth
+@pytest.mark.parametrize("model_rate", [8000, 32000])
+def test_songs_at_one_rate_feed_a_model_at_another(rendered: Path, model_rate: int) -> None:
+    """`data synth --sample-rate` need not match the model: stems are resampled to its rate on load."""
+    records = [json.loads(line) for line in (rendered / "songs.jsonl").read_text().splitlines()]
+    trait = next(f for f in FAMILIES if f in records[0]["instruments"])
+    ss = stem_segments(rendered, trait, sample_rate=model_rate, seconds=1.0)
+    assert ss.summary["files_resampled"] > 0  # written at SR, read at the model's rate
+    clip = ss.load_one(ss.segments[0])
+    assert clip.shape == (model_rate,) and np.isfinite(clip).all() and np.abs(clip).max() > 0
+
+
+@needs_fluidsynth
 def test_fresh_synth_per_stem_leaves_no_tail(tmp_path: Path) -> None:
     """A stem rendered after a loud one must stay silent until its own first note."""
     sf2 = find_soundfont()
@@ -162,6 +174,32 @@ def test_cli_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert str(tmp_path / "o") in capsys.readouterr().out
     bad = parse(["--out", str(tmp_path / "x"), "--songs", "0"])
     assert run_synth(bad) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--sample-rate", "0", "sample rate 0 Hz is outside FluidSynth's 8000-96000 Hz"),
+        # FluidSynth would render at 8 kHz into a WAV labelled 100 Hz
+        ("--sample-rate", "100", "outside FluidSynth's"),
+        ("--sample-rate", "200000", "outside FluidSynth's"),
+        ("--seconds", "0", "seconds must be a number above 0"),
+        ("--seconds", "-1", "seconds must be a number above 0"),
+        ("--seconds", "nan", "got nan"),
+        ("--seconds", "inf", "at most 600"),
+        ("--workers", "0", "workers must be at least 1"),
+        ("--seed", "-1", "seed must be 0 or more"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    out = tmp_path / "o"
+    args = build_parser().parse_args(["data", "synth", "--out", str(out), "--songs", "1", option, value])
+    assert run_synth(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("smitin: error: ") and message in err and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_cli_offers_every_source() -> None:

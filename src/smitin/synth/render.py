@@ -60,6 +60,11 @@ GATE_DB = -35.0  # dB below the song's mix level: smitin.data's default gate, so
 MIN_ACTIVE = 0.2  # share of the song a family must play in to count as present
 MIX_PEAK = 0.8
 FORMAT_VERSION = 3  # bump when the audio a plan renders to changes
+SAMPLE_RATES = (
+    8000,
+    96000,
+)  # FluidSynth's range: outside it, it renders at the bound but the WAV says otherwise
+MAX_SONG_SECONDS = 600.0
 
 
 class SynthError(RuntimeError):
@@ -465,6 +470,31 @@ def render_song(job: dict) -> dict:
 # ----------------------------------------------------------------------------- dataset
 
 
+def check_settings(
+    songs: int, seed: int, sample_rate: int, seconds: float | None, workers: int | None, source: str
+) -> None:
+    """Refuse settings that cannot render what they say (ValueError naming the value), before any work."""
+    lo, hi = SAMPLE_RATES
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if songs < 1:
+        raise ValueError(f"songs must be at least 1, got {songs}")
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
+    if not lo <= sample_rate <= hi:
+        raise ValueError(
+            f"sample rate {sample_rate} Hz is outside FluidSynth's {lo}-{hi} Hz; any rate in it works "
+            f"for any model (probes train resamples the stems to the model's rate)"
+        )
+    if seconds is not None and not 0 < seconds <= MAX_SONG_SECONDS:
+        raise ValueError(
+            f"seconds must be a number above 0 and at most {MAX_SONG_SECONDS:g} per song, got {seconds}; "
+            f"for more audio render more songs"
+        )
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers} (omit it for up to 2)")
+
+
 def render_dataset(
     out_dir: str | os.PathLike,
     songs: int = 50,
@@ -480,14 +510,13 @@ def render_dataset(
     """Render ``songs`` songs as ``out/<song>/<stem>.wav`` + ``mix.wav`` and ``out/songs.jsonl``.
 
     Deterministic for a seed (same seed, soundfont and mma -> byte-identical files). ``seconds``
-    fixes every song's length (default: 30-60 s each). ``source``: "mix" (about 60% mma grooves,
+    fixes every song's length (default: 30-60 s each; at most 600 s; songs are whole bars, at least
+    two). ``sample_rate`` is the WAVs' rate (8000-96000 Hz); it need not be the model's, as
+    ``smitin.data`` resamples stems to the model's rate when it loads them. ``source``: "mix" (about 60% mma grooves,
     the rest procedural), "mma" or "procedural"; without mma every song is procedural. A rerun
     into the same folder keeps finished songs whose plan has not changed.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if songs < 1:
-        raise ValueError("songs must be at least 1")
+    check_settings(songs, seed, sample_rate, seconds, workers, source)
     _renderer()
     sf2 = find_soundfont(soundfont)
     have_mma = mma_mod.mma_path() is not None and bool(mma_mod.list_grooves())
@@ -576,7 +605,7 @@ def run_synth(args: argparse.Namespace) -> int:
             soundfont=args.soundfont,
         )
     except (SynthError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"smitin: error: {exc}", file=sys.stderr)
         return 2
     print(out)
     return 0
