@@ -266,3 +266,41 @@ def test_a_stopped_generate_frees_the_model(tiny, tiny_holder):
     assert not tiny_holder.busy.locked()
     updates = list(handler(*_generate_args(session.new_session("tiny"), 0.2, False, 0, 0, 0, 0)))
     assert updates[-1][0].startswith("done (steered") and "no traits" in updates[-1][0]
+
+
+def test_generations_share_one_downloads_folder(tiny, tiny_holder, tmp_path, monkeypatch):
+    """N generations leave one smitin-ui-* folder, holding the newest `keep`; it goes with the app."""
+    import gc
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # count only this test's folders
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05, downloads=app.Downloads(keep=2))
+    wavs = []
+    for _ in range(3):
+        *_rest, files = list(handler(*_generate_args(session.new_session("tiny"), 0.2, False, 0, 0, 0, 0)))[
+            -1
+        ]
+        wavs.append(Path(files[0]))
+    (root,) = tmp_path.glob("smitin-ui-*")
+    assert [w.parent.parent for w in wavs] == [root] * 3 and len({w.parent for w in wavs}) == 3
+    assert [w.exists() for w in wavs] == [False, True, True]  # the oldest generation was rotated out
+    assert sorted(p.name for p in root.iterdir()) == ["0002", "0003"]
+    assert wavs[-1].name == "steered.wav"
+    del handler
+    gc.collect()
+    assert not root.exists()  # removed with the app (and at interpreter exit)
+
+
+def test_downloads_close_and_reopen(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    downloads = app.Downloads(keep=1)
+    first = downloads.new()
+    assert downloads.new() != first and not first.exists()
+    downloads.close()
+    assert not list(tmp_path.glob("smitin-ui-*"))
+    assert downloads.new().is_dir()  # a later generation makes a fresh folder
+    downloads.close()
+    with pytest.raises(ValueError, match="keep must be at least 1"):
+        app.Downloads(keep=0)

@@ -8,8 +8,10 @@ button is a `GenerateHandler`: it opens `LiveRun`s and turns what they show into
 from __future__ import annotations
 
 import functools
+import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from .session import (
 )
 
 POLL_S = 0.5  # how often the request thread redraws the live plot
+KEEP_GENERATIONS = 8  # generations whose files stay on disk; Gradio serves its own copy of each
 
 INTRO = """# smitin steering studio
 Steer the music model toward or away from a trait while it generates. Each trait's probes read
@@ -81,6 +84,46 @@ class ModelHolder:
             return self.backbone
 
 
+class Downloads:
+    """One temporary folder for the WAV and trace files of every generation in this app.
+
+    Each generation writes into a numbered sub-folder (`0001/steered.wav`), so two sessions never
+    overwrite each other's files, and only the newest `keep` generations stay on disk. The folder
+    (`smitin-ui-*` in the system's temporary folder) is made on first use and removed by `close`,
+    when this object is garbage-collected, or at interpreter exit.
+    """
+
+    def __init__(self, keep: int = KEEP_GENERATIONS) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self.keep = keep
+        self.root: Path | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+        self._cleanup: weakref.finalize | None = None
+
+    def new(self) -> Path:
+        """A fresh, empty folder for one generation's files; older generations beyond `keep` go."""
+        with self._lock:
+            if self.root is None or not self.root.is_dir():
+                self.root = Path(tempfile.mkdtemp(prefix="smitin-ui-"))
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
+            self._count += 1
+            folder = self.root / f"{self._count:04d}"
+            folder.mkdir()
+            for old in self.root.iterdir():
+                if old.name.isdigit() and int(old.name) <= self._count - self.keep:
+                    shutil.rmtree(old, ignore_errors=True)
+            return folder
+
+    def close(self) -> None:
+        """Remove the folder and everything in it (a later `new` makes another)."""
+        with self._lock:
+            if self._cleanup is not None:
+                self._cleanup()
+            self.root, self._cleanup = None, None
+
+
 def _with_status(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
     """Turn library errors into a message in the browser instead of a stack trace."""
 
@@ -103,12 +146,16 @@ class GenerateHandler:
 
     A call is a generator of page updates. It holds the model's `busy` lock while the runs go;
     when the page stops it (Stop, a closed tab), the run still going is cancelled and waited for
-    before the model is free again. The results are saved as WAV and trace JSON at the end.
+    before the model is free again. The results are saved as WAV and trace JSON at the end, in
+    `downloads` (one folder for the app, a numbered sub-folder per generation).
     """
 
-    def __init__(self, holder: ModelHolder, poll_s: float = POLL_S) -> None:
+    def __init__(
+        self, holder: ModelHolder, poll_s: float = POLL_S, downloads: Downloads | None = None
+    ) -> None:
         self.holder = holder
         self.poll_s = poll_s
+        self.downloads = downloads if downloads is not None else Downloads()
 
     def __call__(
         self,
@@ -192,12 +239,11 @@ class GenerateHandler:
         result.trace.settings["seconds_taken"] = round(run.elapsed, 2)
         return result
 
-    @staticmethod
     def _finish(
-        backbone: Backbone, steers: Sequence[Steer], results: dict[str, Result], total: float
+        self, backbone: Backbone, steers: Sequence[Steer], results: dict[str, Result], total: float
     ) -> Outputs:
-        """Save each run as WAV and trace JSON; the final page update."""
-        out = Path(tempfile.mkdtemp(prefix="smitin-ui-"))
+        """Save each run as WAV and trace JSON (in this app's downloads folder); the final page update."""
+        out = self.downloads.new()
         files, named = [], []
         for name, result in results.items():
             wav = result.save(out / f"{name}.wav", out / f"{name}-trace.json")[0]
