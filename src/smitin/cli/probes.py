@@ -3,13 +3,59 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+from .registry import UsageError
+
+
+def check_values(args: argparse.Namespace) -> None:
+    """Refuse nonsense numbers before the model is loaded (what needs the model: `check_for_model`)."""
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise UsageError(f"--seconds must be a positive number of seconds, not {args.seconds}")
+    if not math.isfinite(args.gate_db):
+        raise UsageError(f"--gate-db must be a number of dB (e.g. -35), not {args.gate_db}")
+    for flag, value in (("--batch-size", args.batch_size), ("--last", args.last)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, not {value}")
+    if args.max_per_track is not None and args.max_per_track < 1:
+        raise UsageError(
+            f"--max-per-track must be at least 1 (or left out for no limit), not {args.max_per_track}"
+        )
+    if "val_fraction" in args and not 0 < args.val_fraction < 1:
+        raise UsageError(
+            f"--val-fraction is the share of tracks held out for validation: between 0 and 1 (e.g. 0.2), "
+            f"not {args.val_fraction}"
+        )
+    if "C" in args and not (math.isfinite(args.C) and args.C > 0):
+        raise UsageError(
+            f"--C is the inverse regularisation strength: a positive number (default 1), not {args.C}"
+        )
+
+
+def check_for_model(args: argparse.Namespace, backbone) -> None:
+    """Refuse segments shorter than one codec frame, or more positions than a segment holds."""
+    rate = backbone.frame_rate
+    frames = math.floor(args.seconds * rate + 1e-9)
+    if frames < 1:
+        raise UsageError(
+            f"--seconds {args.seconds:g} is shorter than one codec frame of {backbone.name} "
+            f"({1 / rate:g} s at {rate:g} frames per second); use at least {1 / rate:g} s (the paper uses 3)"
+        )
+    if args.last > frames:
+        raise UsageError(
+            f"--last {args.last} reads more positions than a {args.seconds:g} s segment holds "
+            f"({frames} codec frames of {backbone.name}); lower --last or raise --seconds"
+        )
 
 
 def _load(args: argparse.Namespace):
     from ..backbone import load
 
-    return load(args.model, device=args.device, dtype=args.dtype)
+    check_values(args)
+    backbone = load(args.model, device=args.device, dtype=args.dtype)
+    check_for_model(args, backbone)
+    return backbone
 
 
 def _segments(args: argparse.Namespace, backbone):
