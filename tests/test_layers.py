@@ -21,6 +21,7 @@ RANKS = {
     "recipes": 0,
     "lanes": 0,
     "audio": 0,
+    "files": 0,
     "activity": 0,
     "logistic": 0,
     "codec": 1,

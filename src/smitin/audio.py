@@ -10,6 +10,8 @@ import soxr
 
 RMS_TARGET = 0.1  # -20 dBFS: every loaded segment is scaled to this RMS, both classes alike
 SILENT_RMS = 1e-6  # below this a clip is treated as silence and left unscaled
+PEAK_CEILING = 0.99  # written audio louder than full scale is scaled down to this peak (never clipped)
+QUIET_DBFS = -60.0  # a generated clip below this RMS level is reported as (nearly) silent
 
 
 class AudioError(ValueError):
@@ -44,13 +46,64 @@ def read(
         raise AudioError(f"{path}: cannot read audio ({err}); convert it to WAV or FLAC") from None
     if data.size == 0:
         raise AudioError(f"{path}: no audio samples (empty file or start past its end)")
+    check_finite(data, str(path))
     return resample(to_mono(data), rate, sample_rate)
 
 
-def write(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+def check_finite(audio: np.ndarray, name: str) -> None:
+    """Refuse NaN or infinite samples (a corrupt file): they would silently poison the codec's codes."""
+    bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+    if bad:
+        raise AudioError(
+            f"{name}: {bad} of {np.size(audio)} samples are NaN or infinite; the audio is corrupt: "
+            "re-export it from its source"
+        )
+
+
+def limit_peak(audio: np.ndarray, ceiling: float = PEAK_CEILING) -> tuple[np.ndarray, float]:
+    """Scale a clip down as a whole if it peaks above full scale: (audio, gain applied, 1 if none).
+
+    A 16-bit WAV would clip those samples; one gain for the whole clip keeps its sound.
+    """
+    peak = float(np.max(np.abs(audio))) if np.size(audio) else 0.0
+    if peak <= 1.0:
+        return np.asarray(audio, dtype=np.float32), 1.0
+    gain = ceiling / peak
+    return (np.asarray(audio, dtype=np.float32) * gain).astype(np.float32), gain
+
+
+def level_dbfs(audio: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (-inf for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if np.size(audio) else 0.0
+    return 20 * float(np.log10(rms)) if rms > 0 else float("-inf")
+
+
+def inspect(path: str | Path) -> float:
+    """Check an audio prompt before a model is loaded: readable, finite, not silent; its seconds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.asarray(audio, dtype=np.float32), sample_rate)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{path}: cannot read audio ({err}); convert it to WAV or FLAC") from None
+    if data.size == 0:
+        raise AudioError(f"{path}: no audio samples (empty file)")
+    check_finite(data, str(path))
+    if level_dbfs(data) < 20 * np.log10(SILENT_RMS):
+        raise AudioError(
+            f"{path}: the audio prompt is silent; give music to continue, or use `smitin generate`"
+        )
+    return len(data) / rate
+
+
+def write(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write a WAV (or any soundfile format, by suffix) under a temporary name, then rename it."""
+    from .files import atomic
+
+    path = Path(path)
+    with atomic(path) as tmp:
+        sf.write(str(tmp), np.asarray(audio, dtype=np.float32), sample_rate)
     return path
 
 

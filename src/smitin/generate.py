@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,41 +10,126 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
 from . import audio as audio_io
 from .backbone import Backbone
+from .files import staged
 from .monitor import Trace
 from .options import GenerationOptions
+from .recipes import check_alpha, check_threshold
 from .steering import Steer, Steering, apply
+
+
+class RequestError(ValueError):
+    """A generation request the model cannot serve (too long, too many heads...); says the limit."""
 
 
 @dataclass
 class Result:
-    """Generated audio [B, S] at `sample_rate`, its codes [B, K, frames] and the steering trace."""
+    """Generated audio [B, S] at `sample_rate`, its codes [B, K, frames] and the steering trace.
+
+    For a continuation `audio` holds the codec's re-synthesis of the prompt followed by the new
+    audio (`prompt_seconds` says where the prompt ends), `new_audio` only the new part and
+    `prompt_audio` the prompt as given (mono, at `sample_rate`).
+    """
 
     audio: np.ndarray
     sample_rate: int
     codes: torch.Tensor
     trace: Trace
     prompt_seconds: float = 0.0
+    prompt_audio: np.ndarray | None = None
 
-    def save(self, wav: str | Path, trace: str | Path | None = None) -> list[Path]:
-        """Write one WAV per sample (`out.wav`, or `out-0.wav`, `out-1.wav`... for a batch)."""
+    @property
+    def new_audio(self) -> np.ndarray:
+        """[B, S]: the generated part only (all of `audio` for text-to-music)."""
+        return self.audio[:, round(self.prompt_seconds * self.sample_rate) :]
+
+    def output(self, with_prompt: bool = False) -> np.ndarray:
+        """[B, S] what `save` writes: the new audio, or the prompt as given followed by it."""
+        if not with_prompt or self.prompt_audio is None:
+            return self.new_audio
+        return np.concatenate([self.prompt_audio, self.new_audio], axis=1)
+
+    def save(
+        self, wav: str | Path, trace: str | Path | None = None, *, with_prompt: bool = False
+    ) -> list[Path]:
+        """Write one WAV per sample (`out.wav`, or `out-0.wav`, `out-1.wav`... for a batch).
+
+        A continuation writes its new audio only (with_prompt: the prompt as given, then the new
+        audio). A clip that peaks above full scale is scaled down as a whole to peak
+        `audio.PEAK_CEILING` instead of clipping; the gains, levels and where the prompt ends go
+        into the trace's settings under "output". Every file is written under a temporary name
+        and renamed only when all are written.
+        """
         wav = Path(wav)
-        n = len(self.audio)
+        clips = self.output(with_prompt)
+        n = len(clips)
         paths = [wav if n == 1 else wav.with_name(f"{wav.stem}-{i}{wav.suffix}") for i in range(n)]
-        for path, a in zip(paths, self.audio, strict=True):
-            audio_io.write(path, a, self.sample_rate)
-        if trace is not None:
-            self.trace.save(trace)
+        limited = [audio_io.limit_peak(a) for a in clips]
+        self.trace.settings["output"] = {
+            "written": "prompt+new" if with_prompt and self.prompt_audio is not None else "new",
+            "prompt_seconds": round(self.prompt_seconds, 4) if with_prompt else 0.0,
+            "peak_gain": [round(g, 6) for _, g in limited],
+            "rms_dbfs": [round(audio_io.level_dbfs(a), 2) for a, _ in limited],
+        }
+        targets = paths + ([Path(trace)] if trace is not None else [])
+        with staged(targets) as temps:
+            for tmp, (a, _) in zip(temps, limited, strict=False):
+                sf.write(str(tmp), a, self.sample_rate)
+            if trace is not None:
+                self.trace.save(temps[-1])
         return paths
+
+    def quiet(self) -> list[int]:
+        """Samples whose new audio is (nearly) silent: RMS below `audio.QUIET_DBFS`."""
+        return [i for i, a in enumerate(self.new_audio) if audio_io.level_dbfs(a) < audio_io.QUIET_DBFS]
 
 
 def max_new_tokens(backbone: Backbone, seconds: float) -> int:
     """Steps for `seconds` of new audio: the delay pattern costs K - 1 extra steps."""
     return max(1, round(seconds * backbone.frame_rate)) + backbone.num_codebooks - 1
+
+
+def max_positions(backbone: Backbone) -> int:
+    """Decoder positions the model was built for (MusicGen: 2,048, i.e. about 41 s at 50 Hz)."""
+    config = backbone.model.config
+    decoder = getattr(config, "decoder", config)
+    return int(getattr(decoder, "max_position_embeddings", 2048))
+
+
+def max_seconds(backbone: Backbone, prompt_seconds: float = 0.0) -> float:
+    """The longest new audio the model's positions allow after a prompt of `prompt_seconds`."""
+    free = max_positions(backbone) - 1 - round(prompt_seconds * backbone.frame_rate)
+    return max(0.0, (free - backbone.num_codebooks + 1) / backbone.frame_rate)
+
+
+def check_request(
+    backbone: Backbone, steers: Sequence[Steer], opts: GenerationOptions, prompt_seconds: float = 0.0
+) -> None:
+    """Refuse, before generating, what the model cannot serve; each message states the limit."""
+    limit = max_seconds(backbone, prompt_seconds)
+    if opts.duration > limit:
+        room = max_seconds(backbone) - opts.duration
+        if prompt_seconds:
+            raise RequestError(
+                f"a {prompt_seconds:.1f} s prompt plus {opts.duration:g} s of new audio exceed {backbone.name}'s "
+                f"{max_positions(backbone)} positions: with this duration the prompt may be at most "
+                f"{max(room, 0):.1f} s (keep its last seconds), or ask for at most {limit:.1f} s"
+            )
+        raise RequestError(
+            f"duration {opts.duration:g} s is longer than {backbone.name} can generate: at most {limit:.1f} s "
+            f"({max_positions(backbone)} positions at {backbone.frame_rate:g} frames per second)"
+        )
+    for s in steers:
+        try:
+            check_alpha(s.alpha)
+            check_threshold(s.threshold)
+        except ValueError as err:
+            raise RequestError(f"{s.name}: {err}") from None
 
 
 def generate(
@@ -65,6 +151,7 @@ def generate(
     poll its trace from another thread while the model runs).
     """
     opts = GenerationOptions.build(options, **overrides)
+    check_request(backbone, steer, opts)
     cond = backbone.condition(_texts(prompt, opts.batch))
     return _run(backbone, cond, steer, opts, progress, on_start)
 
@@ -84,8 +171,10 @@ def continue_audio(
     """Continue an audio prompt (a file, or samples at `sample_rate`; mixed to mono, resampled).
 
     A list of prompts continues each in one batch (cut to the shortest); one prompt is repeated
-    `batch` times. The result holds the prompt followed by `duration` seconds of new audio.
-    Options as for `generate`.
+    `batch` times. The result holds the codec's re-synthesis of the prompt followed by `duration`
+    seconds of new audio (`Result.new_audio` is the new part; `Result.save` writes only it unless
+    asked). Prompts with NaN/inf samples, silent or shorter than one codec frame are refused, and
+    so is a prompt too long for the model's positions. Options as for `generate`.
     """
     opts = GenerationOptions.build(options, **overrides)
     many = isinstance(audio, (list, tuple))
@@ -97,11 +186,14 @@ def continue_audio(
     if len(texts) != len(waves):
         raise ValueError(f"{len(waves)} audio prompts but {len(texts)} text prompts")
     n = min(len(w) for w in waves)
+    check_request(backbone, steer, opts, n / backbone.sample_rate)
     cond = backbone.condition(texts)
     values = torch.from_numpy(np.stack([w[:n] for w in waves]))[:, None]
     cond = {**cond, "input_values": values.to(backbone.device, torch.float32)}
     result = _run(backbone, cond, steer, opts, progress, on_start)
     result.prompt_seconds = n / backbone.sample_rate
+    result.prompt_audio = np.stack([w[:n] for w in waves])
+    result.trace.settings["prompt_seconds"] = round(result.prompt_seconds, 4)
     return result
 
 
@@ -109,13 +201,28 @@ def _prompt_wave(backbone: Backbone, audio, sample_rate: int | None) -> np.ndarr
     """One prompt as mono float32 at the model's rate."""
     sr = backbone.sample_rate
     if isinstance(audio, (str, Path)):
-        wave = audio_io.read(audio, sr)
+        name = str(audio)
+        wave = audio_io.read(audio, sr)  # refuses NaN/inf samples, naming the file
     else:
+        name = "the audio prompt"
         if sample_rate is None:
             raise ValueError("give the prompt's sample_rate with raw audio")
+        audio_io.check_finite(np.asarray(audio), name)
         wave = audio_io.resample(audio_io.to_mono(audio), sample_rate, sr)
     if len(wave) < sr / backbone.frame_rate:
-        raise ValueError("the audio prompt is shorter than one codec frame")
+        raise audio_io.AudioError(
+            f"{name}: {len(wave) / sr * 1000:.1f} ms is shorter than one codec frame "
+            f"({1000 / backbone.frame_rate:.0f} ms); give at least {1 / backbone.frame_rate:.2f} s of audio"
+        )
+    if audio_io.level_dbfs(wave) < 20 * np.log10(audio_io.SILENT_RMS):
+        raise audio_io.AudioError(f"{name}: the audio prompt is silent; give music to continue")
+    wave, gain = audio_io.limit_peak(wave)
+    if gain < 1.0:
+        warnings.warn(
+            f"{name}: samples beyond full scale (peak {audio_io.PEAK_CEILING / gain:.3g}); "
+            f"scaled down to peak {audio_io.PEAK_CEILING}",
+            stacklevel=3,
+        )
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 

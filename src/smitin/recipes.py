@@ -10,6 +10,7 @@ direction, every 5th step. `iti` is plain ITI: `smitin` without the monitor.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +82,32 @@ def recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {name!r}") from None
+
+
+MAX_ALPHA = 100.0  # the paper's strengths are 5-20 standard deviations; 100 already drowns the heads
+
+
+def check_alpha(alpha: float | str) -> float:
+    """A steering strength: finite, |alpha| <= MAX_ALPHA (negative removes the trait); else ValueError."""
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"strength must be a number (e.g. 5, or -5 to remove), not {alpha!r}") from None
+    if not math.isfinite(value) or abs(value) > MAX_ALPHA:
+        raise ValueError(
+            f"strength must be a finite number between -{MAX_ALPHA:g} and {MAX_ALPHA:g} "
+            f"(the paper uses 5 to 20), not {alpha!r}"
+        )
+    return value
+
+
+def check_threshold(threshold: float | None) -> float | None:
+    """A monitor threshold tau: None (from the probes' accuracy) or a probability strictly in (0, 1)."""
+    if threshold is None:
+        return None
+    value = float(threshold)
+    if not (0.0 < value < 1.0):
+        raise ValueError(
+            f"threshold must be a probability strictly between 0 and 1 (e.g. 0.6), not {threshold!r}"
+        )
+    return value

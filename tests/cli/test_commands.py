@@ -53,7 +53,7 @@ def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
 
     rc = main(["continue", str(wav), "--model", str(model_dir), "--steer", f"{probes}:-3", "--no-monitor",
                "--duration", "0.2", "--out", str(tmp_path / "cont.wav")])  # fmt: skip
-    assert rc == 0 and len(sf.read(tmp_path / "cont.wav")[0]) == int(0.5 * 8000)
+    assert rc == 0 and len(sf.read(tmp_path / "cont.wav")[0]) == int(0.2 * 8000)  # the new audio only
 
 
 def test_errors_name_the_file_and_the_fix(model_dir, tmp_path, capsys):

@@ -76,8 +76,8 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE[:ALPHA]",
-        help="probe file to steer with, optionally with its strength (default 5; negative removes the trait). "
-        "Repeat for several traits",
+        help="probe file to steer with, optionally with its strength (default 5; negative removes the trait; "
+        "|ALPHA| <= 100). Repeat for several traits",
     )
     p.add_argument(
         "--recipe",
@@ -91,7 +91,10 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         "--no-monitor", action="store_true", help="always push (plain ITI) instead of self-monitoring"
     )
     p.add_argument(
-        "--threshold", type=float, default=None, help="monitor threshold (default median(acc) - std(acc))"
+        "--threshold",
+        type=float,
+        default=None,
+        help="monitor threshold, a probability in (0, 1) (default median(acc) - std(acc))",
     )
     p.add_argument(
         "--heads",
@@ -115,7 +118,13 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gain", choices=("switch", "ramp"), default="switch", help="monitor response (default switch)"
     )
-    p.add_argument("--duration", type=float, default=5.0, help="seconds of new audio (default 5)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        help="seconds of new audio (default 5; at most what the model's positions allow: about 40 s for "
+        "facebook/musicgen-*, less after a long prompt)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--batch", type=int, default=1, help="samples to generate at once (default 1)")
     p.add_argument(
@@ -126,7 +135,13 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         default=3.0,
         help="classifier-free guidance scale (default 3; 1 turns CFG off)",
     )
-    p.add_argument("--out", type=Path, default=Path("out.wav"), help="WAV to write (default out.wav)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out.wav"),
+        help="WAV to write (default out.wav); a clip louder than full scale is scaled down as a whole "
+        "(the gain is in the trace)",
+    )
     p.add_argument("--trace", type=Path, default=None, help="JSON file for the per-step monitor trace")
     p.add_argument("--plot", type=Path, default=None, help="PNG with the trace and the spectrogram")
 
@@ -171,6 +186,11 @@ def generate(p: argparse.ArgumentParser) -> None:
 def continue_(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", type=Path, help="audio prompt (wav, flac, ...)")
     p.add_argument("--prompt", default=None, help="optional text prompt")
+    p.add_argument(
+        "--with-prompt",
+        action="store_true",
+        help="write the prompt as given followed by the new audio (default: the new audio only)",
+    )
     model_args(p)
     steer_args(p)
 

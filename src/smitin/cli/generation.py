@@ -7,22 +7,29 @@ is loaded: a bad ``--duration`` or ``--every`` fails at once with ``smitin: erro
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..options import GenerationOptions
-from ..recipes import parse_heads, recipe
+from ..recipes import check_alpha, check_threshold, parse_heads, recipe
 from .registry import UsageError
 
 
 def parse_steer(spec: str) -> tuple[Path, float]:
-    """FILE[:ALPHA] -> (path, alpha); a colon that is part of the path is kept."""
+    """FILE[:ALPHA] -> (path, alpha), the strength checked; a colon that is part of a path is kept.
+
+    A UsageError says what is wrong with the strength (not a number, not finite, out of range).
+    """
     path, sep, alpha = spec.rpartition(":")
-    if sep:
-        try:
-            return Path(path), float(alpha)
-        except ValueError:
-            pass
-    return Path(spec), 5.0
+    if not sep or not path or "/" in alpha or "\\" in alpha or Path(spec).exists():
+        return Path(spec), 5.0  # no strength given (or the colon belongs to the path)
+    try:
+        return Path(path), check_alpha(alpha)
+    except ValueError as err:
+        raise UsageError(f"--steer {spec}: {err}") from None
+
+
+FLAGS = {"guidance_scale": "--guidance", "duration": "--duration", "batch": "--batch", "every": "--every"}
 
 
 def options_from_args(args: argparse.Namespace, **fields) -> GenerationOptions:
@@ -30,7 +37,12 @@ def options_from_args(args: argparse.Namespace, **fields) -> GenerationOptions:
     try:
         return GenerationOptions(**fields)
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        message = str(err)
+        for name, flag in FLAGS.items():  # say it with the flag the user typed
+            if message.startswith(name):
+                message = flag + message[len(name) :]
+                break
+        raise UsageError(message) from None
 
 
 def _heads(spec: str | None, default: str | int) -> str | int:
@@ -38,6 +50,22 @@ def _heads(spec: str | None, default: str | int) -> str | int:
         return parse_heads(spec, default)
     except ValueError as err:
         raise UsageError(f"--{err}") from None
+
+
+def _outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable --out/--trace/--plot before any model is loaded."""
+    from ..files import OutputError, check_writable
+
+    for flag in ("out", "trace", "plot"):
+        path = getattr(args, flag)
+        if path is not None:
+            try:
+                check_writable(path, f"--{flag}")
+            except OutputError as err:
+                raise UsageError(str(err)) from None
+    if args.batch > 1:  # out-0.wav, out-1.wav... land next to --out
+        for i in range(args.batch):
+            check_writable(args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}"), "--out")
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -54,23 +82,38 @@ def generate(args: argparse.Namespace) -> int:
         gain=args.gain,
     )
     heads = _heads(args.heads, how.heads)
+    try:
+        threshold = check_threshold(args.threshold)
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None
+    steers_spec = [parse_steer(s) for s in args.steer]
+    _outputs(args)
+    from .. import audio as audio_io
+
+    if args.command == "continue":
+        audio_io.inspect(args.audio)  # readable, finite, not silent: before loading a model
     from ..backbone import load
     from ..generate import continue_audio
     from ..generate import generate as generate_audio
     from ..probes import ProbeSet
     from ..steering import Steer
 
-    steers_spec = [parse_steer(s) for s in args.steer]
     for path, _ in steers_spec:  # fail on a bad probe file before loading a large model
         ProbeSet.load(path)
     backbone = load(args.model, device=args.device, dtype=args.dtype)
+    total = backbone.layout.layers * backbone.layout.heads
+    if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
+        raise UsageError(
+            f"--heads must be 'soft' or 1..{total} ({backbone.layout.layers} layers x "
+            f"{backbone.layout.heads} heads in {backbone.name}), not {heads}"
+        )
     steers = [
         Steer(
             ProbeSet.load(path, backbone),
             alpha=alpha,
             heads=heads,
             monitor=how.monitor and not args.no_monitor,
-            threshold=args.threshold,
+            threshold=threshold,
             direction=args.direction or how.direction,
         )
         for path, alpha in steers_spec
@@ -79,21 +122,39 @@ def generate(args: argparse.Namespace) -> int:
         result = generate_audio(backbone, args.prompt or None, steer=steers, options=options)
     else:
         result = continue_audio(backbone, args.audio, prompt=args.prompt, steer=steers, options=options)
-    paths = result.save(args.out, args.trace)
-    for path in paths:
-        print(f"wrote {path} ({result.audio.shape[1] / result.sample_rate:.2f} s at {result.sample_rate} Hz)")
+    with_prompt = getattr(args, "with_prompt", False)
+    paths = result.save(args.out, args.trace, with_prompt=with_prompt)
+    written = result.output(with_prompt)
+    out = result.trace.settings["output"]
+    for i, path in enumerate(paths):
+        note = (
+            f", scaled by {out['peak_gain'][i]:.3f} to stay below full scale"
+            if out["peak_gain"][i] < 1
+            else ""
+        )
+        print(
+            f"wrote {path} ({written.shape[1] / result.sample_rate:.2f} s at {result.sample_rate} Hz{note})"
+        )
+    for i in result.quiet():
+        print(
+            f"warning: {paths[i]} is nearly silent ({out['rms_dbfs'][i]:.0f} dBFS); "
+            "try another --seed or prompt",
+            file=sys.stderr,
+        )
     if args.trace:
         print(f"wrote {args.trace}")
     if steers:
         print(result.trace.describe())
     if args.plot:
+        from ..files import atomic
         from ..plots import report
 
-        report(
-            args.plot,
-            traces=[("steered", result.trace)],
-            audio=[("output", result.audio[0], result.sample_rate)],
-        )
+        with atomic(args.plot) as tmp:
+            report(
+                tmp,
+                traces=[("steered", result.trace)],
+                audio=[("output", written[0], result.sample_rate)],
+            )
         print(f"wrote {args.plot}")
     return 0
 

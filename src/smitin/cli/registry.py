@@ -91,6 +91,8 @@ def user_error(err: BaseException) -> bool:
         ("smitin.probes", "ProbeFileError"),
         ("smitin.data.errors", "DataError"),
         ("smitin.audio", "AudioError"),
+        ("smitin.files", "OutputError"),
+        ("smitin.generate", "RequestError"),
     )
     classes = tuple(
         getattr(sys.modules[m], name)

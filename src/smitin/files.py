@@ -1,0 +1,66 @@
+"""Output files: checked before any work starts, written under a temporary name, then renamed.
+
+A run that fails or is killed half way leaves no half-written WAV, trace or plot behind, and a
+set of files that belong together (a WAV and its trace) appear together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output path cannot be written; the message names it and the fix."""
+
+
+def check_writable(path: str | Path, what: str = "output") -> Path:
+    """Refuse, before any work, a path that cannot be written (no folder, not a folder, no permission)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'out.wav'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{what} {path} exists and cannot be overwritten (permission denied)")
+    folder = path.parent
+    while not folder.exists():  # the nearest folder that exists decides: the rest is created
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{what} {path}: {folder} is a file, not a folder; choose a path in a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{what} {path}: cannot write in {folder} (permission denied); choose another folder"
+        )
+    return path
+
+
+def temporary_name(path: Path) -> Path:
+    """A hidden sibling with the same suffix (writers such as soundfile pick the format from it)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+@contextmanager
+def staged(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Yield temporary paths to write; on success all are renamed into place, on failure all removed.
+
+    Files are created the ordinary way (the umask decides their mode), never with mkstemp's 0600.
+    """
+    finals = [Path(p) for p in paths]
+    temps = [temporary_name(p) for p in finals]
+    for p in finals:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield temps
+        for tmp, final in zip(temps, finals, strict=True):
+            os.replace(tmp, final)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic(path: str | Path) -> Iterator[Path]:
+    """One file: write to the yielded temporary path; it replaces `path` only if the block succeeds."""
+    with staged([path]) as (tmp,):
+        yield tmp
