@@ -164,3 +164,28 @@ def test_an_old_file_steers_only_along_its_own_direction():
         ProbeFileError, match="retrain them with `smitin probes train` to steer along 'mass_mean'"
     ):
         old.steering_vectors("mass_mean")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_probe_file_follows_the_umask_and_is_replaced_atomically(umask, tmp_path, monkeypatch):
+    import os
+
+    from smitin import probes as module
+
+    z, y, groups = synthetic()
+    p = train(z, y, groups, meta={"trait": "drums"})
+    old = os.umask(umask)
+    try:
+        path = p.save(tmp_path / "drums.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not safetensors' 0600
+    before = path.read_bytes()
+
+    def cut(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.os, "replace", cut)
+    with pytest.raises(OSError, match="disk full"):
+        train(z, y, groups, meta={"trait": "bass"}).save(path)
+    assert path.read_bytes() == before and [f.name for f in tmp_path.iterdir()] == ["drums.safetensors"]

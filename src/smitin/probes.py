@@ -7,6 +7,9 @@ the data by track, derives directions and spreads, and reads and writes probe fi
 from __future__ import annotations
 
 import json
+import os
+import re
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .backbone import Backbone, HeadLayout
 from .logistic import fit_logistic
@@ -169,6 +172,7 @@ class ProbeSet:
 
     # -- files -------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """Write the probe file atomically (a temporary name, then renamed), with the umask's mode."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: getattr(self, name).detach().float().cpu().contiguous() for name in TENSORS}
@@ -176,7 +180,14 @@ class ProbeSet:
             tensors[f"direction_{d}"] = unit.detach().float().cpu().clone()
             tensors[f"sigma_{d}"] = sigma.detach().float().cpu().clone()
         meta = {**self.meta, "smitin": __version__, "layout": self.layout.fingerprint()}
-        save_file(tensors, path, metadata={METADATA_KEY: json.dumps(meta)})
+        # serialised here and written with open(): safetensors' save_file creates the file 0600
+        blob = save(tensors, metadata={METADATA_KEY: json.dumps(meta)})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.write_bytes(blob)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -202,11 +213,7 @@ class ProbeSet:
                 f"{path}: not a readable probe file (truncated, damaged or another format: {err}); "
                 "re-download it or retrain with `smitin probes train`"
             ) from None
-        shapes = {t.shape[:2] for t in (*tensors.values(), *extra.values())}
-        if len(shapes) != 1:
-            raise ProbeFileError(
-                f"{path}: tensors disagree on [layers, heads] ({shapes}); the file is damaged"
-            )
+        _validate(path, meta, {**tensors, **extra})
         directions = {
             d: (extra[f"direction_{d}"], extra[f"sigma_{d}"])
             for d in DIRECTIONS
@@ -216,6 +223,67 @@ class ProbeSet:
         if backbone is not None:
             probes.check(backbone, path)
         return probes
+
+
+VECTORS = ("weight", "direction", "mean_pos", "mean_neg", *(f"direction_{d}" for d in DIRECTIONS))
+META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "trait": str,
+    "model": str,
+    "weights": str,
+    "layout": str,
+    "smitin": str,
+    "sample_rate": int,
+    "segment_seconds": (int, float),
+    "positions_per_segment": int,
+    "text": (str, type(None)),
+    "data": dict,
+    "training": dict,
+    "accuracy": dict,
+}
+
+
+def _validate(path: Path, meta: Any, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse a well-formed file whose content cannot be probes: metadata, dtypes, shapes, values."""
+
+    def bad(problem: str) -> ProbeFileError:
+        return ProbeFileError(
+            f"{path}: {problem}; the file is damaged or was not written by smitin: "
+            "retrain it with `smitin probes train`"
+        )
+
+    if not isinstance(meta, dict):
+        raise bad(f"its smitin metadata is a JSON {type(meta).__name__}, not an object")
+    for name, kind in META_TYPES.items():
+        if name in meta and (not isinstance(meta[name], kind) or isinstance(meta[name], bool)):
+            kinds = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise bad(f"metadata {name!r} is {meta[name]!r}, not of type {kinds}")
+    direction = meta.get("training", {}).get("direction", "probe")
+    if direction not in DIRECTIONS:
+        raise bad(f"metadata training direction is {direction!r}, not one of {DIRECTIONS}")
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            raise bad(f"tensor {name!r} is {t.dtype}, not a float tensor")
+    w = tensors["weight"]
+    if w.dim() != 3 or 0 in w.shape:
+        raise bad(f"tensor 'weight' has shape {tuple(w.shape)}, not [layers, heads, head_dim]")
+    want = tuple(w.shape)
+    declared = re.fullmatch(r"L(\d+)xH(\d+)xD(\d+)", meta.get("layout", HeadLayout(*want).fingerprint()))
+    if declared is None or tuple(int(g) for g in declared.groups()) != want:
+        raise bad(
+            f"metadata layout {meta.get('layout')!r} does not match the tensors' {HeadLayout(*want).fingerprint()}"
+        )
+    for name, t in tensors.items():
+        shape = want if name in VECTORS else want[:2]
+        if tuple(t.shape) != shape:
+            raise bad(f"tensor {name!r} has shape {tuple(t.shape)}, not {shape} as 'weight' says")
+        if not torch.isfinite(t).all():
+            raise bad(f"tensor {name!r} holds NaN or infinite values")
+    acc = tensors["accuracy"]
+    if acc.min() < 0 or acc.max() > 1:
+        raise bad(f"accuracies must lie in [0, 1], not [{acc.min():g}, {acc.max():g}]")
+    for name in (n for n in tensors if n.startswith("sigma")):
+        if tensors[name].min() < 0:
+            raise bad(f"tensor {name!r} (a spread) holds negative values")
 
 
 def train(

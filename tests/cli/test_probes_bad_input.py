@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from helpers import make_probes
+from smitin.backbone import HeadLayout
 from smitin.cli import main
+from smitin.probes import ProbeFileError, ProbeSet
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +77,65 @@ def test_segments_shorter_than_a_codec_frame_are_refused_once_the_model_is_known
     refused([*base, "--seconds", "0.01"], capsys, "--seconds 0.01", "one codec frame", "at least 0.02 s")
     refused([*base, "--seconds", "0.1", "--last", "6"], capsys, "--last 6", "5 codec frames")
     assert [p.name for p in tmp_path.iterdir()] == ["stems"]  # no cache, no probe file
+
+
+def _hostile(path, change):
+    """A probe file written the ordinary way, then one thing changed by `change(tensors, meta)`."""
+    good = make_probes(HeadLayout(2, 4, 8)).save(path.with_name("good.safetensors"))
+    from safetensors import safe_open
+
+    with safe_open(good, framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()["smitin"])
+    meta = change(tensors, meta) or meta
+    save_file(tensors, path, metadata={"smitin": json.dumps(meta)})
+    return path
+
+
+def _set(name, value):
+    return lambda t, m: t.__setitem__(name, value)
+
+
+NAN_WEIGHT = torch.full((2, 4, 8), float("nan"))
+HOSTILE = {
+    "nan-weight": (_set("weight", NAN_WEIGHT), "'weight' holds NaN or infinite"),
+    "inf-sigma": (_set("sigma_mass_mean", torch.full((2, 4), float("inf"))), "'sigma_mass_mean' holds NaN"),
+    "list-meta": (lambda t, m: ["drums", m], "metadata is a JSON list, not an object"),
+    "list-training": (lambda t, m: {**m, "training": ["probe"]}, "'training' is ['probe']"),
+    "number-trait": (lambda t, m: {**m, "trait": 3}, "'trait' is 3"),
+    "int-accuracy": (_set("accuracy", torch.ones(2, 4, dtype=torch.int64)), "'accuracy' is torch.int64"),
+    "short-direction": (_set("direction", torch.ones(2, 4, 7)), "'direction' has shape (2, 4, 7)"),
+    "bias-per-dim": (_set("bias", torch.ones(2, 4, 8)), "'bias' has shape (2, 4, 8), not (2, 4)"),
+    "flat-weight": (_set("weight", torch.ones(64)), "'weight' has shape (64,)"),
+    "foreign-layout": (lambda t, m: {**m, "layout": "L9xH9xD9"}, "layout 'L9xH9xD9' does not match"),
+    "accuracy-5": (_set("accuracy", torch.full((2, 4), 5.0)), "accuracies must lie in [0, 1]"),
+    "negative-sigma": (_set("sigma", -torch.ones(2, 4)), "'sigma' (a spread) holds negative"),
+    "unknown-direction": (
+        lambda t, m: {**m, "training": {"direction": "pca"}},
+        "training direction is 'pca'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_probes_show_refuses_a_hostile_probe_file(case, tmp_path, capsys):
+    change, problem = HOSTILE[case]
+    path = _hostile(tmp_path / f"{case}.safetensors", change)
+    with pytest.raises(ProbeFileError, match="smitin probes train"):
+        ProbeSet.load(path)
+    refused(
+        ["probes", "show", str(path), "--plot", str(tmp_path / "heat.png")],
+        capsys,
+        f"{case}.safetensors",
+        problem,
+        "retrain it with `smitin probes train`",
+    )
+    assert not (tmp_path / "heat.png").exists()
+
+
+def test_generate_refuses_a_nan_probe_file(model_dir, tmp_path, capsys):
+    path = _hostile(tmp_path / "nan.safetensors", _set("weight", NAN_WEIGHT))
+    argv = ["generate", "", "--model", str(model_dir), "--steer", str(path), "--duration", "0.1",
+            "--out", str(tmp_path / "out.wav")]  # fmt: skip
+    refused(argv, capsys, "nan.safetensors", "'weight' holds NaN")
+    assert not (tmp_path / "out.wav").exists()
