@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .monitor import Trace  # noqa: E402
+from .monitor import WANT_WORDS, Trace  # noqa: E402
 from .probes import ProbeSet  # noqa: E402
 
 
@@ -33,12 +33,67 @@ def heatmap(probes: ProbeSet, ax=None):
     return ax
 
 
+LANE_COLORS = {"add": "tab:green", "remove": "tab:red", "free": "0.55"}  # a lane's wishes, shaded
+
+
+def laned_traits(tr: Trace) -> list[int]:
+    """Indices of the traits that followed a lane (their settings name one) and whose wishes were recorded."""
+    if tr.want is None:
+        return []
+    settings = tr.settings.get("traits", [])
+    return [i for i, s in enumerate(settings[: len(tr.traits)]) if s.get("lane")]
+
+
+def shade_lanes(ax, tr: Trace) -> list:
+    """Shade each laned trait's wishes behind the curves (add green, remove red, free grey).
+
+    Several laned traits share the height in strips, bottom to top in trait order, each named at
+    its right edge. Returns legend handles for the three wishes ([] when no trait had a lane).
+    """
+    from matplotlib.patches import Patch
+
+    laned = laned_traits(tr)
+    if not laned or tr.want is None or len(tr.want) == 0:
+        return []
+    edges = np.arange(len(tr.want) + 1) / tr.frame_rate
+    n = len(laned)
+    for k, i in enumerate(laned):
+        words = tr.wanted(i)
+        start = 0
+        for s in range(1, len(words) + 1):
+            if s == len(words) or words[s] != words[start]:
+                ax.axvspan(
+                    edges[start],
+                    edges[s],
+                    ymin=k / n,
+                    ymax=(k + 1) / n,
+                    color=LANE_COLORS[words[start]],
+                    alpha=0.15,
+                    lw=0,
+                    zorder=0,
+                )
+                start = s
+        if n > 1:
+            ax.text(
+                0.995,
+                (k + 0.5) / n,
+                tr.traits[i],
+                transform=ax.transAxes,
+                ha="right",
+                va="center",
+                fontsize=7,
+                alpha=0.7,
+            )
+    return [Patch(color=LANE_COLORS[w], alpha=0.3, label=f"lane: {w}") for w in WANT_WORDS.values()]
+
+
 def trace(tr: Trace, ax=None, sample: int = 0):
-    """C(t) per trait with its threshold, and the steps where the edit was applied."""
+    """C(t) per trait with its threshold, the steps where the edit was applied, and any lanes shaded."""
     ax = ax or plt.figure(figsize=(7, 3)).gca()
     if len(tr.c) == 0:
         ax.set_title("no steering trace")
         return ax
+    lanes = shade_lanes(ax, tr)
     t = np.arange(len(tr.c)) / tr.frame_rate
     applied = tr.applied.numpy()
     for i, name in enumerate(tr.traits):
@@ -51,8 +106,9 @@ def trace(tr: Trace, ax=None, sample: int = 0):
     ax.set_ylim(-0.1 - 0.04 * len(tr.traits), 1.02)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("probe value C")
-    ax.set_title("monitor: C(t), threshold (dashed), edits (ticks)")
-    ax.legend(loc="upper right", fontsize=7)
+    ax.set_title("monitor: C(t), threshold (dashed), edits (ticks)" + (", lanes (shaded)" if lanes else ""))
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + lanes, loc="upper right", fontsize=7)
     return ax
 
 
