@@ -17,6 +17,7 @@ from ..options import GenerationOptions
 from ..recipes import DEFAULT_RECIPE, RECIPES, recipe
 
 TASKS = ("continuation", "text-to-music", "removal")
+PARTS = (*TASKS, "automation")  # --tasks may also name the automation part (trait lanes), not in the default
 METHODS = ("none", "text", "iti", "no-monitor", "smitin", "smitin+text", "smitin-paper")
 LABELS = {
     "none": "no control",
@@ -122,7 +123,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-seed", type=int, default=d.data_seed, help="renderer seed (default 0)")
     p.add_argument("--traits", default=None, help="comma-separated traits (default drums,bass,guitar,piano)")
-    p.add_argument("--tasks", default=",".join(d.tasks), help=f"comma-separated from {', '.join(TASKS)}")
+    p.add_argument(
+        "--tasks",
+        default=",".join(d.tasks),
+        help=f"comma-separated from {', '.join(PARTS)} (default: the first three; automation: does a trait "
+        "follow a lane, absent then present and present then absent, judged per 1-s window)",
+    )
     p.add_argument(
         "--methods", default=",".join(d.methods), help=f"comma-separated from {', '.join(METHODS)}"
     )
@@ -182,7 +188,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.alphas:
         base["alphas"] = [float(a) for a in _split(args.alphas)]
     tasks, methods = _split(args.tasks), [ALIASES.get(m, m) for m in _split(args.methods)]
-    for name, got, allowed in (("task", tasks, TASKS), ("method", methods, METHODS)):
+    for name, got, allowed in (("task", tasks, PARTS), ("method", methods, METHODS)):
         bad = [x for x in got if x not in allowed]
         if bad:
             raise SystemExit(f"smitin experiment: unknown {name} {bad}; choose from {', '.join(allowed)}")

@@ -66,9 +66,35 @@ class ProbeDetector:
             codes = bb.encode(torch.from_numpy(np.ascontiguousarray(audio[i : i + batch])))
             t = codes.shape[-1]
             skip = min(int(round(self.warmup * bb.frame_rate)), t // 2)
-            z = capture(bb, codes, last=t - skip)  # [B, P, L, H, D]
-            p = self.probes.probability(z.float().cpu()).flatten(2)[..., self.top]  # [B, P, 16]
-            out.append(confidence(p).mean(-1).numpy())
+            out.append(self._readings(codes, t - skip).mean(-1))
+        return np.concatenate(out)
+
+    def _readings(self, codes: torch.Tensor, last: int) -> np.ndarray:
+        """C at each of the last `last` positions of a teacher-forced pass over codes [B, K, T]."""
+        z = capture(self.backbone, codes, last=last)  # [B, P, L, H, D]
+        p = self.probes.probability(z.float().cpu()).flatten(2)[..., self.top]  # [B, P, 16]
+        return confidence(p).numpy()
+
+    @torch.no_grad()
+    def window_scores(
+        self, audio: np.ndarray, sample_rate: int, seconds: float, window: float = 1.0, batch: int = 4
+    ) -> np.ndarray:
+        """[N, W]: C averaged over each `window` seconds of the last `seconds` of each clip.
+
+        What comes before (a continuation's prompt) is context only, so the first window reads
+        with the music before it, as the monitor did while generating.
+        """
+        bb = self.backbone
+        audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+        if sample_rate != bb.sample_rate:
+            audio = np.stack([resample(a, sample_rate, bb.sample_rate) for a in audio])
+        per = int(round(window * bb.frame_rate))
+        w = int(round(seconds / window))
+        out = []
+        for i in range(0, len(audio), batch):
+            codes = bb.encode(torch.from_numpy(np.ascontiguousarray(audio[i : i + batch])))
+            c = self._readings(codes, min(w * per, codes.shape[-1]))
+            out.append(c[:, -(w * per) :].reshape(len(c), w, -1).mean(-1))
         return np.concatenate(out)
 
     def present(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -232,19 +232,11 @@ def markdown(
     plots: list[Path],
 ) -> str:
     """results.md: the command and data, one table per task, per trait, the sweep, judges, metrics."""
-    cmd = (
-        info.get("command")
-        or "smitin experiment " + ("--quick " if cfg.quick else "") + f"--out {cfg.out} --seed {cfg.seed}"
-    )
     tau = (
         "the paper's median(acc) - std(acc)" if cfg.threshold is None else f"{cfg.threshold:g} (--threshold)"
     )
     parts = [
-        f"# smitin experiment: {info['model']} ({info['layout']}, weights {info['model_digest']})",
-        "",
-        f"Command: `{cmd}` (smitin {info['smitin']}, {info['minutes']} min). Base seed {cfg.seed}; data "
-        f"`{info['data']}` split by track into {info['split']['probe']} probe / {info['split']['judge']} classifier / "
-        f"{info['split']['eval']} evaluation songs.",
+        header(cfg, info),
         "",
         f"Each row: {cfg.prompts} prompts x {cfg.seeds} samples = {cfg.prompts * cfg.seeds} clips of {cfg.duration:g} s per "
         f"trait (continuation prompts: {cfg.prompt_seconds:g} s), alpha {cfg.alpha:g}, {_schedule(cfg)}, "
@@ -335,6 +327,23 @@ def markdown(
     if notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(parts)
+
+
+def header(cfg: Config, info: dict[str, Any]) -> str:
+    """results.md's title and the line with the command, the model and the data split."""
+    cmd = (
+        info.get("command")
+        or "smitin experiment " + ("--quick " if cfg.quick else "") + f"--out {cfg.out} --seed {cfg.seed}"
+    )
+    return "\n".join(
+        [
+            f"# smitin experiment: {info['model']} ({info['layout']}, weights {info['model_digest']})",
+            "",
+            f"Command: `{cmd}` (smitin {info['smitin']}, {info['minutes']} min). Base seed {cfg.seed}; data "
+            f"`{info['data']}` split by track into {info['split']['probe']} probe / {info['split']['judge']} "
+            f"classifier / {info['split']['eval']} evaluation songs.",
+        ]
+    )
 
 
 def _schedule(cfg: Config) -> str:

@@ -24,7 +24,7 @@ from ..options import GenerationOptions
 from ..probes import ProbeSet
 from ..recipes import Recipe, recipe
 from ..steering import Steer
-from .config import SWEEP_METHODS, Config
+from .config import SWEEP_METHODS, TASKS, Config
 from .split import TraitData, caption, pick_prompts, track_meta
 
 TEXT_METHODS = ("text", "smitin+text")  # rows whose prompt asks for the change in words
@@ -45,26 +45,29 @@ class Job:
     count: int  # prompts
     example_text: str = ""
     segments: list[int] | None = None  # per prompt: its segment in the prompt set (names the prompt)
+    lane: str | None = None  # the automation part: the lane steered rows follow (`smitin.lanes` syntax)
+    shape: str | None = None  # the automation part: the lane's name ("absent-present", ...)
 
     @property
     def steered(self) -> bool:
         return self.method not in UNSTEERED
 
     def ident(self) -> dict[str, Any]:
-        """trait, task, method, alpha (None when NaN): what names the row in results and caches."""
-        return {
+        """trait, task, method, alpha (None when NaN) and any lane: what names the row in results and caches."""
+        out = {
             "trait": self.trait,
             "task": self.task,
             "method": self.method,
             "alpha": None if math.isnan(self.alpha) else self.alpha,
         }
+        return {**out, "lane": self.lane} if self.lane is not None else out
 
     def describe(self) -> str:
         return f"{self.trait} {self.task} {self.method} a={self.alpha:g}"
 
     def recipe(self, cfg: Config) -> Recipe:
         """The row's recipe: ITI's, the paper's, or the configured SMITIN one (+/- the monitor)."""
-        if self.method == "iti":
+        if self.method in ("iti", "lane-iti"):
             return replace(recipe("iti"), heads=cfg.iti_heads)
         if self.method == "smitin-paper":
             return recipe("paper")
@@ -77,7 +80,11 @@ class Job:
             return []
         sign = -1.0 if self.task == "removal" else 1.0
         how = self.recipe(cfg)
-        return [Steer(probes, alpha=sign * self.alpha, threshold=cfg.threshold, **how.steer_kwargs())]
+        return [
+            Steer(
+                probes, alpha=sign * self.alpha, threshold=cfg.threshold, lane=self.lane, **how.steer_kwargs()
+            )
+        ]
 
     def options(self, cfg: Config, seed: int) -> GenerationOptions:
         """Generation options of one chunk: the row's recipe sets the schedule."""
@@ -93,6 +100,8 @@ def plan_jobs(
     """
     out = []
     for task in cfg.tasks:
+        if task not in TASKS:  # the automation part plans its own rows (`automation.plan`)
+            continue
         label = 1 if task == "removal" else 0  # removal starts from mixes WITH the trait
         idx = pick_prompts(data.prompts, label, cfg.prompts)
         if not idx:

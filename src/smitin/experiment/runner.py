@@ -27,13 +27,15 @@ from ..backbone import Backbone
 from ..probes import ProbeSet
 from ..steering import Steer
 from ..version import __version__
+from .automation import TASK as AUTOMATION
+from .automation import automation_table, run_automation
 from .cnn import CNNJudge
 from .config import Config
 from .features import window_embeddings
 from .headline import Entry, add_paired_columns, headline
 from .judges import ClassifierJudge, ProbeDetector, optional_judges
 from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
-from .report import Agreement, Clip, Row, add_nll_shift, judge_agreement, markdown, write_csv
+from .report import Agreement, Clip, Row, add_nll_shift, header, judge_agreement, markdown, write_csv
 from .rows import Job, generate_row, plan_jobs
 from .split import prepare_data
 from .stats import accuracy_at, crossfit_accuracy, youden_threshold
@@ -51,6 +53,7 @@ class Results(TypedDict):
     agreement: Agreement
     headline: list[Entry]
     markdown: str
+    automation: list[dict[str, Any]]  # the automation part's rows (`--tasks automation`), [] without it
 
 
 class Experiment:
@@ -308,11 +311,17 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
         r, c = exp.row(job)
         rows.append(r)
         clips.extend(c)
+    auto: list[dict[str, Any]] = []
+    auto_md = ""
+    if AUTOMATION in cfg.tasks:
+        auto, auto_md = run_automation(exp)
+        write_csv(cfg.out / "automation.csv", automation_table(auto))
     add_nll_shift(rows)
     entries = headline(rows, clips)
     add_paired_columns(rows, entries)
-    write_csv(cfg.out / "results.csv", rows)
-    write_csv(cfg.out / "clips.csv", clips)
+    if rows or not auto:
+        write_csv(cfg.out / "results.csv", rows)
+        write_csv(cfg.out / "clips.csv", clips)
     agreement = judge_agreement(rows, clips)
     plots = plot_results(cfg, rows)
     info = {
@@ -325,7 +334,11 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
         "minutes": round((time.time() - t0) / 60, 1),
         "command": command,
     }
-    md = markdown(cfg, rows, entries, exp.judge_info, agreement, exp.notes, info, plots)
+    if rows or not auto:
+        md = markdown(cfg, rows, entries, exp.judge_info, agreement, exp.notes, info, plots)
+        md = md + ("\n" + auto_md if auto_md else "")
+    else:  # the automation part alone
+        md = header(cfg, info) + "\n\n" + auto_md
     (cfg.out / "results.md").write_text(md)
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     (cfg.out / "config.json").write_text(json.dumps({"config": cfg_dict, **info}, indent=1))
@@ -336,4 +349,5 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
         "agreement": agreement,
         "headline": entries,
         "markdown": md,
+        "automation": auto,
     }
