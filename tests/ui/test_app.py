@@ -58,13 +58,14 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
     import soundfile as sf
     from gradio_client import handle_file
 
-    sf.write(tmp_path / "prompt.wav", np.zeros(4000, np.float32), 8000)  # 0.5 s at the model's rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(4000) / 8000)  # 0.5 s at the model's rate
+    sf.write(tmp_path / "prompt.wav", tone.astype(np.float32), 8000)
     cont = list(options)
     cont[1], cont[12] = handle_file(str(tmp_path / "prompt.wav")), False  # continue, steered only
     status, *_rest, files = client.predict(*cont, 3, 0, 0, 0, api_name="/on_generate")
     assert "drums (alpha +3)" in status and "unsteered" not in status
     steered = sf.read(Path(files[0]["value"] if isinstance(files[0], dict) else files[0]))[0]
-    assert len(steered) == pytest.approx(8000 * 1.0, abs=200)  # the prompt, then 0.5 s more
+    assert len(steered) == pytest.approx(8000 * 0.5, abs=200)  # the new audio only, as smitin continue
     bad = list(options)
     bad[9] = "2"  # threshold out of range: a message in the page, not a crash
     with pytest.raises(Exception, match="between 0 and 1"):
