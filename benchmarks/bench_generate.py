@@ -72,21 +72,32 @@ def make_probes(layout: HeadLayout, trait: str, seed: int) -> ProbeSet:
     )
 
 
-def steers(layout: HeadLayout, traits: int, monitor: bool) -> list[Steer]:
+# at 50 frames/s: 3 steps removed, 3 free, 4 added (crossfading over 2 steps), then constant
+LANE = "0-0.06:remove,0.06-0.12:free,0.12-0.2:add,ramp=0.04"
+
+
+def steers(layout: HeadLayout, traits: int, monitor: bool, lanes: bool = False) -> list[Steer]:
     return [
-        Steer(make_probes(layout, t, i), alpha=5.0, monitor=monitor, direction="probe")  # cost: any direction
+        Steer(
+            make_probes(layout, t, i),
+            alpha=5.0,
+            monitor=monitor,
+            direction="probe",  # cost: any direction
+            lane=LANE if lanes else None,
+        )
         for i, t in enumerate(TRAITS[:traits])
     ]
 
 
 EVERY = 1  # steering schedule of every measurement (--every); smitin's recipe edits every step
 
-VARIANTS = {  # name -> (traits, monitor); None = no steering
+VARIANTS = {  # name -> (traits, monitor, lanes); None = no steering
     "plain": None,
     "capture": None,
-    "steer": (1, False),
-    "monitor-1": (1, True),
-    "monitor-4": (4, True),
+    "steer": (1, False, False),
+    "monitor-1": (1, True, False),
+    "monitor-4": (4, True, False),
+    "lanes-4": (4, True, True),  # each trait follows a lane (`LANE`): per-step rows indexed on the device
 }
 
 
@@ -150,10 +161,11 @@ def no_host_sync() -> Iterator[None]:
             setattr(torch.Tensor, n, f)
 
 
-def check_no_sync(fake: FakeBackbone) -> str:
-    """Run 12 steps of 4 monitored traits with host reads forbidden (and CUDA sync debug on)."""
+def check_no_sync(fake: FakeBackbone, lanes: bool = False) -> str:
+    """Run 12 steps of 4 monitored traits (each on a lane: `LANE`) with host reads forbidden (and CUDA sync
+    debug on)."""
     lay = fake.layout
-    state = Steering(fake, steers(lay, 4, True), every=EVERY, cfg=True, max_steps=20)
+    state = Steering(fake, steers(lay, 4, True, lanes), every=EVERY, cfg=True, max_steps=20)
     x = torch.randn(2, 1, lay.width, device=fake.device, dtype=fake.dtype)
     cuda = fake.device.type == "cuda"
     for layer in range(lay.layers):
@@ -303,7 +315,8 @@ def run_model(name: str, args) -> list[list]:
             ]
         )
     print(
-        f"   plain step {step_ms:.1f} ms ({steps} steps x {reps} reps); host sync: {check_no_sync(fake)}; "
+        f"   plain step {step_ms:.1f} ms ({steps} steps x {reps} reps); host sync: {check_no_sync(fake)}, "
+        f"with lanes {check_no_sync(fake, lanes=True)}; "
         f"tensor ops per layer call (4 traits): {ops_per_call(fake):.1f}",
         flush=True,
     )
