@@ -22,6 +22,7 @@ RANKS = {
     "lanes": 0,
     "audio": 0,
     "files": 0,
+    "distributed": 0,
     "activity": 0,
     "logistic": 0,
     "codec": 1,

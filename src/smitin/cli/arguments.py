@@ -178,7 +178,17 @@ def probes_show(p: argparse.ArgumentParser) -> None:
 
 
 def generate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt", help="text prompt ('' for unconditional)")
+    p.add_argument("prompt", nargs="?", default=None, help="text prompt ('' for unconditional)")
+    p.add_argument(
+        "--prompts",
+        type=Path,
+        default=None,
+        help="batch mode instead of PROMPT: a file with one prompt per line, or JSON lines "
+        '{"prompt": ..., "steer": ["FILE:ALPHA"], "seed": N, "duration": S}; writes OUT/NNNN.wav and '
+        "OUT/NNNN.json per line (--out is then a folder, default 'generations'), skips lines already "
+        "written, and splits the lines across processes under torchrun",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     model_args(p)
     steer_args(p)
 
@@ -199,7 +209,13 @@ def data_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (plain layout: <song>/<stem>.wav)")
     p.add_argument("--songs", type=int, default=50, help="number of songs (default 50)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical files")
-    p.add_argument("--sample-rate", type=int, default=32000, help="Hz (default 32000, MusicGen's rate)")
+    p.add_argument(
+        "--sample-rate",
+        type=int,
+        default=32000,
+        help="Hz of the written WAVs, 8000-96000 (default 32000, facebook/musicgen's rate; the bundled model "
+        "runs at 16000). Any rate works for any model: probes train resamples the stems to the model's rate",
+    )
     p.add_argument("--seconds", type=float, default=None, help="length of every song (default 30-60 s)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default: up to 2)")
     p.add_argument("--source", choices=SYNTH_SOURCES, default="mix", help="mma grooves, procedural, or both")

@@ -87,6 +87,22 @@ def generate(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"--{err}") from None
     steers_spec = [parse_steer(s) for s in args.steer]
+    if args.command == "generate" and (args.prompts is None) == (args.prompt is None):
+        raise UsageError("give a PROMPT or --prompts FILE (one of them)")
+    if args.command == "generate" and args.prompts is not None:
+        from . import batch
+
+        if args.out == Path("out.wav"):  # the single-file default: a folder in batch mode
+            args.out = Path("generations")
+        args.steers = steers_spec
+        return batch.run(args, options, heads, threshold, how)
+    from ..distributed import world_from_env
+
+    if world_from_env().distributed:
+        raise UsageError(
+            f"smitin {args.command} makes one file and runs in one process; "
+            "under torchrun use smitin generate --prompts FILE"
+        )
     _outputs(args)
     from .. import audio as audio_io
 

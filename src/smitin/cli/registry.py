@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -113,5 +114,11 @@ def dispatch(args: argparse.Namespace) -> int:
     except Exception as err:
         if not user_error(err):
             raise
-        print(f"smitin: error: {err}", file=sys.stderr)
+        print(f"smitin: error: {rank_tag()}{err}", file=sys.stderr)
         return 2
+
+
+def rank_tag() -> str:
+    """'[rank R/N] ' under torchrun (read from its variables, no torch import), else ''."""
+    size = os.environ.get("WORLD_SIZE", "1")
+    return f"[rank {os.environ.get('RANK', '?')}/{size}] " if size not in ("", "1") else ""
