@@ -139,3 +139,48 @@ def test_generate_refuses_a_nan_probe_file(model_dir, tmp_path, capsys):
             "--out", str(tmp_path / "out.wav")]  # fmt: skip
     refused(argv, capsys, "nan.safetensors", "'weight' holds NaN")
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_too_few_tracks_with_the_trait_fail_before_extraction(model_dir, tmp_path, capsys):
+    """One track has drums: its pairs cannot be split by track. Said before extracting anything."""
+    from helpers import plain_song
+
+    stems = tmp_path / "stems"
+    for name in ("a", "b", "c"):
+        plain_song(stems, name)
+    for name in ("b", "c"):
+        (stems / name / "drums.wav").unlink()
+    cache, out = tmp_path / "cache", tmp_path / "p.safetensors"
+    argv = ["probes", "train", "--model", str(model_dir), "--data", str(stems), "--trait", "drums",
+            "--seconds", "1", "--cache", str(cache), "--out", str(out), "--quiet"]  # fmt: skip
+    refused(
+        argv,
+        capsys,
+        str(stems.resolve()),
+        "segments from 1 track;",
+        "at least 2 tracks",
+        "add tracks where the trait plays",
+    )
+    assert not cache.exists() and not out.exists()  # refused before extraction
+
+
+def test_two_folders_with_2_and_1_clips_fail_before_extraction(model_dir, tmp_path, capsys):
+    from helpers import noise, tone, write
+
+    pos, neg = tmp_path / "with", tmp_path / "without"
+    for i in range(2):
+        write(pos / f"{i}.wav", noise(2.0, seed=i))
+    write(neg / "0.wav", tone(2.0, 220.0))
+    cache, out = tmp_path / "cache", tmp_path / "p.safetensors"
+    argv = ["probes", "train", "--model", str(model_dir), "--positive", str(pos), "--negative", str(neg),
+            "--seconds", "1", "--cache", str(cache), "--out", str(out), "--quiet"]  # fmt: skip
+    refused(argv, capsys, str(pos), str(neg), "2 clips with the trait (positive folder) and 1 without it",
+            "add clips without it (negative folder)")  # fmt: skip
+    assert not cache.exists() and not out.exists()
+    write(pos / "2.wav", noise(2.0, seed=2))  # 3 + 3 clips: enough of each, but the default split
+    for i in (1, 2):  # (a fifth of 6 clips) holds out one clip, so validation has one class only
+        write(neg / f"{i}.wav", tone(2.0, 220.0 + 40 * i))
+    refused(
+        argv, capsys, "3 clips with the trait", "on the validation side", "--val-fraction", "--split-seed"
+    )
+    assert not cache.exists() and not out.exists()
