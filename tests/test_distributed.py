@@ -1,0 +1,26 @@
+"""The rank arithmetic of smitin.distributed (the multi-process runs are in tests/cli/test_batch.py)."""
+
+import pytest
+
+from smitin.distributed import World, rounds, world_from_env
+
+
+def test_world_from_the_launchers_variables():
+    assert world_from_env({}) == World(0, 1, 0)
+    w = world_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert (w.rank, w.size, w.local_rank, w.distributed, w.main) == (3, 4, 1, True, False)
+    assert w.device("cuda") == "cuda:1" and w.device("cpu") == "cpu" and w.tag() == "[rank 3/4] "
+    with pytest.raises(ValueError, match="RANK=4 must be in 0..WORLD_SIZE-1"):
+        world_from_env({"RANK": "4", "WORLD_SIZE": "4"})
+    with pytest.raises(ValueError, match="WORLD_SIZE='two' is not a whole number"):
+        world_from_env({"WORLD_SIZE": "two"})
+
+
+def test_items_and_batches_are_split_by_fixed_index():
+    assert World(1, 3).mine(8) == [1, 4, 7]
+    every = sorted(i for r in range(3) for i in World(r, 3).mine(8))
+    assert every == list(range(8))
+    # 10 items in batches of 3 -> batches 0..3; rank 1 of 2 does batches 1 and 3
+    assert rounds(World(1, 2), 10, 3) == [(1, [3, 4, 5], 6), (3, [9], 10)]
+    assert rounds(World(0, 2), 10, 3) == [(0, [0, 1, 2], 6), (2, [6, 7, 8], 10)]
+    assert rounds(World(), 4, 3) == [(0, [0, 1, 2], 3), (1, [3], 4)]
