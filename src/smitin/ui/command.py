@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..backbone import Backbone
     from .app import ModelHolder
     from .session import Session
 
@@ -57,9 +58,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def default_probes(backbone: Backbone, log: Callable[[str], None] = print) -> str:
+    """The default drum probes' file, trained on the first start and reused after.
+
+    Two studios started at once share one cache: a lock in it lets the first render the stems
+    and train while the second waits, then reuses the file (instead of both rendering into one
+    folder at once).
+    """
+    from filelock import FileLock, Timeout
+
+    from ..defaults import cache_dir, train_default_probes
+
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(cache / "default-probes.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"another smitin is training the default probes in {cache}; waiting for it to finish")
+        lock.acquire()
+    try:
+        return str(train_default_probes(backbone, log=log))
+    finally:
+        lock.release()
+
+
 def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[ModelHolder, Session, str]:
     """Load the model and the probes the app starts with (training default probes if needed)."""
-    from ..defaults import train_default_probes
     from ..probes import ProbeSet
     from .app import ModelHolder
     from .session import new_session
@@ -77,7 +102,7 @@ def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tup
             ProbeSet.load(p, backbone)  # fail early on a bad or foreign file
     elif args.model == BUNDLED:
         try:
-            paths = [str(train_default_probes(backbone))]
+            paths = [default_probes(backbone, log)]
         except Exception as err:  # no renderer, disk full...: the studio still works, unsteered
             note = f"Default drum probes could not be trained ({err}); load or train probe files."
             log(f"warning: {note}")
