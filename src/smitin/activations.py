@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .backbone import Backbone
 from .data.errors import DataError
+from .distributed import World, barrier, rounds
 from .version import __version__
 
 MANIFEST = "manifest.json"
@@ -115,35 +116,79 @@ def extract(
     n = len(segments)
     if n == 0:
         raise ValueError("no segments to extract: check the data folder and the trait name")
-    key = {
-        "model": backbone.name,
-        "layout": backbone.layout.fingerprint(),
-        "weights": backbone.weights_digest(),
-        "data": segments.fingerprint(),
-        "last": last,
-        "text": text,
-        "batch_size": batch_size,
-    }
-    lay = backbone.layout
+    key = _key(backbone, segments, batch_size=batch_size, last=last, text=text)
     shards: list[torch.Tensor] = []
     bar = tqdm(total=n, desc="activations", unit="seg", disable=not progress)
     with ShardCache(cache_dir, key) if cache_dir is not None else nullcontext() as cache:
         for i, start in enumerate(range(0, n, batch_size)):
             idx = list(range(start, min(start + batch_size, n)))
-            shape = (len(idx), last, lay.layers, lay.heads, lay.head_dim)
-            z = cache.get(i, shape) if cache else None
-            if z is None:
-                audio = torch.from_numpy(np.ascontiguousarray(segments.load(idx)))
-                codes = backbone.encode(audio)
-                cond = backbone.condition([text or ""] * len(idx))
-                z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
-                if cache:
-                    cache.put(i, z)
-            shards.append(z)
+            shards.append(_batch(backbone, segments, cache, i, idx, last, text))
             bar.update(len(idx))
     bar.close()
     info = {**key, "segments": n, "smitin": __version__}
     return Activations(torch.cat(shards), np.asarray(segments.labels()), list(segments.groups()), info)
+
+
+def _key(backbone: Backbone, segments: SegmentSource, **settings) -> dict:
+    """What a set of shards was computed from: model, weights, data and the extraction settings."""
+    return {
+        "model": backbone.name,
+        "layout": backbone.layout.fingerprint(),
+        "weights": backbone.weights_digest(),
+        "data": segments.fingerprint(),
+        "last": settings["last"],
+        "text": settings["text"],
+        "batch_size": settings["batch_size"],
+    }
+
+
+def _batch(backbone, segments, cache, i: int, idx: list[int], last: int, text: str | None) -> torch.Tensor:
+    """Batch `i` (segments `idx`): from the cache if it holds it, else computed (and cached)."""
+    lay = backbone.layout
+    shape = (len(idx), last, lay.layers, lay.heads, lay.head_dim)
+    z = cache.get(i, shape) if cache else None
+    if z is None:
+        audio = torch.from_numpy(np.ascontiguousarray(segments.load(idx)))
+        codes = backbone.encode(audio)
+        cond = backbone.condition([text or ""] * len(idx))
+        z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
+        if cache:
+            cache.put(i, z)
+    return z
+
+
+def extract_share(
+    backbone: Backbone,
+    segments: SegmentSource,
+    world: World,
+    *,
+    cache_dir: str | Path,
+    batch_size: int = 8,
+    last: int = 1,
+    text: str | None = None,
+    progress: bool = True,
+) -> None:
+    """This rank's part of a data-parallel extraction into a cache folder every rank can reach.
+
+    Batch b goes to rank b % world size. Rank 0 takes the key's lock and prepares its folder, the
+    others write their shards into it (each shard atomically), and all wait for each other; then
+    `extract` on rank 0 finds every shard and reads them, so the activations (and probes trained
+    on them) are the same tensors as a one-process run's: every batch holds the same segments.
+    """
+    n = len(segments)
+    key = _key(backbone, segments, batch_size=batch_size, last=last, text=text)
+    with ExitStack() as stack:
+        if not world.main:
+            barrier(world)  # rank 0 holds the lock and has prepared the key's folder
+        cache = stack.enter_context(ShardCache(cache_dir, key, peer=not world.main))
+        if world.main:
+            barrier(world)
+        bar = tqdm(total=n, desc="activations (all ranks)", unit="seg", disable=not (progress and world.main))
+        for b, idx, done in rounds(world, n, batch_size):
+            _batch(backbone, segments, cache, b, idx, last, text)
+            bar.update(done - bar.n)
+        bar.close()
+        barrier(world)  # every shard is written before rank 0 lets go of the lock
 
 
 def key_digest(key: dict) -> str:
@@ -167,7 +212,10 @@ class ShardCache:
     no process is using, so a cache folder holds one set of inputs at rest, as before.
     """
 
-    def __init__(self, root: str | Path, key: dict, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, root: str | Path, key: dict, *, timeout: float | None = None, peer: bool = False
+    ) -> None:
+        self.peer = peer  # another rank of this run holds the lock and prepared the folder
         self.root = Path(root)
         self.key = key
         self.digest = key_digest(key)
@@ -177,6 +225,10 @@ class ShardCache:
 
     # -- lifetime --------------------------------------------------------------------------------
     def __enter__(self) -> ShardCache:
+        if self.peer:
+            if _read_manifest(self.dir / MANIFEST) is None:
+                raise CacheBusyError(f"{self.dir}: rank 0 has not prepared this cache folder; is it shared?")
+            return self
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = _acquire(self.root / f"{self.digest}.lock", self.dir, self.timeout)
         try:
@@ -267,7 +319,7 @@ class ShardCache:
         return None
 
     def put(self, i: int, z: torch.Tensor) -> None:
-        if self._lock is None:
+        if self._lock is None and not self.peer:
             raise RuntimeError("ShardCache.put outside `with ShardCache(...)`: the key is not locked")
         path = self._path(i)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

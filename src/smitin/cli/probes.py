@@ -49,13 +49,32 @@ def check_for_model(args: argparse.Namespace, backbone) -> None:
         )
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, world=None):
     from ..backbone import load
 
     check_values(args)
-    backbone = load(args.model, device=args.device, dtype=args.dtype)
+    device = world.device(args.device) if world is not None else args.device
+    backbone = load(args.model, device=device, dtype=args.dtype)
     check_for_model(args, backbone)
     return backbone
+
+
+def _share(args: argparse.Namespace, world, backbone, segments, cache: Path) -> None:
+    """Under torchrun: this rank's batches into the shared cache, before rank 0 reads them all."""
+    if not world.distributed:
+        return
+    from ..activations import extract_share
+
+    extract_share(
+        backbone,
+        segments,
+        world,
+        cache_dir=cache,
+        batch_size=args.batch_size,
+        last=args.last,
+        text=args.text,
+        progress=not args.quiet,
+    )
 
 
 def _segments(args: argparse.Namespace, backbone):
@@ -85,56 +104,87 @@ def _segments(args: argparse.Namespace, backbone):
 
 
 def train(args: argparse.Namespace) -> int:
-    from ..data import describe
-    from ..probes import fit_cached
+    """Extract (split across ranks under torchrun) and train; rank 0 trains and writes the file.
 
-    backbone = _load(args)
-    segments = _segments(args, backbone)
-    print(describe(segments.summary))
-    cache = args.cache or args.out.with_suffix(".cache")
-    probes = fit_cached(
-        backbone,
-        segments,
-        args.out,
-        cache_dir=cache,
-        reuse=False,
-        batch_size=args.batch_size,
-        last=args.last,
-        text=args.text,
-        progress=not args.quiet,
-        val_fraction=args.val_fraction,
-        C=args.C,
-        direction=args.direction,
-        seed=args.split_seed,
-    )
-    tr, va = probes.meta["training"]["train"], probes.meta["training"]["validation"]
-    print(
-        f"split by track: train {tr['segments']} segments ({tr['positive']} positive) from {tr['tracks']} tracks, "
-        f"validation {va['segments']} ({va['positive']} positive) from {va['tracks']} tracks"
-    )
-    print(probes.summary(5))
-    print(f"wrote {args.out} (activation cache: {cache})")
+    Training is fast next to extraction (one batched solve over every head) and needs every
+    activation, so one rank does it once instead of every rank repeating it.
+    """
+    from ..data import describe
+    from ..distributed import barrier, joined
+    from ..probes import check_split, fit_cached
+
+    check_values(args)
+    with joined(args.device) as world:
+        backbone = _load(args, world)
+        segments = _segments(args, backbone)
+        if world.main:
+            print(describe(segments.summary))
+        summary = getattr(segments, "summary", {}) or {}
+        check_split(  # too few tracks: refused before any extraction, on every rank alike
+            segments.labels(),
+            segments.groups(),
+            val_fraction=args.val_fraction,
+            seed=args.split_seed,
+            source=str(summary.get("root") or "the data"),
+            unit="clips" if summary.get("layout") == "folders" else "tracks",
+        )
+        cache = args.cache or args.out.with_suffix(".cache")
+        _share(args, world, backbone, segments, cache)
+        if world.main:
+            probes = fit_cached(
+                backbone,
+                segments,
+                args.out,
+                cache_dir=cache,
+                reuse=False,
+                batch_size=args.batch_size,
+                last=args.last,
+                text=args.text,
+                progress=not args.quiet,
+                val_fraction=args.val_fraction,
+                C=args.C,
+                direction=args.direction,
+                seed=args.split_seed,
+            )
+            tr, va = probes.meta["training"]["train"], probes.meta["training"]["validation"]
+            print(
+                f"split by track: train {tr['segments']} segments ({tr['positive']} positive) from "
+                f"{tr['tracks']} tracks, validation {va['segments']} ({va['positive']} positive) from "
+                f"{va['tracks']} tracks"
+            )
+            print(probes.summary(5))
+            print(f"wrote {args.out} (activation cache: {cache})")
+        barrier(world)  # the others end once the file is written
     return 0
 
 
 def extract(args: argparse.Namespace) -> int:
     from ..activations import extract as extract_activations
     from ..data import describe
+    from ..distributed import barrier, joined
 
-    backbone = _load(args)
-    segments = _segments(args, backbone)
-    print(describe(segments.summary))
-    cache = args.cache or Path(f"{args.trait or 'trait'}.cache")
-    acts = extract_activations(
-        backbone,
-        segments,
-        batch_size=args.batch_size,
-        last=args.last,
-        text=args.text,
-        cache_dir=cache,
-        progress=not args.quiet,
-    )
-    print(f"{len(acts.z)} segments x {args.last} positions of {backbone.layout.fingerprint()} in {cache}")
+    check_values(args)
+    with joined(args.device) as world:
+        backbone = _load(args, world)
+        segments = _segments(args, backbone)
+        if world.main:
+            print(describe(segments.summary))
+        cache = args.cache or Path(f"{args.trait or 'trait'}.cache")
+        _share(args, world, backbone, segments, cache)
+        if world.main:
+            acts = extract_activations(
+                backbone,
+                segments,
+                batch_size=args.batch_size,
+                last=args.last,
+                text=args.text,
+                cache_dir=cache,
+                progress=not args.quiet,
+            )
+            print(
+                f"{len(acts.z)} segments x {args.last} positions of {backbone.layout.fingerprint()} in {cache}"
+            )
+        barrier(world)
     return 0
 
 
