@@ -59,6 +59,17 @@ def _load(args: argparse.Namespace, world=None):
     return backbone
 
 
+def _model_and_data(args: argparse.Namespace, world):
+    """Check the numbers, load the model on this rank's device, find the segments (rank 0 describes them)."""
+    from ..data import describe
+
+    backbone = _load(args, world)
+    segments = _segments(args, backbone)
+    if world.main:
+        print(describe(segments.summary))
+    return backbone, segments
+
+
 def _share(args: argparse.Namespace, world, backbone, segments, cache: Path) -> None:
     """Under torchrun: this rank's batches into the shared cache, before rank 0 reads them all."""
     if not world.distributed:
@@ -109,16 +120,11 @@ def train(args: argparse.Namespace) -> int:
     Training is fast next to extraction (one batched solve over every head) and needs every
     activation, so one rank does it once instead of every rank repeating it.
     """
-    from ..data import describe
     from ..distributed import barrier, joined
     from ..probes import check_split, fit_cached
 
-    check_values(args)
     with joined(args.device) as world:
-        backbone = _load(args, world)
-        segments = _segments(args, backbone)
-        if world.main:
-            print(describe(segments.summary))
+        backbone, segments = _model_and_data(args, world)
         summary = getattr(segments, "summary", {}) or {}
         check_split(  # too few tracks: refused before any extraction, on every rank alike
             segments.labels(),
@@ -160,15 +166,10 @@ def train(args: argparse.Namespace) -> int:
 
 def extract(args: argparse.Namespace) -> int:
     from ..activations import extract as extract_activations
-    from ..data import describe
     from ..distributed import barrier, joined
 
-    check_values(args)
     with joined(args.device) as world:
-        backbone = _load(args, world)
-        segments = _segments(args, backbone)
-        if world.main:
-            print(describe(segments.summary))
+        backbone, segments = _model_and_data(args, world)
         cache = args.cache or Path(f"{args.trait or 'trait'}.cache")
         _share(args, world, backbone, segments, cache)
         if world.main:
