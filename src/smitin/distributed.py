@@ -4,7 +4,8 @@ smitin is launched the standard way (``torchrun``, ``accelerate launch``, or ``s
 ``torchrun``); the launcher sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address. smitin
 adds only two things: work items are split by a fixed index (item i goes to rank i % world size,
 so the split, and every seeded result, is the same however many ranks run), and ranks wait for
-each other at barriers with a timeout (``SMITIN_DIST_TIMEOUT`` seconds, default 1800) instead of
+each other at barriers with a timeout (``SMITIN_DIST_TIMEOUT`` seconds, default 10800, as rank 0
+may spend hours preparing data while the others wait) instead of
 hanging when one dies. A rank that fails exits non-zero; torchrun then stops the others and
 reports that rank's error (``@record`` on the entry point keeps its message).
 """
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-DEFAULT_TIMEOUT_S = 1800.0
+DEFAULT_TIMEOUT_S = 10800.0  # 3 h: rank 0 may prepare data, probes and judges while the others wait
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World:
 
 
 def timeout() -> timedelta:
-    """How long a barrier waits for the other ranks (SMITIN_DIST_TIMEOUT seconds, default 1800)."""
+    """How long a barrier waits for the other ranks (SMITIN_DIST_TIMEOUT seconds, default 10800)."""
     raw = os.environ.get("SMITIN_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
     try:
         seconds = float(raw)

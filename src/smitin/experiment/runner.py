@@ -15,7 +15,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -24,6 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..backbone import Backbone
+from ..distributed import World, barrier, joined
+from ..files import atomic
 from ..probes import ProbeSet
 from ..steering import Steer
 from ..version import __version__
@@ -283,8 +285,8 @@ class Experiment:
         from ..audio import write
 
         write(cfg.out / "audio" / f"{name}.wav", batch.audio[0], self.sr)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": key, "row": row, "clips": clips}, indent=1, default=str))
+        with atomic(path) as tmp:  # another rank may read the rows folder at any time
+            tmp.write_text(json.dumps({"key": key, "row": row, "clips": clips}, indent=1, default=str))
         return row, clips
 
 
@@ -293,21 +295,44 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
 
     `backbone` overrides `cfg.model` (an already loaded model, e.g. in tests).
     """
+
+    with joined(str(cfg.device)) as world:
+        return _run(cfg, command, backbone, world)
+
+
+def _run(cfg: Config, command: str | None, backbone: Backbone | None, world: World) -> Results:
+    """The experiment on one rank. Under torchrun rank 0 prepares data, probes and judges first (the
+    others then find them cached), the rows are split by index (row i on rank i % size, each row
+    seeded on its own, so the table does not depend on the split), and rank 0 assembles the table
+    and runs the automation part; the other ranks return an empty result."""
     from .plots import plot_results
 
     t0 = time.time()
+    if world.distributed and backbone is None:
+        cfg = replace(cfg, device=world.device(str(cfg.device)))
     if cfg.threads > 0 and str(cfg.device).startswith("cpu"):
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    if not world.main:
+        barrier(world)  # rank 0 has rendered the data, fitted the probes and the judges
     exp = Experiment(cfg, backbone)
     rows: list[Row] = []
     clips: list[Clip] = []
     for trait in cfg.traits:
         exp.prepare_trait(trait)
+    if world.main:
+        barrier(world)
     jobs = [j for t in cfg.traits for j in exp.jobs(t)]
-    bar = tqdm(jobs, desc="experiment", unit="row", disable=not cfg.progress)
-    for job in bar:
-        bar.set_postfix_str(job.describe())
+    bar = tqdm(total=len(jobs), desc="experiment", unit="row", disable=not (cfg.progress and world.main))
+    for i in world.mine(len(jobs)):
+        bar.set_postfix_str(jobs[i].describe())
+        exp.row(jobs[i])
+        bar.update(min(len(jobs), i + world.size) - bar.n)
+    bar.close()
+    barrier(world)  # every row is on disk
+    if not world.main:
+        return _empty()
+    for job in jobs:  # cached rows: read back in the table's order
         r, c = exp.row(job)
         rows.append(r)
         clips.extend(c)
@@ -350,4 +375,17 @@ def run_experiment(cfg: Config, command: str | None = None, backbone: Backbone |
         "headline": entries,
         "markdown": md,
         "automation": auto,
+    }
+
+
+def _empty() -> Results:
+    """What a rank other than 0 returns: its rows are on disk, rank 0 assembles them."""
+    return {
+        "rows": [],
+        "clips": [],
+        "judges": {},
+        "agreement": {},
+        "headline": [],
+        "markdown": "",
+        "automation": [],
     }
