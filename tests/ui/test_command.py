@@ -104,3 +104,13 @@ def test_two_first_starts_train_the_default_probes_once(tiny, tmp_path):
     solo = fit(tiny, segs, progress=False)
     for name in ("weight", "bias", "accuracy", "direction", "sigma"):
         assert torch.allclose(getattr(probes, name), getattr(solo, name), atol=1e-4), name
+
+
+def test_host_help_says_what_listening_everywhere_exposes():
+    from smitin.cli import build_parser
+
+    parser = build_parser()
+    ui = parser._subparsers._group_actions[0].choices["ui"]  # type: ignore[union-attr]
+    text = ui.format_help()
+    assert "default 127.0.0.1: this machine only" in text and "anyone who reaches the port" in text
+    assert ui.parse_args([]).host == "127.0.0.1"

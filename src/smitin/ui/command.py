@@ -23,9 +23,16 @@ BUNDLED = "bundled"  # == smitin.backbone.BUNDLED (a test checks), spelled here 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--port", type=int, default=7860, help="port on localhost (default 7860; 0 picks a free one)"
+        "--port", type=int, default=7860, help="port to listen on (default 7860; 0 picks a free one)"
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 serves the studio, with "
+        "no login, to every network this machine is on: anyone who reaches the port can run generations and "
+        "probe training here, read probe files and stem folders by path on this machine, load models "
+        "(downloading from the hub) and write to its cache",
+    )
     p.add_argument(
         "--model",
         default=BUNDLED,
