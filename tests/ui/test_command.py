@@ -111,6 +111,6 @@ def test_host_help_says_what_listening_everywhere_exposes():
 
     parser = build_parser()
     ui = parser._subparsers._group_actions[0].choices["ui"]  # type: ignore[union-attr]
-    text = ui.format_help()
+    text = " ".join(ui.format_help().split())  # argparse wraps lines
     assert "default 127.0.0.1: this machine only" in text and "anyone who reaches the port" in text
     assert ui.parse_args([]).host == "127.0.0.1"
