@@ -91,6 +91,23 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         "--no-monitor", action="store_true", help="always push (plain ITI) instead of self-monitoring"
     )
     p.add_argument(
+        "--lane",
+        action="append",
+        default=[],
+        metavar="TRAIT=SPANS",
+        help="trait automation: when the trait should be there, e.g. drums=0-3:remove,3-6:add,6-8:free "
+        "(seconds of new audio; add pushes until the probes read it present, remove until absent, free "
+        "leaves it alone; outside the spans: the strength's sign; optional ,ramp=SECONDS crossfades). "
+        "TRAIT as in the probe file; repeat for several traits",
+    )
+    p.add_argument(
+        "--lanes",
+        type=Path,
+        default=None,
+        help='lanes as JSON: {"drums": "0-3:remove,3-6:add", "piano": [[0, 4, "add"], [4, 8, "remove"]], '
+        '"bass": {"spans": [[0, 8, "add"]], "ramp": 0.5}}',
+    )
+    p.add_argument(
         "--threshold",
         type=float,
         default=None,

@@ -68,6 +68,24 @@ def _outputs(args: argparse.Namespace) -> None:
             check_writable(args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}"), "--out")
 
 
+def _lanes(args: argparse.Namespace, traits: list[str], duration: float) -> dict:
+    """--lane and --lanes as {trait: Lane}, checked against the steered traits and the duration."""
+    from ..lanes import LaneError, check_lanes, load_lanes, parse_lane_args
+
+    try:
+        lanes = parse_lane_args(args.lane)
+        if args.lanes is not None:
+            more = load_lanes(args.lanes)
+            both = sorted(set(lanes) & set(more))
+            if both:
+                raise LaneError(f"{', '.join(both)}: given by --lane and in {args.lanes}; keep one")
+            lanes.update(more)
+        check_lanes(lanes, traits, duration)
+    except LaneError as err:
+        raise UsageError(str(err)) from None
+    return lanes
+
+
 def generate(args: argparse.Namespace) -> int:
     """``smitin generate PROMPT`` and ``smitin continue AUDIO``."""
     how = recipe(args.recipe)
@@ -92,6 +110,8 @@ def generate(args: argparse.Namespace) -> int:
     if args.command == "generate" and args.prompts is not None:
         from . import batch
 
+        if args.lane or args.lanes:
+            raise UsageError("--lane/--lanes work with one PROMPT, not yet with --prompts")
         if args.out == Path("out.wav"):  # the single-file default: a folder in batch mode
             args.out = Path("generations")
         args.steers = steers_spec
@@ -114,8 +134,8 @@ def generate(args: argparse.Namespace) -> int:
     from ..probes import ProbeSet
     from ..steering import Steer
 
-    for path, _ in steers_spec:  # fail on a bad probe file before loading a large model
-        ProbeSet.load(path)
+    traits = [ProbeSet.load(path).trait for path, _ in steers_spec]  # bad files fail before the model
+    lanes = _lanes(args, traits, options.duration)
     backbone = load(args.model, device=args.device, dtype=args.dtype)
     total = backbone.layout.layers * backbone.layout.heads
     if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
@@ -131,8 +151,9 @@ def generate(args: argparse.Namespace) -> int:
             monitor=how.monitor and not args.no_monitor,
             threshold=threshold,
             direction=args.direction or how.direction,
+            lane=lanes.get(trait),
         )
-        for path, alpha in steers_spec
+        for (path, alpha), trait in zip(steers_spec, traits, strict=True)
     ]
     if args.command == "generate":
         result = generate_audio(backbone, args.prompt or None, steer=steers, options=options)

@@ -94,6 +94,7 @@ def user_error(err: BaseException) -> bool:
         ("smitin.audio", "AudioError"),
         ("smitin.files", "OutputError"),
         ("smitin.generate", "RequestError"),
+        ("smitin.lanes", "LaneError"),
     )
     classes = tuple(
         getattr(sys.modules[m], name)

@@ -1,0 +1,63 @@
+"""`--lane` / `--lanes` on the command line: followed when good, refused with exit 2 when bad."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import make_probes
+from smitin.backbone import load
+from smitin.cli import main
+
+
+@pytest.fixture(scope="module")
+def probe_file(tmp_path_factory):
+    bundled = load("bundled")
+    probes = make_probes(bundled.layout)
+    probes.meta.update(model="bundled", weights=bundled.weights_digest())
+    return probes.save(tmp_path_factory.mktemp("probes") / "drums.safetensors")
+
+
+def run(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_a_lane_is_followed_and_recorded(probe_file, tmp_path, capsys):
+    trace = tmp_path / "t.json"
+    code, text = run(["generate", "x", "--steer", str(probe_file), "--duration", "0.6",
+                      "--lane", "drums=0-0.3:remove,0.3-0.6:add", "--out", str(tmp_path / "o.wav"),
+                      "--trace", str(trace)], capsys)  # fmt: skip
+    assert code == 0, text
+    t = json.loads(trace.read_text())
+    wants = [s["traits"]["drums"]["want"] for s in t["steps"]]
+    assert wants[0] == "remove" and wants[20] == "add"
+    assert t["settings"]["traits"][0]["lane"] == "0-0.3:remove,0.3-0.6:add"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lane", "bass=0-1:add"], "a lane for 'bass', which is not steered (steered traits: drums)"),
+        (["--lane", "drums=0-5:add"], "past the end of the clip (1 s of new audio)"),
+        (["--lane", "drums=0-1:maybe"], "unknown word 'maybe'"),
+        (["--lane", "drums0-1:add"], "name the trait first"),
+        (["--lane", "drums=0-0.6:add,0.5-1:remove"], "overlap"),
+        (["--lanes", "LANES"], "is not JSON"),
+    ],
+)
+def test_bad_lanes_are_refused_before_the_model_loads(probe_file, tmp_path, capsys, args, message):
+    bad = tmp_path / "lanes.json"
+    bad.write_text("drums: 0-1:add")
+    args = [str(bad) if a == "LANES" else a for a in args]
+    out = tmp_path / "o.wav"
+    code, text = run(
+        ["generate", "x", "--steer", str(probe_file), "--duration", "1", "--out", str(out), *args], capsys
+    )
+    assert code == 2 and message in text and "Traceback" not in text, text
+    assert not out.exists()
