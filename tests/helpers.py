@@ -81,3 +81,15 @@ def plain_song(root: Path, name: str, seconds: float = 4.0, drums: np.ndarray | 
     write(d / "bass.wav", tone(seconds, 55.0))
     write(d / "piano.flac", tone(seconds, 440.0, 0.1))
     return d
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """Run `smitin ARGV` in-process: (exit code, stdout + stderr); argparse's refusals count too."""
+    from smitin.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err

@@ -16,20 +16,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from helpers import run_cli
 from smitin import backbone as backbone_module
-from smitin.cli import main
 from smitin.generate import Result, continue_audio
 from smitin.monitor import Trace
-
-
-def run(argv: list[str], capsys) -> tuple[int, str]:
-    """Run the CLI in-process; argparse's own refusals (SystemExit) count like ours."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 @pytest.fixture
@@ -79,7 +69,7 @@ def nothing_written(folder: Path) -> bool:
 )
 def test_bad_generation_values_are_refused_before_the_model_loads(args, message, cwd, no_model, capsys):
     (cwd / "song.wav").write_bytes(b"not a folder")
-    code, text = run(["generate", "a song", *args], capsys)
+    code, text = run_cli(["generate", "a song", *args], capsys)
     assert code == 2, text
     assert message in text and "Traceback" not in text
     assert sorted(p.name for p in cwd.iterdir()) == ["song.wav"]  # nothing written
@@ -89,14 +79,14 @@ def test_bad_generation_values_are_refused_before_the_model_loads(args, message,
 def test_an_unwritable_output_folder_is_refused_first(cwd, no_model, capsys):
     locked = cwd / "locked"
     locked.mkdir(mode=0o500)
-    code, text = run(["generate", "x", "--out", str(locked / "a.wav")], capsys)
+    code, text = run_cli(["generate", "x", "--out", str(locked / "a.wav")], capsys)
     assert code == 2 and "permission denied" in text
 
 
 def test_limits_known_only_from_the_model_are_checked_before_generating(cwd, capsys):
-    code, text = run(["generate", "x", "--duration", "100000"], capsys)
+    code, text = run_cli(["generate", "x", "--duration", "100000"], capsys)
     assert code == 2 and "at most 40.9 s (2048 positions" in text, text
-    code, text = run(["generate", "x", "--heads", "100"], capsys)
+    code, text = run_cli(["generate", "x", "--heads", "100"], capsys)
     assert code == 2 and "--heads must be 'soft' or 1..32" in text, text
     assert not list(cwd.glob("*.wav"))
 
@@ -118,17 +108,17 @@ def write_prompt(path: Path, x: np.ndarray, sr: int = 16000) -> Path:
 def test_unusable_prompt_audio_is_refused_naming_the_file(make, message, cwd, no_model, capsys):
     x = 0.3 * np.sin(np.linspace(0, 2000, 16000))
     prompt = write_prompt(cwd / "prompt.wav", make(x))
-    code, text = run(["continue", str(prompt)], capsys)
+    code, text = run_cli(["continue", str(prompt)], capsys)
     assert code == 2 and message in text and "prompt.wav" in text, text
     assert "Traceback" not in text and not (cwd / "out.wav").exists()
 
 
 def test_prompts_too_short_or_too_long_for_the_model_are_refused(cwd, capsys):
     short = write_prompt(cwd / "short.wav", 0.3 * np.ones(80))  # 5 ms < one 20 ms frame
-    code, text = run(["continue", str(short)], capsys)
+    code, text = run_cli(["continue", str(short)], capsys)
     assert code == 2 and "shorter than one codec frame (20 ms)" in text and "short.wav" in text, text
     long = write_prompt(cwd / "long.wav", 0.3 * np.sin(np.arange(60 * 16000) / 10))
-    code, text = run(["continue", str(long), "--duration", "5"], capsys)
+    code, text = run_cli(["continue", str(long), "--duration", "5"], capsys)
     assert code == 2 and "the prompt may be at most 35.9 s" in text, text
     assert not (cwd / "out.wav").exists()
 
@@ -146,13 +136,13 @@ def test_continue_writes_the_new_audio_unless_asked_for_the_prompt(cwd, capsys):
     sr = 16000
     x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32)
     prompt = write_prompt(cwd / "p.wav", x)
-    code, text = run(
+    code, text = run_cli(
         ["continue", str(prompt), "--duration", "0.4", "--out", "new.wav", "--trace", "t.json"], capsys
     )
     assert code == 0, text
     assert sf.info(str(cwd / "new.wav")).frames == round(0.4 * sr)
     assert json.loads((cwd / "t.json").read_text())["settings"]["output"]["written"] == "new"
-    code, text = run(
+    code, text = run_cli(
         [
             "continue",
             str(prompt),
@@ -195,7 +185,7 @@ def test_loud_output_is_scaled_down_not_clipped_and_the_gain_is_recorded(tmp_pat
 def test_silent_output_is_reported(cwd, capsys, monkeypatch):
     gen = importlib.import_module("smitin.generate")  # the face's `generate` is the function
     monkeypatch.setattr(gen, "generate", lambda *a, **k: fake_result(np.full((1, 8000), 1e-6)))
-    code, text = run(["generate", "a quiet chamber piece"], capsys)
+    code, text = run_cli(["generate", "a quiet chamber piece"], capsys)
     assert code == 0 and "warning: out.wav is nearly silent (-120 dBFS)" in text, text
 
 

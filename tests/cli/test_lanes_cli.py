@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from helpers import make_probes
+from helpers import make_probes, run_cli
 from smitin.backbone import load
-from smitin.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -19,18 +18,9 @@ def probe_file(tmp_path_factory):
     return probes.save(tmp_path_factory.mktemp("probes") / "drums.safetensors")
 
 
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
 def test_a_lane_is_followed_and_recorded(probe_file, tmp_path, capsys):
     trace = tmp_path / "t.json"
-    code, text = run(["generate", "x", "--steer", str(probe_file), "--duration", "0.6",
+    code, text = run_cli(["generate", "x", "--steer", str(probe_file), "--duration", "0.6",
                       "--lane", "drums=0-0.3:remove,0.3-0.6:add", "--out", str(tmp_path / "o.wav"),
                       "--trace", str(trace)], capsys)  # fmt: skip
     assert code == 0, text
@@ -56,7 +46,7 @@ def test_bad_lanes_are_refused_before_the_model_loads(probe_file, tmp_path, caps
     bad.write_text("drums: 0-1:add")
     args = [str(bad) if a == "LANES" else a for a in args]
     out = tmp_path / "o.wav"
-    code, text = run(
+    code, text = run_cli(
         ["generate", "x", "--steer", str(probe_file), "--duration", "1", "--out", str(out), *args], capsys
     )
     assert code == 2 and message in text and "Traceback" not in text, text
