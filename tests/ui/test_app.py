@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -50,7 +51,7 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
     client = Client(tiny_app, verbose=False)
     listing = client.predict(str(stems), "drums", 5, 0, 0, 0, api_name="/on_train")
     assert "drums" in listing[0] and (tmp_path / "cache" / "probes").is_dir()
-    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "mass_mean", True, False]
+    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "mass_mean", True, False, ""]
     status, *_rest, files = client.predict(*options, -4, 0, 0, 0, api_name="/on_generate")
     assert "drums (alpha -4): edit on" in status and "unsteered" in status
     names = sorted(Path(f["value"] if isinstance(f, dict) else f).name for f in files)
@@ -219,7 +220,7 @@ def tiny_holder(tiny):
 
 def _generate_args(probe_session, duration, compare, *alphas):
     # prompt, audio prompt, duration, seed, guidance, every, rows, gain, monitor, threshold, heads,
-    # direction, compare, preview
+    # direction, compare, preview, lanes
     return (
         probe_session,
         "",
@@ -236,6 +237,7 @@ def _generate_args(probe_session, duration, compare, *alphas):
         "probe",
         compare,
         True,
+        "",
         *alphas,
     )
 
@@ -305,3 +307,20 @@ def test_downloads_close_and_reopen(tmp_path, monkeypatch):
     downloads.close()
     with pytest.raises(ValueError, match="keep must be at least 1"):
         app.Downloads(keep=0)
+
+
+def test_lanes_from_the_page_steer_and_bad_lanes_run_nothing(tiny, tiny_holder, tmp_path):
+    path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
+    probe_session = session.new_session("tiny", [path])
+    args = list(_generate_args(probe_session, 0.3, False, 4, 0, 0, 0))
+    args[15] = "drums=0-0.15:remove,0.15-0.3:add"
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
+    *_, last = handler(*args)
+    trace = json.loads(Path(last[-1][-1]).read_text())
+    wants = [s["traits"]["drums"]["want"] for s in trace["steps"]]
+    assert wants[0] == "remove" and wants[10] == "add"
+    for bad, message in (("piano=0-0.3:add", "not steered"), ("drums=0-9:add", "past the end")):
+        args[15] = bad
+        with pytest.raises(ValueError, match=message):
+            next(iter(handler(*args)))
+        assert not tiny_holder.busy.locked()

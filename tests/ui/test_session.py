@@ -87,3 +87,21 @@ def test_steers_and_their_unsteered_twins(tiny):
     ]
     zero = ui.unsteered(steers)
     assert [s.alpha for s in zero] == [0, 0] and steers[0].alpha == 5.0
+
+
+def test_the_lane_field_is_checked_as_it_is_typed():
+    from smitin.ui.session import lanes_message, parse_lanes
+
+    assert lanes_message("", ["drums"], 8) == "no lanes: every trait is steered for the whole clip"
+    assert lanes_message("drums=0-3:remove,3-6:add", ["drums"], 8) == "lanes: drums 0-3:remove,3-6:add"
+    lanes = parse_lanes("drums=0-4:add\npiano=0-4:remove; bass=4-8:free", ["drums", "piano", "bass"], 8)
+    assert sorted(lanes) == ["bass", "drums", "piano"]
+    for text, message in (
+        ("drums=0-9:add", "past the end of the clip"),
+        ("drums=0-3:loud", "unknown word 'loud'"),
+        ("guitar=0-3:add", "not steered"),
+        ("drums=0-4:add,3-6:remove", "overlap"),
+        ("drums=4-3:add", "before it starts"),
+    ):
+        got = lanes_message(text, ["drums"], 8)
+        assert message in got and "nothing runs" in got, got

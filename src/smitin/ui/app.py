@@ -32,7 +32,9 @@ from .session import (
     Session,
     add_probes,
     build_steers,
+    lanes_message,
     load_probe_sets,
+    parse_lanes,
     parse_paths,
     parse_threshold,
     probe_table,
@@ -174,6 +176,7 @@ class GenerateHandler:
         direction: str,
         compare: bool,
         preview_on: bool,
+        lanes_text: str | None,
         *alphas: float,
     ) -> Iterator[Outputs]:
         options = GenerationOptions(
@@ -186,11 +189,19 @@ class GenerateHandler:
         )
         request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
         threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
+        traits = [p.trait for p in session.probes]
+        lanes = parse_lanes(lanes_text, traits, options.duration)  # a bad lane: a message, nothing runs
         with self.holder.busy:  # one generation on the shared model at a time
             backbone = self.holder.get(session.model)
             sets = load_probe_sets(session, backbone)
             steers = build_steers(
-                sets, alphas, monitor=monitor, threshold=threshold_v, heads=heads_v, direction=direction
+                sets,
+                alphas,
+                monitor=monitor,
+                threshold=threshold_v,
+                heads=heads_v,
+                direction=direction,
+                lanes=lanes,
             )
             total = options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
             runs = [("unsteered", unsteered(steers))] if compare else []
@@ -198,9 +209,11 @@ class GenerateHandler:
             results: dict[str, Result] = {}
             for name, run_steers in runs:
                 run = LiveRun(backbone, run_steers, request, name)
-                watch = self._watch(run, name, results.get("unsteered"), bool(steers), preview_on, total)
+                watch = self._watch(
+                    run, name, results.get("unsteered"), bool(steers), preview_on, total, lanes
+                )
                 results[name] = yield from watch
-        yield self._finish(backbone, steers, results, total)
+        yield self._finish(backbone, steers, results, total, lanes)
 
     def _watch(
         self,
@@ -210,6 +223,7 @@ class GenerateHandler:
         plot: bool,
         preview_on: bool,
         total: float,
+        lanes: dict | None = None,
     ) -> Generator[Outputs, None, Result]:
         """Start `run`, yield one update as it starts and one per poll, and return its Result."""
         skip = gr.skip()
@@ -226,7 +240,10 @@ class GenerateHandler:
                 status = f"generating {name}: step {run.steps} / {run.total_steps} ({run.elapsed:.1f} s)"
                 figure = (
                     trace_figure(
-                        trace if name == "steered" else None, reference.trace if reference else trace, total
+                        trace if name == "steered" else None,
+                        reference.trace if reference else trace,
+                        total,
+                        lanes,
                     )
                     if plot
                     else skip
@@ -240,7 +257,12 @@ class GenerateHandler:
         return result
 
     def _finish(
-        self, backbone: Backbone, steers: Sequence[Steer], results: dict[str, Result], total: float
+        self,
+        backbone: Backbone,
+        steers: Sequence[Steer],
+        results: dict[str, Result],
+        total: float,
+        lanes: dict | None = None,
     ) -> Outputs:
         """Save each run as WAV and trace JSON (in this app's downloads folder); the final page update."""
         out = self.downloads.new()
@@ -258,7 +280,7 @@ class GenerateHandler:
         times = ", ".join(f"{n} {r.trace.settings['seconds_taken']} s" for n, r in results.items())
         return (
             f"done ({times}). {summary}.",
-            trace_figure(steered_r.trace, ref.trace if ref else None, total),
+            trace_figure(steered_r.trace, ref.trace if ref else None, total, lanes),
             (backbone.sample_rate, pcm16(steered_r.audio[0])),
             files[0] if ref else None,
             files[-2],
@@ -376,6 +398,15 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                         label="intervene every N steps (smitin's recipe: 1; the paper's: 5)",
                     )
                     rows = gr.Radio(["both", "cond"], value="both", label="CFG rows to edit")
+                with gr.Accordion("Trait automation (lanes)", open=False):
+                    lanes_box = gr.Textbox(
+                        value="",
+                        lines=2,
+                        label="one lane per line, e.g. drums=0-3:remove,3-6:add,6-8:free "
+                        "(seconds of new audio; add / remove / free; optional ,ramp=0.5)",
+                        elem_id="lanes",
+                    )
+                    lanes_note = gr.Markdown("no lanes: every trait is steered for the whole clip")
                     gain = gr.Radio(["switch", "ramp"], value="switch", label="monitor response")
             with gr.Column(scale=2):
                 prompt = gr.Textbox(label="text prompt (empty: unconditional)", elem_id="prompt")
@@ -414,7 +445,13 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
         model_btn.click(on_model, [session, model_box], [session, model_info], **model_lane)
         train_btn.click(on_train, [session, folder_box, trait_box, *sliders], listing, **model_lane)
         gen_inputs = [session, prompt, audio_prompt, duration, seed, guidance, every, rows, gain]
-        gen_inputs += [monitor, threshold, heads, direction, compare, preview_on, *sliders]
+        gen_inputs += [monitor, threshold, heads, direction, compare, preview_on, lanes_box, *sliders]
+
+        def on_lanes(session: Session, text: str, duration_s: float) -> str:
+            return lanes_message(text, [p.trait for p in session.probes], float(duration_s))
+
+        for trigger in (lanes_box.change, duration.change):  # checked as it is typed
+            trigger(on_lanes, [session, lanes_box, duration], lanes_note, queue=False)
         gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
         on_generate = _with_status(GenerateHandler(holder))
         running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **model_lane)

@@ -5,7 +5,7 @@ matplotlib loads only when a figure is drawn, not when the studio's modules are 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,14 +13,22 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ..lanes import Lane
     from ..monitor import Trace
     from ..probes import ProbeSet
 
 
 def trace_figure(
-    steered_trace: Trace | None, reference: Trace | None = None, total_seconds: float | None = None
+    steered_trace: Trace | None,
+    reference: Trace | None = None,
+    total_seconds: float | None = None,
+    lanes: Mapping[str, Lane] | None = None,
 ) -> Figure:
-    """C(t) per trait, threshold, edit ticks; the unsteered run's C(t) dotted for comparison."""
+    """C(t) per trait, threshold, edit ticks; the unsteered run's C(t) dotted for comparison.
+
+    `lanes` are drawn whole from the first step (a strip per laned trait along the bottom), so
+    the page shows where the music is heading while the steps fill in.
+    """
     from matplotlib.figure import Figure
 
     from .. import plots
@@ -39,10 +47,32 @@ def trace_figure(
         for i, name in enumerate(reference.traits):
             ax.plot(t, reference.c[:, 0, i].numpy(), ls=":", color=f"C{i}", label=f"{name} C(t) unsteered")
         ax.legend(loc="upper right", fontsize=7)
+    if lanes:
+        _lane_strips(ax, lanes)
     if total_seconds:
         ax.set_xlim(0, total_seconds)
     fig.tight_layout()
     return fig
+
+
+def _lane_strips(ax, lanes: Mapping[str, Lane]) -> None:
+    """Each lane's spans as coloured strips along the bottom of the axes, one strip per trait."""
+    from ..plots import LANE_COLORS
+
+    height = 0.05
+    for k, (trait, lane) in enumerate(lanes.items()):
+        lo = k * height
+        for span in lane.spans:
+            ax.axvspan(
+                span.start,
+                span.end,
+                ymin=lo,
+                ymax=lo + height * 0.9,
+                color=LANE_COLORS[span.want],
+                alpha=0.7,
+                lw=0,
+            )
+        ax.text(0.005, lo + height * 0.45, f"{trait} lane", transform=ax.transAxes, fontsize=6, va="center")
 
 
 def heatmap_figure(probes: Sequence[ProbeSet]) -> Figure | None:

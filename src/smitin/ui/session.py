@@ -6,11 +6,12 @@ every change makes a new one and `gr.State`'s per-session copies never share any
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..lanes import Lane, LaneError, check_lanes, parse_lane_args
 from ..probes import ProbeFileError, ProbeSet
 from ..recipes import DEFAULT_RECIPE, RECIPES
 from ..steering import Steer
@@ -123,12 +124,44 @@ def build_steers(
     threshold: float | None = None,
     heads: str | int = RECIPES[DEFAULT_RECIPE].heads,
     direction: str = RECIPES[DEFAULT_RECIPE].direction,
+    lanes: Mapping[str, Lane] | None = None,
 ) -> list[Steer]:
-    """One Steer per probe set; alpha 0 keeps the trait monitored (its C(t) is plotted) but unpushed."""
+    """One Steer per probe set; alpha 0 keeps the trait monitored (its C(t) is plotted) but unpushed.
+
+    `lanes` (trait -> Lane, see `parse_lanes`) give the traits that have one their automation.
+    """
+    lanes = lanes or {}
     return [
-        Steer(p, alpha=float(a), heads=heads, monitor=monitor, threshold=threshold, direction=direction)
+        Steer(
+            p,
+            alpha=float(a),
+            heads=heads,
+            monitor=monitor,
+            threshold=threshold,
+            direction=direction,
+            lane=lanes.get(p.trait),
+        )
         for p, a in zip(probes, alphas, strict=False)
     ]
+
+
+def parse_lanes(text: str | None, traits: Sequence[str], duration: float) -> dict[str, Lane]:
+    """The studio's lane field: one lane per line (or ';'), as the CLI's --lane, checked; LaneError if bad."""
+    items = [x.strip() for line in (text or "").splitlines() for x in line.split(";") if x.strip()]
+    lanes = parse_lane_args(items)
+    check_lanes(lanes, traits, duration)
+    return lanes
+
+
+def lanes_message(text: str | None, traits: Sequence[str], duration: float) -> str:
+    """What the page says under the lane field as it is typed: the lanes understood, or the problem."""
+    try:
+        lanes = parse_lanes(text, traits, duration)
+    except LaneError as err:
+        return f"**lanes:** {err}; nothing runs until this is fixed"
+    if not lanes:
+        return "no lanes: every trait is steered for the whole clip"
+    return "lanes: " + "; ".join(f"{t} {lane}" for t, lane in lanes.items())
 
 
 def unsteered(steers: Sequence[Steer]) -> list[Steer]:
