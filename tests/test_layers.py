@@ -35,6 +35,7 @@ RANKS = {
     "monitor": 5,
     "steering": 6,
     "generate": 7,
+    "mixed": 7,
     "plots": 8,
     "defaults": 8,
     "demo": 9,

@@ -67,6 +67,22 @@ class Trace:
             return []
         return [WANT_WORDS[int(v)] for v in self.want[:, i].tolist()]
 
+    def select(self, sample: int, traits: list[int]) -> Trace:
+        """The trace of one sample and some of the traits (one request of a mixed batch)."""
+        settings = dict(self.settings)
+        if "traits" in settings:
+            settings["traits"] = [settings["traits"][i] for i in traits]
+        idx = torch.tensor(traits, dtype=torch.long)
+        return Trace(
+            traits=[self.traits[i] for i in traits],
+            frame_rate=self.frame_rate,
+            c=self.c[:, sample : sample + 1].index_select(2, idx) if self.c.numel() else self.c[:, :1, :0],
+            g=self.g[:, sample : sample + 1].index_select(2, idx) if self.g.numel() else self.g[:, :1, :0],
+            edited=self.edited.clone(),
+            settings=settings,
+            want=self.want.index_select(1, idx) if self.want is not None else None,
+        )
+
     @property
     def applied(self) -> torch.Tensor:
         """[steps, samples, traits]: the edit was made (scheduled and gain > 0)."""

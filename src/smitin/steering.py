@@ -121,7 +121,11 @@ class Steering:
         cfg: bool = True,
         max_steps: int = 1500,
         duration: float | None = None,
+        owners: Sequence[int | None] | None = None,
     ) -> None:
+        if owners is not None and len(owners) != len(steers):
+            raise ValueError(f"{len(owners)} owners for {len(steers)} steers")
+        self.owners = list(owners) if owners is not None else [None] * len(steers)
         if rows not in ROWS:
             raise ValueError(f"rows must be one of {ROWS}, not {rows!r}")
         if gain not in GAINS:
@@ -215,8 +219,17 @@ class Steering:
         keep = torch.ones(rows, 1, device=dev, dtype=self.backbone.dtype)
         if self.rows == "cond" and self.cfg:
             keep[batch:] = 0
-        self.keep = keep
         self.sample_of_row = torch.arange(rows, device=dev) % batch
+        # Which sample each steer belongs to (per-request steering): a steer pushes only the rows
+        # of its own sample; one without an owner pushes every sample. Folded into `keep` once.
+        owner = torch.ones(batch, t, device=dev, dtype=self.backbone.dtype)
+        for j, b in enumerate(self.owners):
+            if b is not None:
+                if not 0 <= b < batch:
+                    raise ValueError(f"steer {j} belongs to sample {b}, but the batch holds {batch}")
+                owner[:, j] = 0
+                owner[b, j] = 1
+        self.keep = keep * owner[self.sample_of_row]  # [rows, T]
         self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
         self.steps_seen = 0
 
@@ -285,7 +298,8 @@ def apply(backbone: Backbone, steers: Sequence[Steer], **options) -> Iterator[St
 
     options: every (schedule interval, default 1), rows ("both" | "cond"), gain
     ("switch" | "ramp"), cfg (whether generate runs with guidance_scale > 1), max_steps, duration
-    (seconds of new audio: lanes past it are refused, a span ending there covers the last steps).
+    (seconds of new audio: lanes past it are refused, a span ending there covers the last steps),
+    owners (per steer, the batch sample it belongs to, None for all: per-request steering).
     """
     state = Steering(backbone, steers, **options)
     with ExitStack() as stack:

@@ -1,0 +1,177 @@
+"""Many requests in one forward pass: each sample of a batch with its own prompt, seed and steering.
+
+On a GPU MusicGen's step costs about the same for 2 rows as for 64 (it is launch-bound), so
+serving one request per `generate` wastes the machine. `generate_mixed` runs N requests as one
+batch: every request's steers become slots of one `Steering` (a slot pushes, and its monitor
+gates, only its own sample's rows), laid out once as device tensors like any other generation,
+so the step adds no host-device sync and no allocation per request, head or step.
+
+Seeds: `transformers` samples every row of a batch from one torch RNG, so with plain sampling a
+request's draw depends on the requests around it. With `own_seeds=True` (the default) each
+request draws from its own generator instead: a logits processor takes the distribution
+`transformers` would sample (classifier-free guidance, temperature, top-k, top-p) and picks the
+token by inverse CDF with that request's uniforms, drawn before generation from its seed; the
+other tokens are masked so the library's own sampling can only confirm the choice. A request's
+codes then depend only on its seed and its own logits: bit-identical to running it alone
+wherever the model's arithmetic does not depend on the batch size (the tests check it on CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from .backbone import Backbone
+from .generate import Result, _codes, _progress, check_request, max_new_tokens
+from .options import GenerationOptions
+from .steering import Steer, apply
+
+
+@dataclass
+class Request:
+    """One request of a mixed batch: its text prompt (None: unconditional), steers and seed."""
+
+    prompt: str | None = None
+    steer: Sequence[Steer] = field(default_factory=tuple)
+    seed: int = 0
+
+
+class OwnSeeds(LogitsProcessor):
+    """Sample each request's tokens from its own seed (see the module's docstring).
+
+    Runs first among the logits processors (where `transformers` puts user processors): it
+    reproduces the later ones (CFG, temperature, top-k, top-p) to get the distribution, chooses,
+    and hands on scores whose only finite entry per row is the choice (CFG keeps it finite).
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        codebooks: int,
+        steps: int,
+        *,
+        guidance_scale: float,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        # Uniforms per (step, request, codebook), each request's from its own generator.
+        u = [torch.rand(steps, codebooks, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        self.u = torch.stack(u, dim=1).flatten(1).to(device)  # [steps, B*K], row order of the scores
+        self.rows = len(seeds) * codebooks
+        self.cfg = guidance_scale > 1
+        self.guidance_scale, self.temperature, self.top_k, self.top_p = (
+            guidance_scale,
+            temperature,
+            top_k,
+            top_p,
+        )
+        self.step = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.cfg:
+            cond, uncond = scores[: self.rows], scores[self.rows :]
+            logits = uncond + (cond - uncond) * self.guidance_scale
+        else:
+            cond, logits = scores, scores
+        logits = logits.float() / self.temperature
+        if 0 < self.top_k < logits.shape[-1]:
+            kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = logits.softmax(-1)
+        if 0 < self.top_p < 1:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > self.top_p
+            probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
+            probs = probs / probs.sum(-1, keepdim=True)
+        cdf = probs.cumsum(-1)
+        u = self.u[min(self.step, len(self.u) - 1)][:, None] * cdf[:, -1:]
+        token = torch.searchsorted(cdf, u).clamp_(max=cdf.shape[-1] - 1)  # [rows, 1]
+        self.step += 1
+        chosen = torch.full_like(cond, float("-inf")).scatter_(1, token, 0.0)
+        return torch.cat([chosen, uncond]) if self.cfg else chosen  # type: ignore[return-value]
+
+
+def _condition(backbone: Backbone, prompts: list[str | None]) -> dict:
+    """Text conditions for the batch; a request without a prompt gets the null condition.
+
+    The null condition is an all-masked text (MusicGen zeroes masked encoder states), so an
+    unconditional request in a batch with text prompts sees what it sees alone.
+    """
+    if not any(prompts):
+        return backbone.null_condition(len(prompts))
+    cond = backbone.text_condition([p or "" for p in prompts])
+    empty = torch.tensor([not p for p in prompts], device=backbone.device)
+    cond["attention_mask"] = cond["attention_mask"].masked_fill(empty[:, None], 0)
+    return cond
+
+
+def generate_mixed(
+    backbone: Backbone,
+    requests: Sequence[Request],
+    *,
+    options: GenerationOptions | None = None,
+    own_seeds: bool = True,
+    progress: bool = True,
+    **overrides: Any,
+) -> list[Result]:
+    """Text-to-music for many requests in one batch, each with its own prompt, steers and seed.
+
+    `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, sampling;
+    `options.batch` and `options.seed` are not used (one sample per request, each its own seed).
+    Returns one Result per request, with its own audio, codes and trace (its traits only).
+    """
+    if not requests:
+        return []
+    opts = GenerationOptions.build(options, **overrides)
+    steers = [s for r in requests for s in r.steer]
+    owners = [b for b, r in enumerate(requests) for _ in r.steer]
+    check_request(backbone, steers, opts)
+    steps = max_new_tokens(backbone, opts.duration)
+    cond = _condition(backbone, [r.prompt for r in requests])
+    kwargs: dict[str, Any] = {
+        "do_sample": True,
+        **opts.sampling,
+        "max_new_tokens": steps,
+        "guidance_scale": opts.guidance_scale,
+    }
+    if own_seeds and kwargs["do_sample"]:
+        config = backbone.model.generation_config
+        processor = OwnSeeds(
+            [r.seed for r in requests],
+            backbone.num_codebooks,
+            steps,
+            guidance_scale=float(opts.guidance_scale or 1.0),
+            temperature=float(kwargs.get("temperature", config.temperature) or 1.0),
+            top_k=int(kwargs.get("top_k", config.top_k) or 0),
+            top_p=float(kwargs.get("top_p", config.top_p) or 1.0),
+            device=backbone.device,
+        )
+        kwargs["logits_processor"] = LogitsProcessorList([processor])
+    hook = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
+    with (
+        apply(backbone, steers, **hook, max_steps=steps + 1, duration=opts.duration, owners=owners) as state,
+        _codes(backbone) as codes,
+        _progress(backbone, steps, progress),
+    ):
+        torch.manual_seed(requests[0].seed)  # only used where own_seeds is off
+        with torch.no_grad():
+            values = backbone.model.generate(**cond, **kwargs)
+    trace = state.trace()
+    settings = opts.settings()
+    trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")})
+    trace.settings.update(opts.sampling)
+    audio = values[:, 0].float().cpu().numpy()
+    out, first = [], 0
+    for b, r in enumerate(requests):
+        mine = list(range(first, first + len(r.steer)))
+        first += len(r.steer)
+        own = trace.select(b, mine)
+        own.settings.update(seed=r.seed, prompt=r.prompt, own_seeds=own_seeds)
+        out.append(Result(audio[b : b + 1], backbone.sample_rate, codes[0][b : b + 1], own))
+    return out

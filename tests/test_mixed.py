@@ -1,0 +1,77 @@
+"""Mixed batches: each request's codes and trace equal the same request run alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import make_probes
+from smitin.backbone import load
+from smitin.generate import generate
+from smitin.mixed import Request, generate_mixed
+from smitin.steering import Steer
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load("bundled")
+
+
+def requests_for(model, text: bool) -> list[Request]:
+    drums, bass = make_probes(model.layout, "drums", seed=0), make_probes(model.layout, "bass", seed=1)
+    return [
+        Request("a rock song" if text else None, [Steer(drums, alpha=5)], seed=1),
+        Request(
+            "a bass line" if text else None,
+            [Steer(bass, alpha=-3, heads="soft"), Steer(drums, alpha=2, monitor=False)],
+            seed=2,
+        ),
+        Request(None, [], seed=3),  # unconditional and unsteered, next to text prompts
+        Request(None, [Steer(drums, alpha=5, lane="0-0.2:remove,0.2-0.4:add")], seed=1),
+    ]
+
+
+@pytest.mark.parametrize("sampling", [{"do_sample": False}, {}], ids=["greedy", "own seeds"])
+@pytest.mark.parametrize("which", ["tiny", "bundled"])
+def test_each_request_in_a_mixed_batch_equals_it_alone(tiny, bundled, which, sampling):
+    model = tiny if which == "tiny" else bundled
+    reqs = requests_for(model, text=which == "bundled")
+    mixed = generate_mixed(model, reqs, duration=0.4, progress=False, **sampling)
+    assert [r.trace.traits for r in mixed] == [["drums"], ["bass", "drums"], [], ["drums"]]
+    for req, got in zip(reqs, mixed, strict=True):
+        alone = generate_mixed(model, [req], duration=0.4, progress=False, **sampling)[0]
+        assert torch.equal(alone.codes, got.codes)
+        assert got.audio.shape == alone.audio.shape == (1, round(0.4 * model.sample_rate))
+        if req.steer:
+            assert torch.allclose(alone.trace.c, got.trace.c, atol=1e-5)
+            assert torch.equal(alone.trace.applied, got.trace.applied)
+    assert mixed[3].trace.wanted("drums")[0] == "remove" and mixed[3].trace.wanted("drums")[15] == "add"
+    assert not torch.equal(mixed[0].codes, mixed[3].codes)  # same seed, different steering
+
+
+def test_a_single_request_is_what_generate_makes(bundled):
+    drums = make_probes(bundled.layout, "drums")
+    plain = generate(
+        bundled, "a rock song", steer=[Steer(drums)], duration=0.4, progress=False, do_sample=False
+    )
+    (mixed,) = generate_mixed(
+        bundled, [Request("a rock song", [Steer(drums)])], duration=0.4, progress=False, do_sample=False
+    )
+    assert torch.equal(plain.codes, mixed.codes)
+    assert torch.equal(plain.trace.c, mixed.trace.c)
+
+
+def test_own_seeds_make_a_request_independent_of_its_neighbours(tiny):
+    one = Request(None, [], seed=7)
+    a = generate_mixed(tiny, [one, Request(None, [], seed=1)], duration=0.3, progress=False)[0]
+    b = generate_mixed(
+        tiny, [Request(None, [], seed=2), Request(None, [], seed=3), one], duration=0.3, progress=False
+    )[2]
+    assert torch.equal(a.codes, b.codes)
+    alone = generate_mixed(tiny, [one], duration=0.3, progress=False, own_seeds=False)[0]
+    behind = generate_mixed(
+        tiny, [Request(None, [], seed=1), one], duration=0.3, progress=False, own_seeds=False
+    )
+    assert not torch.equal(
+        alone.codes, behind[1].codes
+    )  # one torch RNG for the batch: it depends on the batch
