@@ -78,7 +78,7 @@ def test_a_live_run_is_watched_and_stopped(tiny):
     assert np.array_equal(got.audio, want.audio) and torch.equal(run.trace().c, want.trace.c)
     assert torch.equal(run.frames(), got.codes[0, :, : run.frames().shape[1]])
 
-    stopped = live.LiveRun(tiny, [Steer(probes)], live.Request(options=GenerationOptions(duration=30)))
+    stopped = live.LiveRun(tiny, [Steer(probes)], live.Request(options=GenerationOptions(duration=20)))
     stopped.recorder.cancel.set()  # as Stop does, here before the first step
     stopped.start().stop()
     assert not stopped.alive
