@@ -46,14 +46,37 @@ def train_default_probes(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Probes for `trait` on `backbone`, trained once from rendered stems; later calls reuse the file."""
+    """Probes for `trait` on `backbone`, trained once from rendered stems; later calls reuse the file.
+
+    Several smitin processes starting at once (studios, demos) share one cache: a lock in it lets
+    the first render the stems and train while the others wait, then reuse the file (instead of
+    all rendering into one folder at once).
+    """
     path = default_probe_path(backbone, cache, trait)
     if path.is_file():
         return path
+    from filelock import FileLock, Timeout
+
+    cache = cache or cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(cache / "default-probes.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"another smitin is training the default probes in {cache}; waiting for it to finish")
+        lock.acquire()
+    try:
+        if not path.is_file():
+            _train(backbone, cache, path, trait, songs, progress, log)
+    finally:
+        lock.release()
+    return path
+
+
+def _train(backbone, cache: Path, path: Path, trait: str, songs: int, progress: bool, log) -> None:
     from . import data, synth
     from .probes import fit_cached
 
-    cache = cache or cache_dir()
     stems = cache / f"stems-{backbone.sample_rate}"
     log(f"first run: rendering {songs} songs into {stems} to train {trait} probes (once)")
     synth.render_dataset(stems, songs=songs, seed=0, sample_rate=backbone.sample_rate, progress=progress)
@@ -67,4 +90,3 @@ def train_default_probes(
         progress=progress,
     )
     log(f"wrote {path}")
-    return path

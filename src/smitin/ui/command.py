@@ -68,26 +68,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 def default_probes(backbone: Backbone, log: Callable[[str], None] = print) -> str:
     """The default drum probes' file, trained on the first start and reused after.
 
-    Two studios started at once share one cache: a lock in it lets the first render the stems
-    and train while the second waits, then reuses the file (instead of both rendering into one
-    folder at once).
+    Two studios (or a studio and `smitin demo`) started at once share one cache: the lock in
+    `smitin.defaults.train_default_probes` lets the first train while the others wait.
     """
-    from filelock import FileLock, Timeout
+    from ..defaults import train_default_probes
 
-    from ..defaults import cache_dir, train_default_probes
-
-    cache = cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(cache / "default-probes.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log(f"another smitin is training the default probes in {cache}; waiting for it to finish")
-        lock.acquire()
-    try:
-        return str(train_default_probes(backbone, log=log))
-    finally:
-        lock.release()
+    return str(train_default_probes(backbone, log=log))
 
 
 def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[ModelHolder, Session, str]:
