@@ -208,3 +208,34 @@ def test_outputs_honour_the_umask(tmp_path):
     finally:
         os.umask(before)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["probes", "train", "--data", "d", "--trait", "drums", "--out", "song.wav/p.safetensors"],
+        [
+            "probes",
+            "train",
+            "--data",
+            "d",
+            "--trait",
+            "drums",
+            "--out",
+            "p.safetensors",
+            "--cache",
+            "song.wav",
+        ],
+        ["probes", "extract", "--data", "d", "--trait", "drums", "--cache", "song.wav/c"],
+        ["probes", "show", "p.safetensors", "--plot", "song.wav/p.png"],
+        ["demo", "--out", "song.wav/demo"],
+        ["data", "synth", "--out", "song.wav"],
+        ["experiment", "--out", "song.wav/exp"],
+    ],
+    ids=["train-out", "train-cache", "extract-cache", "show-plot", "demo", "synth", "experiment"],
+)
+def test_every_command_checks_its_outputs_before_working(argv, cwd, no_model, capsys):
+    (cwd / "song.wav").write_bytes(b"not a folder")
+    code, text = run_cli(argv, capsys)
+    assert code == 2 and "song.wav" in text and "is a file, not a folder" in text, text
+    assert "Traceback" not in text and sorted(p.name for p in cwd.iterdir()) == ["song.wav"]

@@ -35,6 +35,23 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
     return path
 
 
+def check_folder(path: str | Path, what: str = "output folder") -> Path:
+    """Refuse, before any work, a folder that cannot be made or written (a file in the way, no permission)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {path} is a file, not a folder; give a folder path")
+    folder = path
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{what} {path}: {folder} is a file, not a folder; choose a path in a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{what} {path}: cannot write in {folder} (permission denied); choose another folder"
+        )
+    return path
+
+
 def temporary_name(path: Path) -> Path:
     """A hidden sibling with the same suffix (writers such as soundfile pick the format from it)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")

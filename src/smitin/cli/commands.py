@@ -32,6 +32,8 @@ COMMANDS: tuple[Command, ...] = (
         a.probes_train,
         description="Extract head activations for pos/neg segments and train a probe on every head; "
         "writes one .safetensors file with the probes and metadata.",
+        files=("out",),
+        folders=("cache",),
     ),
     Command(
         ("probes", "extract"),
@@ -39,6 +41,7 @@ COMMANDS: tuple[Command, ...] = (
         "smitin.cli.probes:extract",
         a.probes_extract,
         description="Write activation shards (fp16) and a manifest; rerun to resume after an interruption.",
+        folders=("cache",),
     ),
     Command(
         ("probes", "show"),
@@ -46,6 +49,7 @@ COMMANDS: tuple[Command, ...] = (
         "smitin.cli.probes:show",
         a.probes_show,
         description="Best heads and accuracies.",
+        files=("plot",),
     ),
     Command(
         ("generate",),
@@ -67,18 +71,21 @@ COMMANDS: tuple[Command, ...] = (
         "smitin.synth:run_synth",
         a.data_synth,
         description="Render songs into DIR/<song>/<stem>.wav plus songs.jsonl with FluidSynth.",
+        folders=("out",),
     ),
     Command(
         ("demo",),
         "the main job, offline: probes, unsteered vs ITI vs SMITIN, report",
         "smitin.cli.generation:demo",
         a.demo,
+        folders=("out",),
     ),
     Command(
         ("experiment",),
         "the paper's experiment table: success, FAD, similarity per method",
         "smitin.experiment:run",
         "smitin.experiment:add_arguments",
+        folders=("out",),
     ),
     Command(
         ("ui",), "the steering studio: a web UI on localhost", "smitin.ui:run", "smitin.ui:add_arguments"

@@ -39,6 +39,8 @@ class Command:
     handler: str
     arguments: Arguments | str | None = None
     description: str | None = None
+    files: tuple[str, ...] = ()  # options naming files the command writes: checked before it runs
+    folders: tuple[str, ...] = ()  # options naming folders it writes into: checked before it runs
 
     @property
     def name(self) -> str:
@@ -108,6 +110,7 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the parsed command; smitin's own errors become ``smitin: error: ...`` and exit 2."""
     cmd: Command = args.cli_command
     try:
+        check_outputs(cmd, args)
         return resolve(cmd.handler)(args) or 0
     except KeyboardInterrupt:
         print("smitin: interrupted; cached work is kept and a rerun resumes", file=sys.stderr)
@@ -117,6 +120,21 @@ def dispatch(args: argparse.Namespace) -> int:
             raise
         print(f"smitin: error: {rank_tag()}{err}", file=sys.stderr)
         return 2
+
+
+def check_outputs(cmd: Command, args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths before any work (a UsageError naming the option)."""
+    from ..files import OutputError, check_folder, check_writable
+
+    try:
+        for name in cmd.files:
+            if getattr(args, name, None) is not None:
+                check_writable(getattr(args, name), "--" + name.replace("_", "-"))
+        for name in cmd.folders:
+            if getattr(args, name, None) is not None:
+                check_folder(getattr(args, name), "--" + name.replace("_", "-"))
+    except OutputError as err:
+        raise UsageError(str(err)) from None
 
 
 def rank_tag() -> str:
