@@ -23,15 +23,7 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
         raise OutputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'out.wav'}")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{what} {path} exists and cannot be overwritten (permission denied)")
-    folder = path.parent
-    while not folder.exists():  # the nearest folder that exists decides: the rest is created
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"{what} {path}: {folder} is a file, not a folder; choose a path in a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"{what} {path}: cannot write in {folder} (permission denied); choose another folder"
-        )
+    _check_parent(path.parent, path, what)
     return path
 
 
@@ -40,7 +32,12 @@ def check_folder(path: str | Path, what: str = "output folder") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{what} {path} is a file, not a folder; give a folder path")
-    folder = path
+    _check_parent(path, path, what)
+    return path
+
+
+def _check_parent(folder: Path, path: Path, what: str) -> None:
+    """The nearest existing folder at or above `folder` decides (the rest is created): writable?"""
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
@@ -49,7 +46,6 @@ def check_folder(path: str | Path, what: str = "output folder") -> Path:
         raise OutputError(
             f"{what} {path}: cannot write in {folder} (permission denied); choose another folder"
         )
-    return path
 
 
 def temporary_name(path: Path) -> Path:
