@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from . import data
     from .backbone import Backbone, load
     from .generate import Result, continue_audio, generate
+    from .lanes import Lane
+    from .mixed import Request, generate_mixed
     from .options import GenerationOptions
     from .probes import ProbeSet
     from .probes import fit as train_probes
@@ -37,12 +39,15 @@ if TYPE_CHECKING:
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Backbone": ("backbone", "Backbone"),
     "GenerationOptions": ("options", "GenerationOptions"),
+    "Lane": ("lanes", "Lane"),
+    "Request": ("mixed", "Request"),
     "ProbeSet": ("probes", "ProbeSet"),
     "Result": ("generate", "Result"),
     "Steer": ("steering", "Steer"),
     "continue_audio": ("generate", "continue_audio"),
     "data": ("data", None),
     "generate": ("generate", "generate"),
+    "generate_mixed": ("mixed", "generate_mixed"),
     "load": ("backbone", "load"),
     "train_probes": ("probes", "fit"),
 }
@@ -50,12 +55,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = [
     "Backbone",
     "GenerationOptions",
+    "Lane",
     "ProbeSet",
+    "Request",
     "Result",
     "Steer",
     "continue_audio",
     "data",
     "generate",
+    "generate_mixed",
     "load",
     "train_probes",
     "__version__",
