@@ -201,3 +201,19 @@ def test_a_lane_past_the_clip_is_refused_before_generating(tiny, probes_for):
         generate(tiny, None, steer=[s], duration=DUR, progress=False)
     with pytest.raises(LaneError, match="unknown word"):
         Steer(probes_for(tiny.layout), lane="0-1:loud")
+
+
+def test_the_monitor_can_watch_the_heads_it_does_not_push(tiny, probes_for):
+    probes = probes_for(tiny.layout)
+    best = Steer(probes, heads=3, monitor_heads=2)
+    unpushed = Steer(probes, heads=3, monitor_heads=2, watch="unpushed")
+    pushed = set(probes.top(3).tolist())
+    assert set(best.watched().tolist()) <= pushed  # today's: the monitor reads its own push
+    assert set(unpushed.watched().tolist()) == set(probes.top(5).tolist()) - pushed
+    with pytest.raises(ValueError, match="soft weights push every head"):
+        Steer(probes, heads="soft", watch="unpushed")
+    with pytest.raises(ValueError, match="watch must be one of"):
+        Steer(probes, watch="all")
+    state = Steering(tiny, [unpushed])
+    assert sum(hi - lo for lo, hi in state.read_rows.values()) == 2  # reads its 2 watched heads
+    assert unpushed.settings()["watch"] == "unpushed"

@@ -24,6 +24,8 @@ from .options import GAINS, ROWS
 from .probes import ProbeSet
 from .recipes import DEFAULT_RECIPE, RECIPES, recipe
 
+WATCH = ("best", "unpushed")  # the heads the monitor reads: the most accurate, or the most accurate unpushed
+
 
 @dataclass
 class Steer:
@@ -34,6 +36,8 @@ class Steer:
     weight 1; "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's).
     direction: "mass_mean" (class-mean difference, ITI's), "probe" (unit probe weights, the
     paper's), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
+    watch: which heads the monitor reads: "best" (the `monitor_heads` most accurate, the paper's)
+    or "unpushed" (the most accurate among the heads not pushed).
 
     lane: when the trait should be there (`smitin.lanes`): spans of new audio that want it present
     ("add", pushed with +|alpha|), absent ("remove", -|alpha|) or left alone ("free", no edit), e.g.
@@ -49,10 +53,28 @@ class Steer:
     monitor_heads: int = 16
     direction: str | None = RECIPES[DEFAULT_RECIPE].direction
     lane: Lane | str | Sequence[Any] | Mapping[str, Any] | None = None
+    watch: str = "best"
 
     def __post_init__(self) -> None:
         if self.lane is not None:
             self.lane = Lane.of(self.lane)  # a bad lane is refused here, with a LaneError
+        if self.watch not in WATCH:
+            raise ValueError(f"watch must be one of {WATCH}, not {self.watch!r}")
+        if self.watch == "unpushed" and self.heads == "soft":
+            raise ValueError('watch="unpushed" needs top-K heads: soft weights push every head')
+
+    def watched(self) -> torch.Tensor:
+        """Flat indices of the heads the monitor reads: the `monitor_heads` most accurate ones, or
+        with watch="unpushed" the most accurate among those this steer does not push (so the
+        monitor hears what the push did downstream, not the push itself)."""
+        if self.watch == "best":
+            return self.probes.top(self.monitor_heads)
+        acc = self.probes.accuracy.flatten().float().clone()
+        acc[self.head_weights().flatten() > 0] = float("-inf")
+        k = min(self.monitor_heads, int((acc > float("-inf")).sum()))
+        if k < 1:
+            raise ValueError(f"{self.name}: every head is pushed, none is left to watch")
+        return torch.topk(acc, k).indices
 
     @property
     def automation(self) -> Lane | None:
@@ -97,6 +119,7 @@ class Steer:
             "monitor": self.monitor,
             "threshold": self.tau,
             "monitor_heads": self.monitor_heads,
+            "watch": self.watch,
             "direction": self.direction or self.probes.default_direction,
             "model": self.probes.meta.get("model"),
             "lane": str(self.automation) if self.lane is not None else None,
@@ -170,7 +193,7 @@ class Steering:
         # Monitored (trait, head) pairs, ordered by layer: pair i's reading goes to row i of `read`.
         # `slots[t, j]` is the row of trait t's j-th watched head; traits watching fewer heads
         # point their spare slots at a last row that stays NaN (the median ignores it).
-        watch = [s.probes.top(s.monitor_heads) for s in self.steers]
+        watch = [s.watched() for s in self.steers]
         flat = torch.cat(watch) if n else torch.zeros(0, dtype=torch.long)
         trait = torch.cat([torch.full((len(w),), t) for t, w in enumerate(watch)]) if n else flat
         slot = torch.cat([torch.arange(len(w)) for w in watch]) if n else flat
