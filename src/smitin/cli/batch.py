@@ -125,6 +125,16 @@ def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
         if todo:
             backbone = load(args.model, device=world.device(args.device), dtype=args.dtype)
             probes = {path: ProbeSet.load(path, backbone) for path in sorted(probe_files)}
+            from tqdm.auto import tqdm
+
+            # rank 0's bar counts every rank's lines: line i's round ends near line i + size - 1
+            bar = tqdm(
+                total=len(lines),
+                desc="prompts (all ranks)",
+                unit="clip",
+                disable=not world.main or args.quiet,
+            )
+            bar.update(len(lines) - len([x for x in lines if not done(out, x)]))
             for line in todo:
                 steers = [
                     Steer(
@@ -142,12 +152,14 @@ def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
                     line.prompt or None,
                     steer=steers,
                     options=per_line[line.index],
-                    progress=world.main and not args.quiet,
+                    progress=False,
                 )
                 result.save(out / f"{line.name()}.wav", out / f"{line.name()}.json")
-                print(
+                bar.update(max(0, min(len(lines), line.index + world.size) - bar.n))
+                bar.write(
                     f"{world.tag()}wrote {out / line.name()}.wav ({line.prompt!r}, seed {per_line[line.index].seed})"
                 )
+            bar.close()
         barrier(world)
     if world.main:
         missing = [line.name() for line in lines if not done(out, line)]
