@@ -18,7 +18,7 @@ wherever the model's arithmetic does not depend on the batch size (the tests che
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from .backbone import Backbone
 from .generate import Result, _codes, _progress, check_request, max_new_tokens
 from .options import GenerationOptions
-from .steering import Steer, apply
+from .steering import Steer, Steering, apply
 
 
 @dataclass
@@ -118,6 +118,7 @@ def generate_mixed(
     options: GenerationOptions | None = None,
     own_seeds: bool = True,
     progress: bool = True,
+    on_start: Callable[[Steering], None] | None = None,
     **overrides: Any,
 ) -> list[Result]:
     """Text-to-music for many requests in one batch, each with its own prompt, steers and seed.
@@ -125,6 +126,8 @@ def generate_mixed(
     `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, sampling;
     `options.batch` and `options.seed` are not used (one sample per request, each its own seed).
     Returns one Result per request, with its own audio, codes and trace (its traits only).
+    `on_start(state)` receives the live steering state of the whole batch before the first step
+    (as in `generate`: a UI reads it for a live plot; `Trace.select` picks one request's part).
     """
     if not requests:
         return []
@@ -159,6 +162,8 @@ def generate_mixed(
         _codes(backbone) as codes,
         _progress(backbone, steps, progress),
     ):
+        if on_start is not None:
+            on_start(state)
         torch.manual_seed(requests[0].seed)  # only used where own_seeds is off
         with torch.no_grad():
             values = backbone.model.generate(**cond, **kwargs)

@@ -6,10 +6,13 @@ import json
 import os
 import re
 import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]'")
 
@@ -99,24 +102,38 @@ def _chromium_reason() -> str | None:
     return None
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
-def test_studio_in_a_real_browser(tmp_path, monkeypatch):
-    """Start the app, set a slider, generate 1 s with the bundled model, see audio and the trace."""
+@contextmanager
+def _studio_in_chromium(tmp_path, monkeypatch, probes=("drums",), batch_window_s=None):
+    """The studio on the bundled model with made-up probes, and a headless Chromium with no internet.
+
+    Yields (bundled model, port, probe files by trait, a new offline page maker, holder, refused
+    URLs). Each page is its own browser session.
+    """
     import argparse
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     import smitin
 
     monkeypatch.setenv("SMITIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     bundled = smitin.load()  # whatever the bundled model is now: probes made for its layout
-    probe_file = make_probes(bundled.layout, "drums").save(tmp_path / "drums.safetensors")
+    files = {
+        trait: make_probes(bundled.layout, trait, seed=i).save(tmp_path / f"{trait}.safetensors")
+        for i, trait in enumerate(probes)
+    }
     args = argparse.Namespace(
-        model="bundled", device="cpu", dtype=None, probes=[probe_file], cache=None, port=0, host="127.0.0.1"
+        model="bundled",
+        device="cpu",
+        dtype=None,
+        probes=[files[probes[0]]],
+        cache=None,
+        port=0,
+        host="127.0.0.1",
     )
     holder, session0, note = command.prepare(args, log=lambda _m: None)
+    if batch_window_s is not None:
+        holder.batcher.window_s = batch_window_s
     demo = app.build_app(holder, session0, startup_note=note)
     port = command.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -141,7 +158,6 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
                 ],
                 viewport={"width": 1400, "height": 2200},
             )
-            page = browser.new_page()
 
             def offline(route):  # the page must work with no internet: refuse, and remember
                 url = route.request.url
@@ -151,60 +167,136 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
                     external.append(url)
                     route.abort()
 
-            page.route("**/*", offline)
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-            expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+            def new_page():
+                page = browser.new_page()
+                page.route("**/*", offline)
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                return page
 
-            slider = page.locator("#alpha-0 input[type=number]")
-            slider.fill("-7")
-            slider.press("Enter")
-            duration = page.locator("#duration input[type=number]")
-            duration.fill("1")
-            duration.press("Enter")
-            page.evaluate(WATCH_JS)  # record every status text and plot image the page shows
-            page.locator("#generate").click()
-
-            expect(page.locator("#status")).to_contain_text("done", timeout=80_000)
-            expect(
-                page.locator("#steered audio, #steered [data-testid=waveform-slot]").first
-            ).to_be_attached()
-            expect(
-                page.locator("#unsteered audio, #unsteered [data-testid=waveform-slot]").first
-            ).to_be_attached()
-            expect(page.locator("#trace-plot img")).to_be_visible()
-            expect(page.locator("#files")).to_contain_text(re.compile(r"steered\s*\.wav"))
-            page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
-            status = page.locator("#status").inner_text()
-            seen = page.evaluate("window.__seen")
-            # Stop ends a long run and frees the model: the next generation goes through
-            long_run = max_new_tokens(bundled, 30)
-            duration.fill("30")
-            duration.press("Enter")
-            page.get_by_label("also generate unsteered (same seed)").uncheck()
-            page.locator("#generate").click()
-            expect(page.locator("#status")).to_contain_text("generating steered", timeout=30_000)
-            page.locator("#stop").click()
-            duration.fill("0.5")
-            duration.press("Enter")
-            for _ in range(20):  # the page takes a click only once the stopped request has ended
-                page.locator("#generate").click()
-                if f"/ {long_run} " not in page.locator("#status").inner_text(timeout=5_000):
-                    break
-                page.wait_for_timeout(1_000)
-            expect(page.locator("#status")).to_contain_text("done (steered", timeout=60_000)
-            # a second browser session starts from the defaults, not from the first one's settings
-            other = browser.new_page()
-            other.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-            expect(other.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
-            expect(other.locator("#alpha-0 input[type=number]")).to_have_value("5")
-            expect(other.locator("#status")).not_to_contain_text("done")
+            yield bundled, port, files, new_page, holder, external
             browser.close()
     finally:
         demo.close()
+
+
+def _set_number(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
+def test_studio_in_a_real_browser(tmp_path, monkeypatch):
+    """Start the app, set a slider, generate 1 s with the bundled model, see audio and the trace."""
+    from playwright.sync_api import expect
+
+    with _studio_in_chromium(tmp_path, monkeypatch) as (bundled, _port, _files, new_page, _holder, external):
+        page = new_page()
+        expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+
+        slider = page.locator("#alpha-0 input[type=number]")
+        slider.fill("-7")
+        slider.press("Enter")
+        duration = page.locator("#duration input[type=number]")
+        duration.fill("1")
+        duration.press("Enter")
+        page.evaluate(WATCH_JS)  # record every status text and plot image the page shows
+        page.locator("#generate").click()
+
+        expect(page.locator("#status")).to_contain_text("done", timeout=80_000)
+        expect(page.locator("#steered audio, #steered [data-testid=waveform-slot]").first).to_be_attached()
+        expect(
+            page.locator("#unsteered audio, #unsteered [data-testid=waveform-slot]").first
+        ).to_be_attached()
+        expect(page.locator("#trace-plot img")).to_be_visible()
+        expect(page.locator("#files")).to_contain_text(re.compile(r"steered\s*\.wav"))
+        page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
+        status = page.locator("#status").inner_text()
+        seen = page.evaluate("window.__seen")
+        # Stop ends a long run and frees the model: the next generation goes through
+        long_run = max_new_tokens(bundled, 30)
+        duration.fill("30")
+        duration.press("Enter")
+        page.get_by_label("also generate unsteered (same seed)").uncheck()
+        page.locator("#generate").click()
+        expect(page.locator("#status")).to_contain_text("generating steered", timeout=30_000)
+        page.locator("#stop").click()
+        duration.fill("0.5")
+        duration.press("Enter")
+        for _ in range(20):  # the page takes a click only once the stopped request has ended
+            page.locator("#generate").click()
+            if f"/ {long_run} " not in page.locator("#status").inner_text(timeout=5_000):
+                break
+            page.wait_for_timeout(1_000)
+        expect(page.locator("#status")).to_contain_text("done (steered", timeout=60_000)
+        # a second browser session starts from the defaults, not from the first one's settings
+        other = new_page()
+        expect(other.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+        expect(other.locator("#alpha-0 input[type=number]")).to_have_value("5")
+        expect(other.locator("#status")).not_to_contain_text("done")
     assert "drums (alpha -7): edit on" in status
-    live = [t for t in seen["status"] if t.startswith("generating steered")]
+    live = [t for t in seen["status"] if t.startswith("generating unsteered + steered: step")]
     assert live, f"no live status while generating: {seen['status']}"
     assert len(set(seen["plots"])) >= 2, "the trace plot was not redrawn while generating"
+    assert not external, f"the page fetched from outside localhost: {external}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
+def test_two_browser_sessions_at_once_share_a_batch(tmp_path, monkeypatch):
+    """Two sessions click Generate together with different traits, alphas, seeds: one batch, each its own."""
+    from playwright.sync_api import expect
+
+    with _studio_in_chromium(tmp_path, monkeypatch, ("drums", "bass"), batch_window_s=3.0) as (
+        _bundled,
+        _port,
+        probe_files,
+        new_page,
+        holder,
+        external,
+    ):
+        first, second = new_page(), new_page()
+        for page in (first, second):
+            expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+        # the second session swaps drums for bass probes, keeps the default alpha, and compares nothing
+        second.get_by_role("button", name="Clear probes").click()
+        expect(second.locator("#probe-list")).to_contain_text("No probe files", timeout=10_000)
+        second.get_by_label("or paths on this machine (one per line)").fill(str(probe_files["bass"]))
+        second.get_by_role("button", name="Load paths").click()
+        expect(second.locator("#probe-list")).to_contain_text("bass", timeout=10_000)
+        second.get_by_label("also generate unsteered (same seed)").uncheck()
+        _set_number(second, "alpha-0", 4)
+        _set_number(second, "seed", 5)
+        _set_number(first, "alpha-0", -6)
+        _set_number(first, "seed", 1)
+        for page in (first, second):
+            _set_number(page, "duration", 1)
+        for page in (first, second):  # within the batching window of each other
+            page.locator("#generate").click()
+        for page in (first, second):
+            expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+            expect(page.locator("#files")).to_contain_text(re.compile(r"steered\s*\.wav"))
+        first.screenshot(path=str(ARTIFACTS / "ui-studio-first-of-two.png"), full_page=True)
+        second.screenshot(path=str(ARTIFACTS / "ui-studio-second-of-two.png"), full_page=True)
+        statuses = [p.locator("#status").inner_text() for p in (first, second)]
+        links = [
+            p.locator("#files a").evaluate_all("links => links.map(a => a.href)") for p in (first, second)
+        ]
+        traces = []
+        for page, hrefs in zip((first, second), links, strict=True):
+            (href,) = [h for h in hrefs if h.split("?")[0].endswith("/steered-trace.json")]
+            traces.append(json.loads(page.request.get(href).text()))
+    assert holder.batcher.sizes == [3], holder.batcher.sizes  # first: unsteered + steered; second: steered
+    assert "drums (alpha -6): edit on" in statuses[0] and "bass" not in statuses[0]
+    assert "bass (alpha +4): edit on" in statuses[1] and "drums" not in statuses[1]
+    assert all("one batch of 3 requests" in s for s in statuses), statuses
+    assert statuses[0].startswith("done (unsteered") and statuses[1].startswith("done (steered")
+    assert sum(h.split("?")[0].endswith(".wav") for h in links[0]) == 2
+    assert sum(h.split("?")[0].endswith(".wav") for h in links[1]) == 1
+    for trace, seed, trait, alpha in ((traces[0], 1, "drums", -6), (traces[1], 5, "bass", 4)):
+        assert trace["settings"]["seed"] == seed and trace["settings"]["batch_users"] == 2
+        assert [(t["trait"], t["alpha"]) for t in trace["settings"]["traits"]] == [(trait, alpha)]
     assert not external, f"the page fetched from outside localhost: {external}"
 
 
@@ -246,10 +338,12 @@ def test_generate_handler_runs_both_and_saves(tiny, tiny_holder, tmp_path):
     path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
     handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
     updates = list(handler(*_generate_args(session.new_session("tiny", [path]), 0.3, True, -4, 0, 0, 0)))
-    assert updates[0][0].startswith("generating unsteered: step")
-    assert any(u[0].startswith("generating steered: step") for u in updates)
+    assert updates[0][0].startswith(("waiting for the model", "generating"))
+    # both runs are two requests of one batch, watched together
+    assert any(u[0].startswith("generating unsteered + steered: step") for u in updates)
     status, _plot, (rate, audio), unsteered_wav, steered_wav, _spec, files = updates[-1]
     assert status.startswith("done (unsteered") and "drums (alpha -4): edit on" in status
+    assert "one batch of 2 requests" in status
     assert rate == tiny.sample_rate and audio.dtype == np.int16
     assert Path(unsteered_wav).name == "unsteered.wav" and Path(steered_wav).name == "steered.wav"
     assert sorted(Path(f).name for f in files) == [
@@ -263,8 +357,9 @@ def test_generate_handler_runs_both_and_saves(tiny, tiny_holder, tmp_path):
 
 def test_a_stopped_generate_frees_the_model(tiny, tiny_holder):
     handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
-    running = handler(*_generate_args(session.new_session("tiny"), 30, False, 0, 0, 0, 0))
-    assert next(running)[0].startswith("generating steered")
+    running = handler(*_generate_args(session.new_session("tiny"), 20, False, 0, 0, 0, 0))
+    while not next(running)[0].startswith("generating steered"):  # past the batching window
+        pass
     running.close()  # what Stop (or a closed tab) does to the handler
     assert not tiny_holder.busy.locked()
     updates = list(handler(*_generate_args(session.new_session("tiny"), 0.2, False, 0, 0, 0, 0)))
@@ -324,3 +419,79 @@ def test_lanes_from_the_page_steer_and_bad_lanes_run_nothing(tiny, tiny_holder, 
         with pytest.raises(ValueError, match=message):
             next(iter(handler(*args)))
         assert not tiny_holder.busy.locked()
+
+
+def test_two_users_at_once_share_one_batch_and_each_gets_their_own(tiny, tmp_path, monkeypatch):
+    """Two Generate calls from two threads, different traits, alphas, seeds: one batch, own results."""
+    from smitin.mixed import Request, generate_mixed
+    from smitin.options import GenerationOptions
+    from smitin.recipes import parse_heads
+    from smitin.ui import live
+
+    calls: list[tuple[list, list]] = []  # each model call's requests and results
+
+    def recorded(*args, **kwargs):
+        results = generate_mixed(*args, **kwargs)
+        calls.append((list(args[1]), results))
+        return results
+
+    monkeypatch.setattr(live, "generate_mixed", recorded)
+    holder = app.ModelHolder(batch_window_s=1.0)
+    holder.backbone, holder.name = tiny, "tiny"
+    drums = make_probes(tiny.layout, "drums").save(tmp_path / "drums.safetensors")
+    bass = make_probes(tiny.layout, "bass", seed=1).save(tmp_path / "bass.safetensors")
+    args_a = _generate_args(session.new_session("tiny", [drums]), 0.3, True, -4, 0, 0, 0)
+    args_b = list(_generate_args(session.new_session("tiny", [bass]), 0.3, False, 3, 0, 0, 0))
+    args_b[4], args_b[9], args_b[11] = 7, False, "4"  # its own seed, monitor off, top-4 heads
+    handler = app.GenerateHandler(holder, poll_s=0.05)
+    got: dict[str, list] = {}
+    threads = [
+        threading.Thread(target=lambda k=k, a=a: got.__setitem__(k, list(handler(*a))))
+        for k, a in (("a", args_a), ("b", args_b))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert holder.batcher.sizes == [3] and len(calls) == 1  # a's unsteered and steered runs, b's run
+    status_a, _p, (_r, audio_a), ref_a, _wav, _s, files_a = got["a"][-1]
+    status_b, _p, (_r, audio_b), ref_b, _wav, _s, files_b = got["b"][-1]
+    assert "drums (alpha -4)" in status_a and "bass" not in status_a and "one batch of 3" in status_a
+    assert "bass (alpha +3)" in status_b and "drums" not in status_b and ref_b is None
+    assert any(u[0].startswith("generating unsteered + steered") for u in got["a"])
+    assert {Path(f).parent for f in files_a}.isdisjoint(Path(f).parent for f in files_b)
+    traces = {k: json.loads(Path(f[-1]).read_text()) for k, f in (("a", files_a), ("b", files_b))}
+    assert traces["a"]["settings"]["seed"] == 0 and traces["b"]["settings"]["seed"] == 7
+    assert traces["a"]["settings"]["batch_requests"] == traces["b"]["settings"]["batch_requests"] == 3
+    assert traces["a"]["settings"]["batch_users"] == 2
+    assert [x["alpha"] for x in traces["b"]["settings"]["traits"]] == [3.0]
+
+    def alone(args, alpha: float, heads: str, monitor: bool):
+        sets = session.load_probe_sets(args[0], tiny)
+        steers = session.build_steers(
+            sets, [alpha], monitor=monitor, heads=parse_heads(heads), direction="probe"
+        )
+        options = GenerationOptions(duration=0.3, seed=args[4], guidance_scale=3, every=5)
+        return generate_mixed(tiny, [Request(None, steers, seed=args[4])], options=options, progress=False)[0]
+
+    # each request's codes in the batch are those it makes alone, and each user got their own row
+    (requests, results), want, codes = calls[0], {}, {}
+    for name, (args, alpha, heads, monitor) in {
+        "a unsteered": (args_a, 0, "soft", True),
+        "a steered": (args_a, -4, "soft", True),
+        "b steered": (args_b, 3, "4", False),
+    }.items():
+        (i,) = [
+            j
+            for j, r in enumerate(requests)  # the batch's order is the order the users arrived in
+            if r.seed == args[4] and [s.alpha for s in r.steer] == [alpha]
+        ]
+        assert torch.equal(results[i].codes, alone(args, alpha, heads, monitor).codes), name
+        want[name] = results[i].audio[0]
+        codes[name] = results[i].codes
+    assert np.array_equal(audio_a, live.pcm16(want["a steered"]))
+    assert np.array_equal(audio_b, live.pcm16(want["b steered"]))
+    assert not torch.equal(codes["a steered"], codes["b steered"])  # the rows differ
+    import soundfile as sf
+
+    assert np.allclose(sf.read(ref_a)[0], want["a unsteered"], atol=1e-4)

@@ -1,8 +1,10 @@
 """The Gradio app: the one model in memory, the page, and what its buttons do.
 
-Each browser session keeps its own `Session` in `gr.State`; everything that runs the model goes
-through one queue lane, so one model in memory serves everyone without cross-talk. The Generate
-button is a `GenerateHandler`: it opens `LiveRun`s and turns what they show into page updates.
+Each browser session keeps its own `Session` in `gr.State`; one model in memory serves everyone
+without cross-talk. The Generate button is a `GenerateHandler`: many run at once, each submits its
+user's runs to the model's `Batcher` (which runs the requests that arrive together as one mixed
+batch) and turns what its own tickets show into page updates. Loading a model and training probes
+go through one queue lane and hold the model while they run.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import gradio as gr
 
 from ..backbone import BUNDLED, Backbone, ModelError, load
 from ..defaults import cache_dir, model_key
-from ..generate import Result
+from ..generate import Result, check_request
 from ..options import GenerationOptions
 from ..probes import ProbeFileError
 from ..recipes import DEFAULT_RECIPE, RECIPES, parse_heads
 from ..steering import Steer
 from .figures import heatmap_figure, spectrogram_figure, trace_figure
-from .live import LiveRun, Preview, Request, pcm16
+from .live import BATCH_WINDOW_S, Batcher, Preview, Request, Submission, Ticket, pcm16
 from .session import (
     ALPHA_RANGE,
     Session,
@@ -44,6 +46,7 @@ from .session import (
 
 POLL_S = 0.5  # how often the request thread redraws the live plot
 KEEP_GENERATIONS = 8  # generations whose files stay on disk; Gradio serves its own copy of each
+MAX_USERS = 16  # Generate handlers running at once (they wait on the batcher, not on each other)
 
 INTRO = """# smitin steering studio
 Steer the music model toward or away from a trait while it generates. Each trait's probes read
@@ -64,17 +67,27 @@ Outputs = tuple[Any, Any, Any, Any, Any, Any, Any]
 class ModelHolder:
     """Holds one loaded model for all sessions; a request for another swaps it.
 
-    `busy` is held by whoever runs the model (generation, training). It is a plain Lock, not an
-    RLock: Gradio may resume a generator handler on another thread, and a plain Lock may be
-    released from any thread.
+    `busy` is held by whoever runs the model (a batch of generations, training). It is a plain
+    Lock, not an RLock: Gradio may resume a generator handler on another thread, and a plain Lock
+    may be released from any thread. `batcher` runs the generations, in batches of the requests
+    that arrive within `batch_window_s` of each other or while the model is busy.
     """
 
-    def __init__(self, device: str = "cpu", dtype: str | None = None) -> None:
+    def __init__(
+        self, device: str = "cpu", dtype: str | None = None, batch_window_s: float = BATCH_WINDOW_S
+    ) -> None:
         self.device, self.dtype = device, dtype
         self.lock = threading.Lock()  # guards loading
         self.busy = threading.Lock()  # guards use
         self.name: str | None = None
         self.backbone: Backbone | None = None
+        self.batcher = Batcher(self.busy, window_s=batch_window_s)
+
+    def loaded(self, name: str) -> Backbone | None:
+        """The model if `name` is the one in memory (no wait on a running batch), else None."""
+        name = (name or BUNDLED).strip() or BUNDLED
+        with self.lock:
+            return self.backbone if self.name == name else None
 
     def get(self, name: str) -> Backbone:
         name = (name or BUNDLED).strip() or BUNDLED
@@ -144,11 +157,13 @@ def _with_status(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
 
 
 class GenerateHandler:
-    """The Generate button: the unsteered run (when comparing), then the steered one, watched live.
+    """The Generate button: the user's unsteered run (when comparing) and steered run, watched live.
 
-    A call is a generator of page updates. It holds the model's `busy` lock while the runs go;
-    when the page stops it (Stop, a closed tab), the run still going is cancelled and waited for
-    before the model is free again. The results are saved as WAV and trace JSON at the end, in
+    A call is a generator of page updates. It submits the runs to the model's `Batcher` (two
+    requests of one batch, same prompt and seed, or of a bigger batch with other users' requests)
+    and shows its own tickets: status, live C(t) plot, audio preview. When the page stops it
+    (Stop, a closed tab), the user is detached: the batch is cancelled, and waited for, only when
+    nobody else waits for it. The results are saved as WAV and trace JSON at the end, in
     `downloads` (one folder for the app, a numbered sub-folder per generation).
     """
 
@@ -191,70 +206,69 @@ class GenerateHandler:
         threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
         traits = [p.trait for p in session.probes]
         lanes = parse_lanes(lanes_text, traits, options.duration)  # a bad lane: a message, nothing runs
-        with self.holder.busy:  # one generation on the shared model at a time
-            backbone = self.holder.get(session.model)
-            sets = load_probe_sets(session, backbone)
-            steers = build_steers(
-                sets,
-                alphas,
-                monitor=monitor,
-                threshold=threshold_v,
-                heads=heads_v,
-                direction=direction,
-                lanes=lanes,
-            )
-            total = options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
-            runs = [("unsteered", unsteered(steers))] if compare else []
-            runs.append(("steered", steers))
-            results: dict[str, Result] = {}
-            for name, run_steers in runs:
-                run = LiveRun(backbone, run_steers, request, name)
-                watch = self._watch(
-                    run, name, results.get("unsteered"), bool(steers), preview_on, total, lanes
-                )
-                results[name] = yield from watch
+        backbone = self.holder.loaded(session.model)
+        if backbone is None:  # another model: load it once the model is free
+            with self.holder.busy:
+                backbone = self.holder.get(session.model)
+        sets = load_probe_sets(session, backbone)
+        steers = build_steers(
+            sets,
+            alphas,
+            monitor=monitor,
+            threshold=threshold_v,
+            heads=heads_v,
+            direction=direction,
+            lanes=lanes,
+        )
+        if request.audio_prompt is None:  # refused here, it never joins (and fails) a batch
+            check_request(backbone, steers, options)
+        total = options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
+        runs = [("unsteered", unsteered(steers))] if compare else []
+        runs.append(("steered", steers))
+        submission = self.holder.batcher.submit(backbone, request, runs)
+        results = yield from self._watch(submission, bool(steers), preview_on, total, lanes)
         yield self._finish(backbone, steers, results, total, lanes)
 
     def _watch(
         self,
-        run: LiveRun,
-        name: str,
-        reference: Result | None,
+        submission: Submission,
         plot: bool,
         preview_on: bool,
         total: float,
         lanes: dict | None = None,
-    ) -> Generator[Outputs, None, Result]:
-        """Start `run`, yield one update as it starts and one per poll, and return its Result."""
+    ) -> Generator[Outputs, None, dict[str, Result]]:
+        """Yield one update at once and one per poll until the runs end; their Results by name."""
         skip = gr.skip()
-        preview = Preview(run.backbone)
-        run.start()
+        tickets = {t.name: t for t in submission.tickets}
+        steered, reference = tickets["steered"], tickets.get("unsteered")
+        previews = {name: Preview(t.backbone) for name, t in tickets.items()}
         try:
             first = True
-            while first or run.alive:
+            while first or steered.alive:  # a submission's runs all end with its batch
                 if not first:
-                    run.wait(self.poll_s)
+                    steered.wait(self.poll_s)
                 first = False
-                trace = run.trace()
-                audio = preview.update(run.frames()) if preview_on and run.alive else None
-                status = f"generating {name}: step {run.steps} / {run.total_steps} ({run.elapsed:.1f} s)"
+                started = [t.pass_ for t in tickets.values() if t.pass_ is not None]
+                running = [t for t in tickets.values() if started and t.pass_ is started[-1]]
+                shown = steered if steered in running else (running[0] if running else None)
+                audio = None
+                if preview_on and shown is not None and shown.alive:
+                    audio = previews[shown.name].update(shown.frames())
                 figure = (
                     trace_figure(
-                        trace if name == "steered" else None,
-                        reference.trace if reference else trace,
+                        steered.trace(),
+                        reference.trace() if reference else None,
                         total,
                         lanes,
                     )
                     if plot
                     else skip
                 )
-                sound = (run.backbone.sample_rate, pcm16(audio)) if audio is not None else skip
-                yield (status, figure, sound, skip, skip, skip, skip)
-        finally:  # stopped or disconnected: end the run before the model is free again
-            run.stop()
-        result = run.result()
-        result.trace.settings["seconds_taken"] = round(run.elapsed, 2)
-        return result
+                sound = (steered.backbone.sample_rate, pcm16(audio)) if audio is not None else skip
+                yield (_live_status(running, self.holder.batcher), figure, sound, skip, skip, skip, skip)
+        finally:  # stopped or disconnected: detach (and end the batch if nobody else waits for it)
+            submission.stop()
+        return {name: t.result() for name, t in tickets.items()}
 
     def _finish(
         self,
@@ -278,8 +292,10 @@ class GenerateHandler:
             or "no traits"
         )
         times = ", ".join(f"{n} {r.trace.settings['seconds_taken']} s" for n, r in results.items())
+        size = steered_r.trace.settings.get("batch_requests", 1)
+        batch = f"; one batch of {size} requests" if size > 1 else ""
         return (
-            f"done ({times}). {summary}.",
+            f"done ({times}{batch}). {summary}.",
             trace_figure(steered_r.trace, ref.trace if ref else None, total, lanes),
             (backbone.sample_rate, pcm16(steered_r.audio[0])),
             files[0] if ref else None,
@@ -287,6 +303,17 @@ class GenerateHandler:
             spectrogram_figure(named, backbone.sample_rate),
             files,
         )
+
+
+def _live_status(running: Sequence[Ticket], batcher: Batcher) -> str:
+    """What the page says while a generation waits or runs."""
+    if not running:
+        queued = batcher.waiting
+        return "waiting for the model" + (f" ({queued} submissions queued)" if queued > 1 else "")
+    t = running[0]
+    names = " + ".join(r.name for r in running)
+    batch = f"; batch of {t.batch_requests} requests" if t.batch_requests > 1 else ""
+    return f"generating {names}: step {t.steps} / {t.total_steps} ({t.elapsed:.1f} s{batch})"
 
 
 def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "") -> gr.Blocks:
@@ -413,7 +440,7 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                 audio_prompt = gr.Audio(type="filepath", sources=["upload"], label="audio prompt to continue")
                 with gr.Row():
                     duration = gr.Slider(0.5, 30, value=5, step=0.5, label="duration (s)", elem_id="duration")
-                    seed = gr.Number(value=0, precision=0, label="seed")
+                    seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
                     guidance = gr.Slider(1, 10, value=3, step=0.5, label="guidance (CFG) scale")
                 with gr.Row():
                     compare = gr.Checkbox(value=True, label="also generate unsteered (same seed)")
@@ -454,7 +481,8 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
             trigger(on_lanes, [session, lanes_box, duration], lanes_note, queue=False)
         gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
         on_generate = _with_status(GenerateHandler(holder))
-        running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **model_lane)
+        users: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": MAX_USERS}
+        running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **users)
         stop.click(None, None, None, cancels=[running])
     demo.queue(default_concurrency_limit=1)
     return demo
