@@ -5,7 +5,8 @@ itself can make C(t) cross the threshold, so the monitor stops while the music h
 This compares, on an experiment's prepared data, probes and judges (`smitin experiment --out
 DIR` run before), paired by prompt and seed in continuation: no control, SMITIN watching the
 pushed heads (`watch="best"`, today's), SMITIN watching the 16 best heads it does not push
-(`watch="unpushed"`), and ITI (no monitor). Judge B (the CNN) decides presence; differences to no
+(`watch="unpushed"`), SMITIN with its threshold at the C its heads read on the positive class
+mean (instead of the paper's median - std of accuracies), and ITI (no monitor). Judge B (the CNN) decides presence; differences to no
 control with 95% bootstrap intervals over prompts.
 
     python scripts/watch_unpushed.py --exp /work/exp/a --traits bass,guitar,piano,drums
@@ -36,6 +37,14 @@ def config(exp: Path) -> Config:
     return replace(cfg, **paths, progress=False)
 
 
+def positive_level(probes, k: int = 16) -> float:
+    """C the monitor would read on the positive class mean (median over the k best heads)."""
+    top = probes.top(k)
+    w, b = probes.weight.float().flatten(0, 1)[top], probes.bias.float().flatten()[top]
+    pos = probes.mean_pos.float().flatten(0, 1)[top]
+    return float(torch.sigmoid((w * pos).sum(-1) + b).median())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exp", type=Path, required=True, help="a finished `smitin experiment` folder")
@@ -57,6 +66,10 @@ def main() -> None:
             "none": (none, []),
             "smitin (watch pushed)": (smitin, [Steer(probes, alpha=args.alpha, watch="best")]),
             "smitin (watch unpushed)": (smitin, [Steer(probes, alpha=args.alpha, watch="unpushed")]),
+            "smitin (tau = C at mean pos)": (
+                smitin,
+                [Steer(probes, alpha=args.alpha, threshold=positive_level(probes))],
+            ),
             "iti": (smitin, [Steer(probes, alpha=args.alpha, monitor=False)]),
         }
         present, shares = {}, {}

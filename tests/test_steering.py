@@ -217,3 +217,20 @@ def test_the_monitor_can_watch_the_heads_it_does_not_push(tiny, probes_for):
     state = Steering(tiny, [unpushed])
     assert sum(hi - lo for lo, hi in state.read_rows.values()) == 2  # reads its 2 watched heads
     assert unpushed.settings()["watch"] == "unpushed"
+
+
+def test_a_threshold_at_the_positive_class_mean(tiny, probes_for):
+    from smitin.recipes import check_threshold
+
+    probes = probes_for(tiny.layout)
+    steer = Steer(probes, heads=3, threshold="positive")
+    assert steer.tau == pytest.approx(probes.class_reading(steer.watched()))
+    w, b = probes.weight.flatten(0, 1), probes.bias.flatten()
+    by_hand = torch.sigmoid((w * probes.mean_pos.flatten(0, 1)).sum(-1) + b)[steer.watched()].median()
+    assert steer.tau == pytest.approx(float(by_hand))
+    assert check_threshold("positive") == "positive" and check_threshold("paper") is None
+    assert check_threshold("0.6") == 0.6
+    with pytest.raises(ValueError, match="'paper' or 'positive'"):
+        check_threshold("high")
+    trace = generate(tiny, None, steer=[steer], duration=0.3, progress=False).trace
+    assert trace.settings["traits"][0]["threshold"] == pytest.approx(steer.tau)

@@ -182,6 +182,14 @@ class ProbeSet:
         k = min(k, self.accuracy.numel())
         return torch.topk(self.accuracy.flatten().float(), k).indices
 
+    def class_reading(self, heads: torch.Tensor, positive: bool = True) -> float:
+        """C on a class mean: the median over `heads` (flat indices) of each probe's probability at
+        the mean activation of the positive (or negative) training class."""
+        w = self.weight.float().flatten(0, 1)[heads]
+        b = self.bias.float().flatten()[heads]
+        mean = (self.mean_pos if positive else self.mean_neg).float().flatten(0, 1)[heads]
+        return float(torch.sigmoid((w * mean).sum(-1) + b).median())
+
     def threshold(self) -> float:
         """The paper's monitor threshold: median(acc) - std(acc) over all heads."""
         acc = self.accuracy.flatten().double()

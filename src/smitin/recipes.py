@@ -101,11 +101,24 @@ def check_alpha(alpha: float | str) -> float:
     return value
 
 
-def check_threshold(threshold: float | None) -> float | None:
-    """A monitor threshold tau: None (from the probes' accuracy) or a probability strictly in (0, 1)."""
-    if threshold is None:
+THRESHOLDS = ("paper", "positive")  # tau from the probes: median(acc) - std(acc), or C at the positive mean
+
+
+def check_threshold(threshold: float | str | None) -> float | str | None:
+    """A monitor threshold tau: None or "paper" (median(acc) - std(acc), the paper's), "positive"
+    (what the watched heads read on the trait's class mean), or a probability strictly in (0, 1)."""
+    if threshold is None or (
+        isinstance(threshold, str) and threshold.strip().lower() in ("", "auto", "paper")
+    ):
         return None
-    value = float(threshold)
+    if isinstance(threshold, str) and threshold.strip().lower() == "positive":
+        return "positive"
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise ValueError(
+            f"threshold must be a probability in (0, 1), 'paper' or 'positive', not {threshold!r}"
+        ) from None
     if not (0.0 < value < 1.0):
         raise ValueError(
             f"threshold must be a probability strictly between 0 and 1 (e.g. 0.6), not {threshold!r}"

@@ -36,6 +36,8 @@ class Steer:
     weight 1; "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's).
     direction: "mass_mean" (class-mean difference, ITI's), "probe" (unit probe weights, the
     paper's), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
+    threshold: the monitor's tau, a probability; None for the paper's median(acc) - std(acc);
+    "positive" for what the watched heads read on the trait's class mean (higher with weak probes).
     watch: which heads the monitor reads: "best" (the `monitor_heads` most accurate, the paper's)
     or "unpushed" (the most accurate among the heads not pushed).
 
@@ -49,7 +51,7 @@ class Steer:
     alpha: float = 5.0
     heads: str | int = RECIPES[DEFAULT_RECIPE].heads
     monitor: bool = True
-    threshold: float | None = None
+    threshold: float | str | None = None
     monitor_heads: int = 16
     direction: str | None = RECIPES[DEFAULT_RECIPE].direction
     lane: Lane | str | Sequence[Any] | Mapping[str, Any] | None = None
@@ -127,6 +129,12 @@ class Steer:
 
     @property
     def tau(self) -> float:
+        """The monitor's threshold: given, "positive" (C of the watched heads at the trait's class
+        mean), or by default the paper's median(acc) - std(acc)."""
+        if self.threshold == "positive":
+            return self.probes.class_reading(self.watched())
+        if isinstance(self.threshold, str):
+            raise ValueError(f"threshold must be a number in (0, 1) or 'positive', not {self.threshold!r}")
         return self.threshold if self.threshold is not None else self.probes.threshold()
 
 

@@ -109,9 +109,10 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
         default=None,
-        help="monitor threshold, a probability in (0, 1) (default median(acc) - std(acc))",
+        help="monitor threshold: a probability in (0, 1), 'paper' (median(acc) - std(acc), the default) or "
+        "'positive' (what the watched heads read on the trait's class mean: higher, so weak probes keep "
+        "pushing longer; see docs/results.md)",
     )
     p.add_argument(
         "--heads",

@@ -407,7 +407,10 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                     )
                 with gr.Accordion("Steering options", open=False):
                     monitor = gr.Checkbox(value=True, label="self-monitoring (SMITIN); off = plain ITI")
-                    threshold = gr.Textbox(value="auto", label="monitor threshold (auto = median - std)")
+                    threshold = gr.Textbox(
+                        value="auto",
+                        label="monitor threshold (auto = median - std; positive = C at the class mean; or 0-1)",
+                    )
                     heads = gr.Textbox(
                         value=str(RECIPES[DEFAULT_RECIPE].heads),
                         label="heads: K best at weight 1 (smitin's recipe: 16) or soft (the paper's)",

@@ -86,10 +86,13 @@ def parse_paths(text: str) -> list[str]:
     return [p.strip() for line in (text or "").splitlines() for p in line.split(",") if p.strip()]
 
 
-def parse_threshold(text: str | float | None) -> float | None:
-    """'' or 'auto' -> None (the paper's median(acc) - std(acc)); else a number in (0, 1)."""
+def parse_threshold(text: str | float | None) -> float | str | None:
+    """'' or 'auto' -> None (the paper's median(acc) - std(acc)); 'positive' (C at the trait's class
+    mean); else a number in (0, 1)."""
     if text is None or str(text).strip().lower() in ("", "auto"):
         return None
+    if str(text).strip().lower() == "positive":
+        return "positive"
     value = float(text)
     if not 0 < value < 1:
         raise ValueError(f"threshold must be between 0 and 1 (or 'auto'), not {value}")
@@ -121,7 +124,7 @@ def build_steers(
     alphas: Sequence[float],
     *,
     monitor: bool = True,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     heads: str | int = RECIPES[DEFAULT_RECIPE].heads,
     direction: str = RECIPES[DEFAULT_RECIPE].direction,
     lanes: Mapping[str, Lane] | None = None,
