@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 
 from helpers import make_probes
 from smitin.backbone import load
-from smitin.generate import generate
+from smitin.generate import continue_audio, generate
 from smitin.mixed import Request, generate_mixed
 from smitin.steering import Steer
 
@@ -75,3 +78,28 @@ def test_own_seeds_make_a_request_independent_of_its_neighbours(tiny):
     assert not torch.equal(
         alone.codes, behind[1].codes
     )  # one torch RNG for the batch: it depends on the batch
+
+
+@pytest.mark.parametrize("sampling", [{"do_sample": False}, {}], ids=["greedy", "own seeds"])
+def test_continuations_in_a_mixed_batch_equal_each_alone(tiny, sampling):
+    rng = np.random.default_rng(0)
+    waves = [(0.2 * rng.standard_normal(n)).astype(np.float32) for n in (8000, 8400)]
+    drums = make_probes(tiny.layout, "drums")
+    reqs = [
+        Request(None, [Steer(drums, alpha=5)], seed=1, audio=waves[0]),
+        Request(None, [], seed=2, audio=waves[1]),
+    ]
+    mixed = generate_mixed(tiny, reqs, duration=0.3, progress=False, **sampling)
+    for req, got in zip(reqs, mixed, strict=True):
+        alone = generate_mixed(
+            tiny, [replace(req, audio=req.audio[:8000])], duration=0.3, progress=False, **sampling
+        )[0]
+        assert torch.equal(alone.codes, got.codes) and got.prompt_seconds == pytest.approx(1.0)
+        assert got.new_audio.shape == (1, round(0.3 * tiny.sample_rate))
+    plain = continue_audio(tiny, waves[0], tiny.sample_rate, steer=[Steer(drums, alpha=5)], duration=0.3,
+                           progress=False, do_sample=False)  # fmt: skip
+    assert torch.equal(
+        plain.codes, generate_mixed(tiny, reqs[:1], duration=0.3, progress=False, do_sample=False)[0].codes
+    )
+    with pytest.raises(ValueError, match="for every request or for none"):
+        generate_mixed(tiny, [reqs[0], Request(None, [], seed=3)], duration=0.3, progress=False)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -33,11 +34,13 @@ from .steering import Steer, Steering, apply
 
 @dataclass
 class Request:
-    """One request of a mixed batch: its text prompt (None: unconditional), steers and seed."""
+    """One request of a mixed batch: its text prompt (None: unconditional), steers and seed, and
+    for a continuation its audio prompt (mono float32 at the model's rate)."""
 
     prompt: str | None = None
     steer: Sequence[Steer] = field(default_factory=tuple)
     seed: int = 0
+    audio: np.ndarray | None = None
 
 
 class OwnSeeds(LogitsProcessor):
@@ -121,7 +124,8 @@ def generate_mixed(
     on_start: Callable[[Steering], None] | None = None,
     **overrides: Any,
 ) -> list[Result]:
-    """Text-to-music for many requests in one batch, each with its own prompt, steers and seed.
+    """Many requests in one batch, each with its own prompt, steers and seed: text-to-music, or
+    continuations when every request has an audio prompt (cut to the shortest, as `continue_audio`).
 
     `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, sampling;
     `options.batch` and `options.seed` are not used (one sample per request, each its own seed).
@@ -137,6 +141,16 @@ def generate_mixed(
     check_request(backbone, steers, opts)
     steps = max_new_tokens(backbone, opts.duration)
     cond = _condition(backbone, [r.prompt for r in requests])
+    waves = [r.audio for r in requests]
+    prompt_n = 0
+    if any(w is not None for w in waves):
+        if any(w is None for w in waves):
+            raise ValueError("a mixed batch continues audio prompts for every request or for none")
+        prompt_n = min(len(w) for w in waves if w is not None)
+        check_request(backbone, steers, opts, prompt_n / backbone.sample_rate)
+        prompts = np.stack([np.asarray(w, dtype=np.float32)[:prompt_n] for w in waves if w is not None])
+        values = torch.from_numpy(prompts)[:, None].to(backbone.device, torch.float32)
+        cond = {**cond, "input_values": values}
     kwargs: dict[str, Any] = {
         "do_sample": True,
         **opts.sampling,
@@ -178,5 +192,10 @@ def generate_mixed(
         first += len(r.steer)
         own = trace.select(b, mine)
         own.settings.update(seed=r.seed, prompt=r.prompt, own_seeds=own_seeds)
-        out.append(Result(audio[b : b + 1], backbone.sample_rate, codes[0][b : b + 1], own))
+        result = Result(audio[b : b + 1], backbone.sample_rate, codes[0][b : b + 1], own)
+        if prompt_n:
+            result.prompt_seconds = prompt_n / backbone.sample_rate
+            result.prompt_audio = prompts[b : b + 1]
+            own.settings["prompt_seconds"] = round(result.prompt_seconds, 4)
+        out.append(result)
     return out
