@@ -10,6 +10,7 @@ alpha sweep on continuation. Each steered row follows a recipe (`smitin.recipes`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,64 @@ def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config)
         prompt_index,
         seeds,
     )
+
+
+def generate_rows(
+    backbone: Backbone, jobs: Sequence[Job], steers: Sequence[list[Steer]], cfg: Config
+) -> list[Batch]:
+    """Several rows of one trait and task at once (`--batch-rows`): every clip of every row is a
+    request of a mixed batch (`smitin.mixed`), `cfg.batch` requests per forward pass.
+
+    Clip i of every row continues (or captions) the same prompt with the same seed, its own
+    (base + i): the pairing of the headline, now by each clip's own sampling stream rather than by
+    a shared chunk seed and batch place. Rows must share prompts and schedule (`every`).
+    """
+    from ..mixed import Request, generate_mixed
+
+    first = jobs[0]
+    reps = cfg.seeds
+    n = first.count * reps
+    prompt_index, _ = clip_plan(first.count, reps, cfg.batch, cfg.seed)
+    seeds = cfg.seed + np.arange(n)
+    waves = np.repeat(first.waves, reps, axis=0) if first.waves is not None else None
+    plan = [
+        (
+            j,
+            i,
+            Request(
+                job.texts[prompt_index[i]] if job.texts else None,
+                list(s),
+                int(seeds[i]),
+                waves[i] if waves is not None else None,
+            ),
+        )  # fmt: skip
+        for j, (job, s) in enumerate(zip(jobs, steers, strict=True))
+        for i in range(n)
+    ]
+    results: dict[tuple[int, int], Result] = {}
+    options = first.options(cfg, cfg.seed)
+    for c in range(0, len(plan), cfg.batch):
+        chunk = plan[c : c + cfg.batch]
+        for (j, i, _), r in zip(chunk, generate_mixed(backbone, [q for _, _, q in chunk], options=options, progress=False), strict=True):  # fmt: skip
+            results[j, i] = r
+    out = []
+    new = int(round(cfg.duration * backbone.frame_rate))
+    for j, (_job, s) in enumerate(zip(jobs, steers, strict=True)):
+        rs = [results[j, i] for i in range(n)]
+        p = waves.shape[1] if waves is not None else 0
+        length = min(r.audio.shape[1] - p for r in rs)
+        gains = [r.trace.mean_gain()[s[0].name] for r in rs] if s else []
+        shares = [r.trace.share_applied()[s[0].name] for r in rs] if s else []
+        out.append(
+            Batch(
+                np.concatenate([r.audio[:, p : p + length] for r in rs]),
+                np.concatenate([r.audio[:, :p] for r in rs]) if waves is not None else None,
+                torch.cat([r.codes for r in rs]),
+                rs[0].codes.shape[-1] - new,
+                float(np.mean(gains)) if gains else float("nan"),
+                float(np.mean(shares)) if shares else float("nan"),
+                prompt_index,
+                seeds,
+            )
+        )
+    return out

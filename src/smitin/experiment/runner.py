@@ -38,7 +38,7 @@ from .headline import Entry, add_paired_columns, headline
 from .judges import ClassifierJudge, ProbeDetector, optional_judges
 from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
 from .report import Agreement, Clip, Row, add_nll_shift, header, judge_agreement, markdown, write_csv
-from .rows import Job, generate_row, plan_jobs
+from .rows import Batch, Job, generate_row, generate_rows, plan_jobs
 from .split import prepare_data
 from .stats import accuracy_at, crossfit_accuracy, youden_threshold
 
@@ -208,8 +208,8 @@ class Experiment:
     def steers(self, job: Job) -> list[Steer]:
         return job.steers(self.probes[job.trait], self.cfg) if job.steered else []
 
-    def row(self, job: Job) -> tuple[Row, list[Clip]]:
-        """Generate and judge one row (cached as JSON by its settings)."""
+    def row_path(self, job: Job) -> tuple[dict[str, Any], Path, str]:
+        """A row's cache key, its cache file and its name."""
         cfg, trait = self.cfg, job.trait
         ident = job.ident()
         key = {
@@ -223,15 +223,42 @@ class Experiment:
             "recipe": asdict(job.recipe(cfg)) if job.steered else None,
             "v": ROW_VERSION,
         }
+        if cfg.batch_rows:  # other clips (each its own seed): never mixed with unbatched rows
+            key["batch_rows"] = True
         h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         name = f"{trait}-{job.task}-{job.method}-{ident['alpha']}"
-        path = cfg.out / "rows" / f"{name}-{h}.json"
+        return key, cfg.out / "rows" / f"{name}-{h}.json", name
+
+    def generate_together(self, jobs: list[Job]) -> dict[int, tuple[Batch, float]]:
+        """`--batch-rows`: the rows not cached yet, generated together per trait, task and schedule
+        (`rows.generate_rows`); {id(job): (batch, seconds)} for `row`."""
+        todo = [j for j in jobs if not self.row_path(j)[1].exists()]
+        groups: dict[tuple, list[Job]] = {}
+        for job in todo:
+            every = job.options(self.cfg, 0).every
+            groups.setdefault((job.trait, job.task, job.lane, every), []).append(job)
+        out: dict[int, tuple[Batch, float]] = {}
+        for group in groups.values():
+            t0 = time.time()
+            batches = generate_rows(self.backbone, group, [self.steers(j) for j in group], self.cfg)
+            share = (time.time() - t0) / len(group)
+            out.update({id(j): (b, share) for j, b in zip(group, batches, strict=True)})
+        return out
+
+    def row(self, job: Job, made: tuple[Batch, float] | None = None) -> tuple[Row, list[Clip]]:
+        """Generate (or take from `made`) and judge one row (cached as JSON by its settings)."""
+        cfg, trait = self.cfg, job.trait
+        ident = job.ident()
+        key, path, name = self.row_path(job)
         if path.exists():
             cached = json.loads(path.read_text())
             return cached["row"], cached["clips"]
         t0 = time.time()
-        batch = generate_row(self.backbone, job, self.steers(job), cfg)
-        gen_s = time.time() - t0
+        if made is not None:
+            batch, gen_s = made
+        else:
+            batch = generate_row(self.backbone, job, self.steers(job), cfg)
+            gen_s = time.time() - t0
         target = job.task != "removal"
         det_p, det_s = self.detectors[trait].present(batch.audio, self.sr)
         clf_p, clf_s = self.classifiers[trait].present(batch.audio, self.sr)
@@ -324,9 +351,10 @@ def _run(cfg: Config, command: str | None, backbone: Backbone | None, world: Wor
         barrier(world)
     jobs = [j for t in cfg.traits for j in exp.jobs(t)]
     bar = tqdm(total=len(jobs), desc="experiment", unit="row", disable=not (cfg.progress and world.main))
+    made = exp.generate_together([jobs[i] for i in world.mine(len(jobs))]) if cfg.batch_rows else {}
     for i in world.mine(len(jobs)):
         bar.set_postfix_str(jobs[i].describe())
-        exp.row(jobs[i])
+        exp.row(jobs[i], made.get(id(jobs[i])))
         bar.update(min(len(jobs), i + world.size) - bar.n)
     bar.close()
     barrier(world)  # every row is on disk
