@@ -18,7 +18,7 @@ pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]
 
 from helpers import make_probes, write_stems  # noqa: E402
 from smitin.generate import max_new_tokens  # noqa: E402
-from smitin.ui import app, command, session  # noqa: E402
+from smitin.ui import app, batcher, command, session  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notes, not ours
 
@@ -435,7 +435,7 @@ def test_two_users_at_once_share_one_batch_and_each_gets_their_own(tiny, tmp_pat
         calls.append((list(args[1]), results))
         return results
 
-    monkeypatch.setattr(live, "generate_mixed", recorded)
+    monkeypatch.setattr(batcher, "generate_mixed", recorded)
     holder = app.ModelHolder(batch_window_s=1.0)
     holder.backbone, holder.name = tiny, "tiny"
     drums = make_probes(tiny.layout, "drums").save(tmp_path / "drums.safetensors")

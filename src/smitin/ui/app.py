@@ -27,8 +27,9 @@ from ..options import GenerationOptions
 from ..probes import ProbeFileError
 from ..recipes import DEFAULT_RECIPE, RECIPES, parse_heads
 from ..steering import Steer
+from .batcher import BATCH_WINDOW_S, Batcher, Submission, Ticket
 from .figures import heatmap_figure, spectrogram_figure, trace_figure
-from .live import BATCH_WINDOW_S, Batcher, Preview, Request, Submission, Ticket, pcm16
+from .live import Preview, Request, pcm16
 from .session import (
     ALPHA_RANGE,
     Session,

@@ -1,0 +1,87 @@
+"""Many users, one model: the Batcher runs what arrives together as one mixed batch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+from helpers import make_probes
+from smitin.mixed import Request as MixedRequest
+from smitin.mixed import generate_mixed
+from smitin.options import GenerationOptions
+from smitin.steering import Steer
+from smitin.ui import batcher as batching
+from smitin.ui import live
+
+
+def _alone(model, steers, options):
+    """The request run by itself: what its row of any batch must equal."""
+    (result,) = generate_mixed(
+        model, [MixedRequest(None, steers, seed=options.seed)], options=options, progress=False
+    )
+    return result
+
+
+def test_a_batcher_runs_what_arrives_together_as_one_batch(tiny):
+    drums, bass = make_probes(tiny.layout, "drums"), make_probes(tiny.layout, "bass", seed=1)
+    batcher = batching.Batcher(window_s=0.5)
+    short = GenerationOptions(duration=0.3, seed=1)
+    runs_a = [("unsteered", [Steer(drums, alpha=0)]), ("steered", [Steer(drums, alpha=4)])]
+    runs_b = [("steered", [Steer(bass, alpha=-3, heads="soft"), Steer(drums, alpha=2, monitor=False)])]
+    a = batcher.submit(tiny, live.Request(options=short), runs_a)
+    b = batcher.submit(tiny, live.Request(options=replace(short, seed=2)), runs_b)
+    c = batcher.submit(tiny, live.Request(options=replace(short, duration=0.2)), [("steered", [])])
+    for s in (a, b, c):
+        for t in s.tickets:
+            t.wait()
+    assert batcher.sizes == [3, 1]  # a and b share a batch; c (another duration) runs on its own
+    for s in (a, b, c):
+        for t in s.tickets:
+            got = t.result()
+            want = _alone(tiny, t.steers, t.request.options)
+            assert torch.equal(got.codes, want.codes), (t.name, t.request.options)
+            assert torch.allclose(got.trace.c, want.trace.c, atol=1e-5)
+            assert got.trace.settings["batch_requests"] == (3 if s is not c else 1)
+            assert got.trace.traits == [x.name for x in t.steers]
+            if t.steers:  # the live view is this request's own row and traits
+                assert torch.allclose(t.trace().c, got.trace.c, atol=1e-6)
+            frames = t.frames()
+            assert torch.equal(frames, got.codes[0, :, : frames.shape[1]]) and frames.shape[1] > 0
+    assert not batcher.lock.locked()
+    # what may share a batch: text to music with the same model and options, whatever the seed
+    join = batching.Submission(batcher, tiny, live.Request(options=replace(short, seed=9)), [])
+    assert a.joins(join) and not a.joins(c)
+    assert not a.joins(
+        batching.Submission(batcher, tiny, live.Request(audio_prompt="x.wav", options=short), [])
+    )
+
+
+def test_a_stopped_user_leaves_the_batch_to_the_others(tiny):
+    batcher = batching.Batcher(window_s=0.3)
+    options = GenerationOptions(duration=1.0, seed=1)
+    a = batcher.submit(tiny, live.Request(options=options), [("steered", [])])
+    b = batcher.submit(tiny, live.Request(options=replace(options, seed=2)), [("steered", [])])
+    (ta,), (tb,) = a.tickets, b.tickets
+    while ta.steps < 2 and ta.alive:
+        time.sleep(0.02)
+    a.stop()  # returns at once: b still waits, so the batch goes on
+    assert tb.alive
+    tb.wait()
+    assert torch.equal(tb.result().codes, _alone(tiny, [], tb.request.options).codes)
+    with pytest.raises(live.Cancelled):
+        ta.result()
+    # nobody waits any more: the batch is cancelled, and stop returns once the model is free
+    long = batcher.submit(tiny, live.Request(options=GenerationOptions(duration=20)), [("steered", [])])
+    while long.tickets[0].steps < 2:
+        time.sleep(0.02)
+    long.stop()
+    assert not long.tickets[0].alive and not batcher.lock.locked()
+    with pytest.raises(live.Cancelled):
+        long.tickets[0].result()
+    # stopped while still waiting for its batch: it never runs
+    never = batcher.submit(tiny, live.Request(options=options), [("steered", [])])
+    never.stop()
+    assert batcher.sizes == [2, 1] and not never.tickets[0].alive
