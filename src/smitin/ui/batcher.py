@@ -21,7 +21,7 @@ from ..mixed import Request as MixedRequest
 from ..mixed import generate_mixed
 from ..monitor import Trace
 from ..steering import Steer, Steering
-from .live import SPARE_POSITIONS, Cancelled, CodeRecorder, Request, Outcome, live_trace, run_generation
+from .live import SPARE_POSITIONS, Cancelled, CodeRecorder, Outcome, Request, live_trace, run_generation
 
 BATCH_WINDOW_S = 0.3  # how long a request that finds the model idle waits for others to join it
 MAX_BATCH_REQUESTS = 32  # requests (rows before CFG) in one mixed batch at most
