@@ -29,6 +29,7 @@ RANKS = {
     "backbone": 1,
     "architectures": 2,
     "data": 2,
+    "holdout": 2,
     "synth": 2,
     "activations": 3,
     "probes": 4,

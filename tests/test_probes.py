@@ -5,7 +5,8 @@ from safetensors.torch import save_file
 from sklearn.linear_model import LogisticRegression
 
 from smitin.backbone import HeadLayout
-from smitin.probes import ProbeFileError, ProbeSet, split_by_group, train
+from smitin.holdout import split_by_group
+from smitin.probes import ProbeFileError, ProbeSet, train
 
 
 def synthetic(n_tracks=20, per_track=12, layers=2, heads=3, dim=8, seed=0):
@@ -21,16 +22,6 @@ def synthetic(n_tracks=20, per_track=12, layers=2, heads=3, dim=8, seed=0):
         + (2 * y - 1)[:, None, None, None] * strength[..., None] * axis
     )
     return torch.tensor(z, dtype=torch.float32), y, groups
-
-
-def test_split_never_straddles_a_track():
-    groups = np.repeat([f"t{i}" for i in range(10)], 5)
-    val = split_by_group(groups, 0.3, seed=1)
-    for g in np.unique(groups):
-        assert len(set(val[groups == g])) == 1
-    assert 0 < val.sum() < len(groups)
-    with pytest.raises(ValueError, match="at least 2 tracks"):
-        split_by_group(["a"] * 4)
 
 
 def test_batched_probes_match_scikit_learn():

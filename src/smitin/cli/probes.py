@@ -121,7 +121,8 @@ def train(args: argparse.Namespace) -> int:
     activation, so one rank does it once instead of every rank repeating it.
     """
     from ..distributed import barrier, joined
-    from ..probes import check_split, fit_cached
+    from ..holdout import check_split
+    from ..probes import fit_cached
 
     with joined(args.device) as world:
         backbone, segments = _model_and_data(args, world)
