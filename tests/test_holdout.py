@@ -23,7 +23,9 @@ def test_check_split_names_what_to_add():
     val = check_split(labels, groups, val_fraction=0.34, seed=0)
     assert val.dtype == bool and set(labels[val]) == {0, 1} == set(labels[~val])
     one = np.where(groups == "t0", 1, 0)  # the trait in one track only
-    with pytest.raises(DataError, match="1 track with the trait and 5 without it; .* add tracks with the trait"):
+    with pytest.raises(
+        DataError, match="1 track with the trait and 5 without it; .* add tracks with the trait"
+    ):
         check_split(one, groups, source="stems")
     with pytest.raises(DataError, match="both classes"):
         check_split(np.zeros(24), groups)
