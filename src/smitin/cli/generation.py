@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..options import GenerationOptions
 from ..recipes import check_alpha, check_threshold, parse_heads, recipe
-from .registry import UsageError
+from .registry import UsageError, check_paths
 
 
 def parse_steer(spec: str) -> tuple[Path, float]:
@@ -53,19 +53,13 @@ def _heads(spec: str | None, default: str | int) -> str | int:
 
 
 def _outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable --out/--trace/--plot before any model is loaded."""
-    from ..files import OutputError, check_writable
-
-    for flag in ("out", "trace", "plot"):
-        path = getattr(args, flag)
-        if path is not None:
-            try:
-                check_writable(path, f"--{flag}")
-            except OutputError as err:
-                raise UsageError(str(err)) from None
-    if args.batch > 1:  # out-0.wav, out-1.wav... land next to --out
-        for i in range(args.batch):
-            check_writable(args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}"), "--out")
+    """Refuse unwritable --out/--trace/--plot (and a batch's out-N.wav) before any model is loaded."""
+    check_paths(args, files=("out", "trace", "plot"))
+    for i in range(args.batch if args.batch > 1 else 0):  # out-0.wav, out-1.wav... next to --out
+        check_paths(
+            argparse.Namespace(out=args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}")),
+            files=("out",),
+        )
 
 
 def _lanes(args: argparse.Namespace, traits: list[str], duration: float) -> dict:

@@ -123,16 +123,19 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def check_outputs(cmd: Command, args: argparse.Namespace) -> None:
-    """Refuse unwritable output paths before any work (a UsageError naming the option)."""
+    """Refuse the command's unwritable output paths before any work (a UsageError naming the option)."""
+    check_paths(args, files=cmd.files, folders=cmd.folders)
+
+
+def check_paths(args: argparse.Namespace, *, files: Sequence[str] = (), folders: Sequence[str] = ()) -> None:
+    """Refuse unwritable files and folders named by these options (unset options are skipped)."""
     from ..files import OutputError, check_folder, check_writable
 
     try:
-        for name in cmd.files:
-            if getattr(args, name, None) is not None:
-                check_writable(getattr(args, name), "--" + name.replace("_", "-"))
-        for name in cmd.folders:
-            if getattr(args, name, None) is not None:
-                check_folder(getattr(args, name), "--" + name.replace("_", "-"))
+        for names, check in ((files, check_writable), (folders, check_folder)):
+            for name in names:
+                if getattr(args, name, None) is not None:
+                    check(getattr(args, name), "--" + name.replace("_", "-"))
     except OutputError as err:
         raise UsageError(str(err)) from None
 
