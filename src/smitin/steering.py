@@ -238,7 +238,7 @@ class Steering:
         """Allocate the step buffers once the batch is known (first hook call)."""
         dev, t = self.backbone.device, len(self.steers)
         batch = rows // 2 if self.cfg else rows
-        self.rows_n, self.batch = rows, batch
+        self.batch = batch
         pairs = sum(hi - lo for lo, hi in self.read_rows.values())
         self.read = torch.zeros(pairs + 1, batch, device=dev, dtype=self.backbone.dtype)
         self.read[pairs] = float("nan")  # the padding row of traits that watch fewer heads
@@ -263,6 +263,7 @@ class Steering:
         self.keep = keep * owner[self.sample_of_row]  # [rows, T]
         self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
         self.steps_seen = 0
+        self.rows_n = rows  # last: a watching thread (studio) reads rows_n as "the buffers exist"
 
     def on_decoder_step(self, past: int, _ids: torch.Tensor | None) -> None:
         """Decoder-step hook (`Backbone.decoder_steps`): positions already in the KV cache."""
