@@ -75,6 +75,15 @@ def test_save_load_roundtrip(tmp_path):
     assert q.threshold() == pytest.approx(p.threshold())
 
 
+def test_a_probe_set_with_nan_is_not_written(tmp_path):
+    z, y, groups = synthetic()
+    p = train(z, y, groups, meta={"trait": "drums", "model": "m"})
+    p.weight[0, 0, 0] = float("nan")
+    with pytest.raises(ProbeFileError, match="weight hold NaN or infinite"):
+        p.save(tmp_path / "drums.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
 class FakeBackbone:
     name = "other-model"
     layout = HeadLayout(4, 3, 8)

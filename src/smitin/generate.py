@@ -252,8 +252,8 @@ def _run(
     hook_options = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
         apply(backbone, steers, **hook_options, max_steps=steps + 1, duration=opts.duration) as state,
-        _codes(backbone) as codes,
-        _progress(backbone, steps, progress),
+        keep_codes(backbone) as codes,
+        step_bar(backbone, steps, progress),
     ):
         if on_start is not None:
             on_start(state)
@@ -269,8 +269,8 @@ def _run(
 
 
 @contextmanager
-def _codes(backbone: Backbone) -> Iterator[list[torch.Tensor]]:
-    """Keep the codes `generate` hands to the codec (it returns audio only)."""
+def keep_codes(backbone: Backbone) -> Iterator[list[torch.Tensor]]:
+    """Keep the codes `generate` hands to the codec (it returns audio only); `smitin.mixed` uses it too."""
     codec = backbone.model.audio_encoder
     original = codec.decode
     seen: list[torch.Tensor] = []
@@ -287,7 +287,8 @@ def _codes(backbone: Backbone) -> Iterator[list[torch.Tensor]]:
 
 
 @contextmanager
-def _progress(backbone: Backbone, steps: int, enabled: bool) -> Iterator[None]:
+def step_bar(backbone: Backbone, steps: int, enabled: bool) -> Iterator[None]:
+    """A progress bar that ticks once per decoder step (not per forward of the prompt)."""
     bar = tqdm(total=steps, desc="generate", unit="step", disable=not enabled)
 
     def tick(past: int, _ids: torch.Tensor | None) -> None:

@@ -27,7 +27,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from .backbone import Backbone
-from .generate import Result, _codes, _progress, check_request, max_new_tokens
+from .generate import Result, check_request, keep_codes, max_new_tokens, step_bar
 from .options import GenerationOptions
 from .steering import Steer, Steering, apply
 
@@ -173,8 +173,8 @@ def generate_mixed(
     hook = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
         apply(backbone, steers, **hook, max_steps=steps + 1, duration=opts.duration, owners=owners) as state,
-        _codes(backbone) as codes,
-        _progress(backbone, steps, progress),
+        keep_codes(backbone) as codes,
+        step_bar(backbone, steps, progress),
     ):
         if on_start is not None:
             on_start(state)

@@ -174,6 +174,12 @@ class ProbeSet:
         for d, (unit, sigma) in self.directions.items():
             tensors[f"direction_{d}"] = unit.detach().float().cpu().clone()
             tensors[f"sigma_{d}"] = sigma.detach().float().cpu().clone()
+        bad = sorted(name for name, t in tensors.items() if not bool(torch.isfinite(t).all()))
+        if bad:  # load() refuses such a file, so writing it would only move the error to the user
+            raise ProbeFileError(
+                f"{path}: not written: {', '.join(bad)} hold NaN or infinite values (degenerate training "
+                "data: silent or constant segments?); check the training stems and retrain with `smitin probes train`"
+            )
         meta = {**self.meta, "smitin": __version__, "layout": self.layout.fingerprint()}
         # serialised here and written with open(): safetensors' save_file creates the file 0600
         blob = save(tensors, metadata={METADATA_KEY: json.dumps(meta)})
