@@ -189,3 +189,13 @@ def test_a_probe_file_follows_the_umask_and_is_replaced_atomically(umask, tmp_pa
     with pytest.raises(OSError, match="disk full"):
         train(z, y, groups, meta={"trait": "bass"}).save(path)
     assert path.read_bytes() == before and [f.name for f in tmp_path.iterdir()] == ["drums.safetensors"]
+
+
+def test_summary_warns_about_probes_too_weak_to_monitor():
+    z, y, groups = synthetic(layers=3, heads=4)
+    strong = train(z, y, groups, meta={"trait": "drums"})
+    assert strong.threshold() > 0.5 and "weak probes" not in strong.summary()
+    noise = torch.randn_like(z)  # no head separates the classes: accuracies around 0.5
+    weak = train(noise, y, groups, meta={"trait": "bass"})
+    assert weak.threshold() <= 0.5
+    assert "weak probes" in weak.summary() and "threshold='positive'" in weak.summary()

@@ -171,7 +171,8 @@ class Steering:
                 warnings.warn(
                     f"{s.name}: monitor threshold {s.tau:.3f} <= 0.5 (weak probes: median accuracy "
                     f"{float(s.probes.accuracy.median()):.2f}); the monitor will read the trait as present "
-                    "almost at once and stop steering. Train on more data or pass threshold=",
+                    "almost at once and stop steering. Train on more tracks, or pass threshold='positive' "
+                    "or a number in (0, 1)",
                     stacklevel=3,
                 )
         self.backbone, self.steers = backbone, list(steers)
