@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import GenerationOptions
-from ..recipes import DEFAULT_RECIPE, RECIPES, recipe
+from ..recipes import DEFAULT_RECIPE, RECIPES, check_threshold, recipe
 
 TASKS = ("continuation", "text-to-music", "removal")
 PARTS = (*TASKS, "automation")  # --tasks may also name the automation part (trait lanes), not in the default
@@ -62,7 +62,7 @@ class Config:
     alpha: float = 5.0
     alphas: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0, 20.0])
     iti_heads: int = 16
-    threshold: float | None = None  # monitor threshold of the SMITIN rows (None: the paper's)
+    threshold: float | str | None = None  # of the SMITIN rows: None (the paper's), "positive" or a number
     recipe: str = (
         DEFAULT_RECIPE  # the SMITIN rows' recipe (smitin.recipes); ITI and the paper's rows have theirs
     )
@@ -164,9 +164,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_threshold,
         default=None,
-        help="monitor threshold of the SMITIN rows (default: the paper's median(acc) - std(acc))",
+        help="monitor threshold of the SMITIN rows: a probability in (0, 1), 'paper' (median(acc) - "
+        "std(acc), the default) or 'positive' (what the watched heads read on the class mean)",
     )
     p.add_argument("--batch", type=int, default=d.batch, help="samples generated at once (default 16)")
     p.add_argument(
@@ -239,3 +240,11 @@ def run(args: argparse.Namespace) -> int:
     print(results["markdown"])
     print(f"wrote {cfg.out / 'results.md'}, {cfg.out / 'results.csv'} and plots in {cfg.out / 'plots'}")
     return 0
+
+
+def _threshold(text: str) -> float | str | None:
+    """argparse type of --threshold: smitin.recipes.check_threshold's values, its message on error."""
+    try:
+        return check_threshold(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -232,9 +232,12 @@ def markdown(
     plots: list[Path],
 ) -> str:
     """results.md: the command and data, one table per task, per trait, the sweep, judges, metrics."""
-    tau = (
-        "the paper's median(acc) - std(acc)" if cfg.threshold is None else f"{cfg.threshold:g} (--threshold)"
-    )
+    if cfg.threshold is None:
+        tau = "the paper's median(acc) - std(acc)"
+    elif cfg.threshold == "positive":
+        tau = "what the watched heads read on the trait's class mean (--threshold positive)"
+    else:
+        tau = f"{cfg.threshold} (--threshold)"
     parts = [
         header(cfg, info),
         "",
