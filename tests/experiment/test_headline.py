@@ -115,3 +115,49 @@ def test_headroom_threshold_and_small_rows_are_flagged():
     )
     v = validity(entries)
     assert v["bass"]["clf"].diff == 1.0 and v["bass"]["cnn"].diff == 1.0
+
+
+def _deaf_cnn(clips):
+    """Judge B never hears the trait (as B did for piano on generated audio)."""
+    return [{**c, "cnn_present": False, "cnn_prob": 0.1} for c in clips]
+
+
+def test_a_judge_that_does_not_follow_the_text_is_flagged_and_not_averaged():
+    n = 48
+    clips = _deaf_cnn(
+        _clips("piano", "text-to-music", "none", None, [0] * n, [0.2] * n)
+        + _clips("piano", "text-to-music", "text", None, [1] * 40 + [0] * 8, [0.8] * n)
+        + _clips("piano", "continuation", "none", None, [0] * n, [0.2] * n)
+        + _clips("piano", "continuation", "smitin", 5.0, [1] * 30 + [0] * 18, [0.7] * n)
+    )
+    rows = [
+        _row("piano", "text-to-music", "none", None),
+        _row("piano", "text-to-music", "text", None),
+        _row("piano", "continuation", "none", None),
+        _row("piano", "continuation", "smitin", 5.0),
+    ]
+    entries = headline(rows, clips)
+    smitin = next(e for e in entries if e["method"] == "smitin")
+    assert smitin["clf_valid"] is True and smitin["cnn_valid"] is False
+    assert smitin["cnn_headroom"]  # B's base rate (0%) leaves room: only validity tells it apart
+    cfg = Config(traits=["piano"], tasks=["continuation"], methods=["none", "smitin"])
+    assert (
+        headline_table(cfg, entries).splitlines()[-1].endswith("| judge not valid on generated audio (B) |")
+    )
+    line = next(x for x in average_table(cfg, entries).splitlines() if x.startswith("| continuation"))
+    assert line.startswith("| continuation | SMITIN | 62% | +62 | 1 |") and line.endswith("| - | - | 0 |")
+    add_paired_columns(rows, entries)
+    assert rows[3]["cnn_valid"] is False and rows[3]["clf_valid"] is True
+
+
+def test_without_a_text_row_validity_is_unknown_and_the_judge_counts():
+    n = 48
+    clips = _deaf_cnn(
+        _clips("piano", "continuation", "none", None, [0] * n, [0.2] * n)
+        + _clips("piano", "continuation", "smitin", 5.0, [1] * n, [0.7] * n)
+    )
+    rows = [_row("piano", "continuation", "none", None), _row("piano", "continuation", "smitin", 5.0)]
+    (e,) = headline(rows, clips)
+    assert e["cnn_valid"] is None and e["clf_valid"] is None
+    cfg = Config(traits=["piano"], tasks=["continuation"], methods=["none", "smitin"])
+    assert average_table(cfg, headline(rows, clips)).splitlines()[-1].endswith("| 0% | +0 | 1 |")

@@ -8,7 +8,10 @@ clips with the trait; without it, for removal), its paired difference to no cont
 bootstrap interval over prompts, and a sign test on the paired judge scores (`stats.paired`).
 
 A trait and task whose no-control rate leaves no headroom (> `HEADROOM` of clips already
-succeed) is flagged and left out of the averages.
+succeed) is flagged and left out of the averages. So is a judge that does not follow the text on
+generated audio for a trait (text-to-music, naming the instrument vs leaving it out: the paired
+difference's interval does not lie above zero): generated audio is not what the judges were trained
+on, and a judge that cannot tell there cannot judge steering there.
 """
 
 from __future__ import annotations
@@ -84,7 +87,18 @@ def headline(rows: list[Row], clips: list[Clip], judges: dict[str, str] = JUDGES
             )
             e[f"{j}_headroom"] = headroom(e[j].base)
         out.append(e)
+    valid = validity(out, judges)
+    for e in out:
+        for j in judges:
+            if j in e:
+                v = valid.get(e["trait"], {}).get(j)
+                e[f"{j}_valid"] = None if v is None else bool(v.low > 0)  # None: no text row to tell
     return out
+
+
+def counts(e: Entry, j: str) -> bool:
+    """Whether judge j's reading of an entry goes into the averages: headroom, and not shown invalid."""
+    return j in e and bool(e[f"{j}_headroom"]) and e.get(f"{j}_valid") is not False
 
 
 def add_paired_columns(rows: list[Row], entries: list[Entry], judges: dict[str, str] = JUDGES) -> None:
@@ -102,6 +116,7 @@ def add_paired_columns(rows: list[Row], entries: list[Entry], judges: dict[str, 
             r[f"{j}_sign_p"] = p.p if p else float("nan")
             r[f"{j}_toward"], r[f"{j}_away"] = (p.toward, p.away) if p else (0, 0)
             r[f"{j}_headroom"] = e[f"{j}_headroom"] if e and p else None
+            r[f"{j}_valid"] = e.get(f"{j}_valid") if e and p else None
 
 
 def _pct(x: float) -> str:
@@ -123,12 +138,16 @@ def _cell(p: Paired | None) -> list[str]:
 
 
 def _flag(e: Entry, judges: dict[str, str]) -> str:
-    lost = [name.split()[0] for j, name in judges.items() if j in e and not e[f"{j}_headroom"]]
-    if not lost:
-        return "ok"
-    return "no headroom" + (
-        "" if len(lost) == len([j for j in judges if j in e]) else f" ({', '.join(lost)})"
-    )
+    present = [j for j in judges if j in e]
+    flags = []
+    for what, bad in (
+        ("no headroom", [j for j in present if not e[f"{j}_headroom"]]),
+        ("judge not valid on generated audio", [j for j in present if e.get(f"{j}_valid") is False]),
+    ):
+        if bad:
+            names = ", ".join(judges[j].split()[0] for j in bad)
+            flags.append(what if len(bad) == len(present) else f"{what} ({names})")
+    return "; ".join(flags) or "ok"
 
 
 def headline_table(cfg: Config, entries: list[Entry], judges: dict[str, str] = JUDGES) -> str:
@@ -154,7 +173,8 @@ def headline_table(cfg: Config, entries: list[Entry], judges: dict[str, str] = J
 
 
 def average_table(cfg: Config, entries: list[Entry], judges: dict[str, str] = JUDGES) -> str:
-    """Per task x method: mean rate and mean paired difference over the traits with headroom."""
+    """Per task x method: mean rate and mean paired difference over the traits with headroom whose
+    judge is not shown invalid on generated audio (`counts`)."""
     head = "| task | method |" + "".join(
         f" {name}: rate | diff (points) | traits |" for name in judges.values()
     )
@@ -166,7 +186,7 @@ def average_table(cfg: Config, entries: list[Entry], judges: dict[str, str] = JU
                 continue
             cells = [task, LABELS[m]]
             for j in judges:
-                keep = [e[j] for e in es if j in e and e[f"{j}_headroom"]]
+                keep = [e[j] for e in es if counts(e, j)]
                 if keep:
                     cells += [
                         _pct(float(np.mean([p.rate for p in keep]))),

@@ -266,9 +266,11 @@ def markdown(
         "pairs). sign p: exact two-sided sign test on the paired judge scores, ties dropped (toward:away: pairs "
         "whose score moved toward success, up or down for removal, : away from it). base rate: "
         f"the no-control row's rate by A / B; above {100 * HEADROOM:.0f}% the trait has no headroom "
-        "under that judge and is left out of the averages below.",
+        "under that judge and is left out of the averages below. A judge that does not follow the text "
+        "on generated audio for a trait (Judges: text names it - leaves it out, interval not above zero) "
+        'is flagged "judge not valid on generated audio" and left out of the averages too.',
         "",
-        "### Averaged over traits with headroom",
+        "### Averaged over traits with headroom and a valid judge",
         "",
         average_table(cfg, entries),
         "",
