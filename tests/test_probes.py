@@ -198,4 +198,5 @@ def test_summary_warns_about_probes_too_weak_to_monitor():
     noise = torch.randn_like(z)  # no head separates the classes: accuracies around 0.5
     weak = train(noise, y, groups, meta={"trait": "bass"})
     assert weak.threshold() <= 0.5
-    assert "weak probes" in weak.summary() and "threshold='positive'" in weak.summary()
+    assert "weak probes" in weak.summary() and "--threshold paper" in weak.summary()
+    assert "monitor threshold: positive" in weak.summary()  # both taus are shown, the default first

@@ -228,7 +228,7 @@ def test_a_threshold_at_the_positive_class_mean(tiny, probes_for):
     w, b = probes.weight.flatten(0, 1), probes.bias.flatten()
     by_hand = torch.sigmoid((w * probes.mean_pos.flatten(0, 1)).sum(-1) + b)[steer.watched()].median()
     assert steer.tau == pytest.approx(float(by_hand))
-    assert check_threshold("positive") == "positive" and check_threshold("paper") is None
+    assert check_threshold("positive") == "positive" and check_threshold("paper") == "paper"
     assert check_threshold("0.6") == 0.6
     with pytest.raises(ValueError, match="'paper' or 'positive'"):
         check_threshold("high")

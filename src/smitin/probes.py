@@ -61,10 +61,10 @@ class ProbeMeta(TypedDict, total=False):
 
 
 WEAK = (
-    "weak probes: the monitor threshold median(acc) - std(acc) is at most 0.5, so the monitor would read "
-    "the trait as present almost at once and stop steering. Train on more tracks (on the bundled model, "
-    "bass probes from 27 songs had median 0.54 and did not steer; from 50 songs 0.68, and they did), "
-    "or steer with threshold='positive' (--threshold positive)"
+    "weak probes: the paper's threshold median(acc) - std(acc) is at most 0.5, so with --threshold paper "
+    "the monitor would read the trait as present almost at once and stop steering. Train on more tracks "
+    "(on the bundled model, bass probes from 27 songs had median 0.54 and did not steer; from 50 songs "
+    "0.68, and they did), and keep the default threshold ('positive')"
 )
 
 
@@ -165,7 +165,8 @@ class ProbeSet:
             f"trait {self.trait!r} on {self.meta.get('model', '?')} ({self.layout.fingerprint()})",
             f"data: {json.dumps(self.meta.get('data', {}))}",
             f"validation accuracy: best {acc.max():.3f}, median {acc.median():.3f}, mean {acc.mean():.3f}; "
-            f"monitor threshold {self.threshold():.3f}",
+            f"monitor threshold: positive {self.class_reading(self.top(16)):.3f} (default), "
+            f"paper {self.threshold():.3f}",
             "best heads (layer, head, accuracy):",
         ]
         heads = self.layout.heads

@@ -2,8 +2,10 @@
 
 A recipe is plain data (no torch), so the command line can list and check it before loading a
 model. `smitin` (the default) is what moved independent judges most per unit of cost on the
-bundled model (docs/diagnosis.md): the 16 most accurate heads at weight 1, pushed along the
-class-mean difference (ITI's direction) at every step, with the paper's self-monitoring.
+bundled model (docs/diagnosis.md, docs/results.md): the 16 most accurate heads at weight 1, pushed
+along the class-mean difference (ITI's direction) at every step, self-monitored, pushing until the
+watched heads read what they read on the trait's class mean ("positive"; the paper's
+median(acc) - std(acc) stopped too early, most with weak probes).
 `paper` is the paper's exact recipe: soft accuracy weights over all heads, the probe-weight
 direction, every 5th step. `iti` is plain ITI: `smitin` without the monitor.
 """
@@ -25,10 +27,18 @@ class Recipe:
     every: int  # edit every N-th generation step
     monitor: bool  # self-monitoring: stop pushing while the probes read the trait as present
     summary: str
+    threshold: float | str = (
+        "paper"  # the monitor's tau: "paper" (median - std of acc.), "positive", a number
+    )
 
     def steer_kwargs(self) -> dict[str, Any]:
         """The `Steer` fields this recipe sets."""
-        return {"heads": self.heads, "direction": self.direction, "monitor": self.monitor}
+        return {
+            "heads": self.heads,
+            "direction": self.direction,
+            "monitor": self.monitor,
+            "threshold": self.threshold,
+        }
 
 
 RECIPES: dict[str, Recipe] = {
@@ -40,7 +50,8 @@ RECIPES: dict[str, Recipe] = {
             "mass_mean",
             1,
             True,
-            "top-16 heads, class-mean direction, every step, monitored (default)",
+            "top-16 heads, class-mean direction, every step, monitored (default)",  # part of row keys
+            "positive",
         ),
         Recipe(
             "paper",
@@ -105,12 +116,13 @@ THRESHOLDS = ("paper", "positive")  # tau from the probes: median(acc) - std(acc
 
 
 def check_threshold(threshold: float | str | None) -> float | str | None:
-    """A monitor threshold tau: None or "paper" (median(acc) - std(acc), the paper's), "positive"
-    (what the watched heads read on the trait's class mean), or a probability strictly in (0, 1)."""
-    if threshold is None or (
-        isinstance(threshold, str) and threshold.strip().lower() in ("", "auto", "paper")
-    ):
+    """A monitor threshold tau as given: None or "" (not given: the recipe's), "paper" or "auto"
+    (median(acc) - std(acc), the paper's), "positive" (what the watched heads read on the trait's
+    class mean, smitin's default), or a probability strictly in (0, 1)."""
+    if threshold is None or (isinstance(threshold, str) and threshold.strip() == ""):
         return None
+    if isinstance(threshold, str) and threshold.strip().lower() in ("auto", "paper"):
+        return "paper"
     if isinstance(threshold, str) and threshold.strip().lower() == "positive":
         return "positive"
     try:

@@ -36,8 +36,9 @@ class Steer:
     weight 1; "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's).
     direction: "mass_mean" (class-mean difference, ITI's), "probe" (unit probe weights, the
     paper's), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
-    threshold: the monitor's tau, a probability; None for the paper's median(acc) - std(acc);
-    "positive" for what the watched heads read on the trait's class mean (higher with weak probes).
+    threshold: the monitor's tau: "positive" (default, smitin's recipe) for what the watched heads
+    read on the trait's class mean; "paper" or None for the paper's median(acc) - std(acc); or a
+    probability.
     watch: which heads the monitor reads: "best" (the `monitor_heads` most accurate, the paper's)
     or "unpushed" (the most accurate among the heads not pushed).
 
@@ -51,7 +52,7 @@ class Steer:
     alpha: float = 5.0
     heads: str | int = RECIPES[DEFAULT_RECIPE].heads
     monitor: bool = True
-    threshold: float | str | None = None
+    threshold: float | str | None = RECIPES[DEFAULT_RECIPE].threshold
     monitor_heads: int = 16
     direction: str | None = RECIPES[DEFAULT_RECIPE].direction
     lane: Lane | str | Sequence[Any] | Mapping[str, Any] | None = None
@@ -129,13 +130,17 @@ class Steer:
 
     @property
     def tau(self) -> float:
-        """The monitor's threshold: given, "positive" (C of the watched heads at the trait's class
-        mean), or by default the paper's median(acc) - std(acc)."""
+        """The monitor's threshold: "positive" (C of the watched heads at the trait's class mean),
+        "paper" or None (the paper's median(acc) - std(acc)), or the number given."""
         if self.threshold == "positive":
             return self.probes.class_reading(self.watched())
+        if self.threshold is None or self.threshold == "paper":
+            return self.probes.threshold()
         if isinstance(self.threshold, str):
-            raise ValueError(f"threshold must be a number in (0, 1) or 'positive', not {self.threshold!r}")
-        return self.threshold if self.threshold is not None else self.probes.threshold()
+            raise ValueError(
+                f"threshold must be a number in (0, 1), 'positive' or 'paper', not {self.threshold!r}"
+            )
+        return self.threshold
 
 
 class Steering:
@@ -168,11 +173,15 @@ class Steering:
             if s.automation is not None and duration is not None:
                 s.automation.check(duration, s.name)
             if s.monitor and s.tau <= 0.5:
+                other = (
+                    "a number in (0, 1)"
+                    if s.threshold == "positive"
+                    else "threshold='positive' (the default)"
+                )
                 warnings.warn(
                     f"{s.name}: monitor threshold {s.tau:.3f} <= 0.5 (weak probes: median accuracy "
                     f"{float(s.probes.accuracy.median()):.2f}); the monitor will read the trait as present "
-                    "almost at once and stop steering. Train on more tracks, or pass threshold='positive' "
-                    "or a number in (0, 1)",
+                    f"almost at once and stop steering. Train on more tracks, or use {other}",
                     stacklevel=3,
                 )
         self.backbone, self.steers = backbone, list(steers)

@@ -17,7 +17,7 @@ def _config(*argv):
 
 
 @pytest.mark.parametrize(
-    ("given", "kept"), [(None, None), ("paper", None), ("positive", "positive"), ("0.6", 0.6)]
+    ("given", "kept"), [(None, None), ("paper", "paper"), ("positive", "positive"), ("0.6", 0.6)]
 )
 def test_threshold_takes_what_generate_takes(given, kept):
     cfg = _config(*(["--threshold", given] if given else []))
@@ -31,12 +31,15 @@ def test_a_bad_threshold_is_refused_with_the_accepted_values(bad, capsys):
     assert err.value.code == 2 and "threshold must be a probability" in capsys.readouterr().err
 
 
-def test_positive_threshold_reaches_the_smitin_rows_only():
+def test_rows_take_their_recipes_threshold_unless_one_is_given():
     probes = make_probes(build("tiny", seed=0).layout)
-    cfg = _config("--threshold", "positive")
-    job = Job("drums", "continuation", "smitin", 5.0, sweep=False, texts=None, waves=None, count=2)
-    (steer,) = job.steers(probes, cfg)
-    (paper,) = job.steers(probes, _config())
-    assert steer.threshold == "positive" and steer.tau != pytest.approx(paper.tau)
-    iti = Job("drums", "continuation", "iti", 5.0, sweep=False, texts=None, waves=None, count=2)
-    assert not iti.steers(probes, cfg)[0].monitor
+
+    def steer(method, *argv):
+        job = Job("drums", "continuation", method, 5.0, sweep=False, texts=None, waves=None, count=2)
+        return job.steers(probes, _config(*argv))[0]
+
+    assert steer("smitin").threshold == "positive" and steer("smitin-paper").threshold == "paper"
+    assert steer("smitin", "--threshold", "paper").threshold == "paper"
+    assert steer("smitin-paper", "--threshold", "0.6").tau == 0.6
+    assert steer("smitin").tau != pytest.approx(steer("smitin", "--threshold", "paper").tau)
+    assert not steer("iti").monitor and not steer("no-monitor").monitor

@@ -53,7 +53,8 @@ def test_too_many_traits_are_refused(tiny, tmp_path):
 
 
 def test_parsers():
-    assert ui.parse_threshold("auto") is None and ui.parse_threshold(" ") is None
+    assert ui.parse_threshold("auto") == "paper" and ui.parse_threshold("paper") == "paper"
+    assert ui.parse_threshold(" ") == "positive" and ui.parse_threshold(None) == "positive"  # the default
     assert ui.parse_threshold("0.7") == 0.7
     with pytest.raises(ValueError, match="between 0 and 1"):
         ui.parse_threshold("1.5")

@@ -110,9 +110,9 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threshold",
         default=None,
-        help="monitor threshold: a probability in (0, 1), 'paper' (median(acc) - std(acc), the default) or "
-        "'positive' (what the watched heads read on the trait's class mean: higher, so weak probes keep "
-        "pushing longer; see docs/results.md)",
+        help="monitor threshold: 'positive' (what the watched heads read on the trait's class mean; the "
+        "smitin recipe's, the default), 'paper' (median(acc) - std(acc); the paper recipe's) or a "
+        "probability in (0, 1); see docs/results.md",
     )
     p.add_argument(
         "--heads",

@@ -98,6 +98,8 @@ def generate(args: argparse.Namespace) -> int:
         threshold = check_threshold(args.threshold)
     except ValueError as err:
         raise UsageError(f"--{err}") from None
+    if threshold is None:  # not given: the recipe's
+        threshold = how.threshold
     steers_spec = [parse_steer(s) for s in args.steer]
     if args.command == "generate" and (args.prompts is None) == (args.prompt is None):
         raise UsageError("give a PROMPT or --prompts FILE (one of them)")

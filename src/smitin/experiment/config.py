@@ -62,7 +62,9 @@ class Config:
     alpha: float = 5.0
     alphas: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0, 20.0])
     iti_heads: int = 16
-    threshold: float | str | None = None  # of the SMITIN rows: None (the paper's), "positive" or a number
+    threshold: float | str | None = (
+        None  # of the SMITIN rows: None (each recipe's), "paper", "positive", a number
+    )
     recipe: str = (
         DEFAULT_RECIPE  # the SMITIN rows' recipe (smitin.recipes); ITI and the paper's rows have theirs
     )
@@ -167,7 +169,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_threshold,
         default=None,
         help="monitor threshold of the SMITIN rows: a probability in (0, 1), 'paper' (median(acc) - "
-        "std(acc), the default) or 'positive' (what the watched heads read on the class mean)",
+        "std(acc)) or 'positive' (what the watched heads read on the class mean); default: each row's "
+        "recipe's (smitin's positive, the paper's paper)",
     )
     p.add_argument("--batch", type=int, default=d.batch, help="samples generated at once (default 16)")
     p.add_argument(

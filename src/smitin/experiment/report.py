@@ -233,7 +233,12 @@ def markdown(
 ) -> str:
     """results.md: the command and data, one table per task, per trait, the sweep, judges, metrics."""
     if cfg.threshold is None:
-        tau = "the paper's median(acc) - std(acc)"
+        tau = (
+            "each recipe's: smitin's is what the watched heads read on the trait's class mean, the "
+            "paper's median(acc) - std(acc)"
+        )
+    elif cfg.threshold == "paper":
+        tau = "the paper's median(acc) - std(acc) (--threshold paper)"
     elif cfg.threshold == "positive":
         tau = "what the watched heads read on the trait's class mean (--threshold positive)"
     else:

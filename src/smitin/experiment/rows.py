@@ -80,12 +80,12 @@ class Job:
         if not self.steered:
             return []
         sign = -1.0 if self.task == "removal" else 1.0
-        how = self.recipe(cfg)
-        return [
-            Steer(
-                probes, alpha=sign * self.alpha, threshold=cfg.threshold, lane=self.lane, **how.steer_kwargs()
-            )
-        ]
+        how = replace(self.recipe(cfg), threshold=self.threshold(cfg))
+        return [Steer(probes, alpha=sign * self.alpha, lane=self.lane, **how.steer_kwargs())]
+
+    def threshold(self, cfg: Config) -> float | str:
+        """The monitor's threshold: --threshold if given, else the row's recipe's."""
+        return cfg.threshold if cfg.threshold is not None else self.recipe(cfg).threshold
 
     def options(self, cfg: Config, seed: int) -> GenerationOptions:
         """Generation options of one chunk: the row's recipe sets the schedule."""

@@ -212,15 +212,19 @@ class Experiment:
         """A row's cache key, its cache file and its name."""
         cfg, trait = self.cfg, job.trait
         ident = job.ident()
+        tau = job.threshold(cfg)
         key = {
             **ident,
             **cfg.key(),
             "iti_heads": cfg.iti_heads,
-            "threshold": cfg.threshold if job.steered and job.recipe(cfg).monitor else None,
+            # the effective tau ("paper" keyed as None, as before recipes named their threshold)
+            "threshold": tau if job.steered and job.recipe(cfg).monitor and tau != "paper" else None,
             "weights": self.digest,
             "texts": job.texts,
             "clap": str(cfg.clap),
-            "recipe": asdict(job.recipe(cfg)) if job.steered else None,
+            "recipe": {k: v for k, v in asdict(job.recipe(cfg)).items() if k != "threshold"}
+            if job.steered
+            else None,
             "v": ROW_VERSION,
         }
         if cfg.batch_rows:  # other clips (each its own seed): never mixed with unbatched rows

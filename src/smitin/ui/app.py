@@ -409,8 +409,8 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                 with gr.Accordion("Steering options", open=False):
                     monitor = gr.Checkbox(value=True, label="self-monitoring (SMITIN); off = plain ITI")
                     threshold = gr.Textbox(
-                        value="auto",
-                        label="monitor threshold (auto = median - std; positive = C at the class mean; or 0-1)",
+                        value=str(RECIPES[DEFAULT_RECIPE].threshold),
+                        label="monitor threshold (positive = C at the class mean, smitin's; paper = median - std; or 0-1)",
                     )
                     heads = gr.Textbox(
                         value=str(RECIPES[DEFAULT_RECIPE].heads),

@@ -87,15 +87,17 @@ def parse_paths(text: str) -> list[str]:
 
 
 def parse_threshold(text: str | float | None) -> float | str | None:
-    """'' or 'auto' -> None (the paper's median(acc) - std(acc)); 'positive' (C at the trait's class
-    mean); else a number in (0, 1)."""
-    if text is None or str(text).strip().lower() in ("", "auto"):
-        return None
+    """'' -> the default recipe's ('positive': C at the trait's class mean); 'paper' or 'auto' ->
+    the paper's median(acc) - std(acc); 'positive'; else a number in (0, 1)."""
+    if text is None or str(text).strip() == "":
+        return RECIPES[DEFAULT_RECIPE].threshold
+    if str(text).strip().lower() in ("auto", "paper"):
+        return "paper"
     if str(text).strip().lower() == "positive":
         return "positive"
     value = float(text)
     if not 0 < value < 1:
-        raise ValueError(f"threshold must be between 0 and 1 (or 'auto'), not {value}")
+        raise ValueError(f"threshold must be between 0 and 1 (or 'positive' or 'paper'), not {value}")
     return value
 
 
@@ -124,7 +126,7 @@ def build_steers(
     alphas: Sequence[float],
     *,
     monitor: bool = True,
-    threshold: float | str | None = None,
+    threshold: float | str | None = RECIPES[DEFAULT_RECIPE].threshold,
     heads: str | int = RECIPES[DEFAULT_RECIPE].heads,
     direction: str = RECIPES[DEFAULT_RECIPE].direction,
     lanes: Mapping[str, Lane] | None = None,
