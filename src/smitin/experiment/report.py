@@ -195,7 +195,7 @@ def judges_table(info: dict[str, dict[str, Any]], entries: list[Entry]) -> str:
     """Per trait: probe accuracy and threshold; each judge's calibrated threshold, AUC, accuracy; validity."""
     valid = validity(entries)
     lines = [
-        "| trait | probe acc. best / median / top-16 mean | tau | self-report detector acc. (AUC) "
+        "| trait | probe acc. best / median / top-16 mean | tau paper / positive | self-report detector acc. (AUC) "
         "| A (classifier): AUC / threshold / acc. (cross-fit) / acc. original "
         "| B (CNN): AUC / threshold / acc. (cross-fit) / acc. original "
         "| on generated audio, A / B: text names it - leaves it out | eval clips |",
@@ -214,7 +214,8 @@ def judges_table(info: dict[str, dict[str, Any]], entries: list[Entry]) -> str:
             for p in (vd.get("clf"), vd.get("cnn"))
         )
         lines.append(
-            f"| {t} | {v['probe_best']:.2f} / {v['probe_median']:.2f} / {v['probe_top16_mean']:.2f} | {v['threshold']:.3f} "
+            f"| {t} | {v['probe_best']:.2f} / {v['probe_median']:.2f} / {v['probe_top16_mean']:.2f} "
+            f"| {v['threshold']:.3f} / {_f(v.get('threshold_positive'), '.3f')} "
             f"| {v['acc_probe_detector_resynthesised']:.2f} ({v['acc_probe_detector_auc']:.2f}) "
             f"| {judged[0]} | {judged[1]} | {gen if vd else '- (no text-to-music text row)'} | {v['acc_eval_clips']} |"
         )

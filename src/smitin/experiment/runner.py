@@ -141,6 +141,7 @@ class Experiment:
             "probe_median": float(acc.median()),
             "probe_top16_mean": float(acc.flatten()[probes.top(16)].mean()),
             "threshold": probes.threshold(),
+            "threshold_positive": probes.class_reading(probes.top(16)),
             "probe_tracks": len({s.track for s in td.probe.segments}),
             "judge_tracks": len({s.track for s in td.judge.segments}),
             "eval_tracks": len({s.track for s in td.judge_eval.segments}),
