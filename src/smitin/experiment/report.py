@@ -162,7 +162,7 @@ def trait_table(cfg: Config, rows: list[Row]) -> str:
 
 
 def _diff(rs: list[Row], judge: str) -> str:
-    """A row's paired difference to no control, in points with its interval (first row of `rs`)."""
+    """A row's paired difference to no control, in points with its interval (the first of `rs`)."""
     r = rs[0]
     d, lo, hi = (r.get(f"{judge}_{k}", float("nan")) for k in ("diff", "diff_low", "diff_high"))
     if d is None or math.isnan(d):
@@ -171,23 +171,25 @@ def _diff(rs: list[Row], judge: str) -> str:
 
 
 def sweep_table(cfg: Config, rows: list[Row]) -> str:
-    """Continuation rows of the swept methods, one line per alpha."""
+    """Continuation rows of the swept methods, one line per trait, method and alpha (each line one
+    row, so its paired difference and interval are that row's own)."""
     sel = [r for r in rows if r["task"] == "continuation" and r["method"] in SWEEP_METHODS]
     alphas = sorted({r["alpha"] for r in sel})
     lines = [
-        "| method | alpha | self-report (probes) | A (classifier) | B (CNN) | A diff [CI] | B diff [CI] | FAD | similarity | NLL shift | steps edited |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| trait | method | alpha | self-report (probes) | A (classifier) | B (CNN) | A diff [CI] | B diff [CI] | FAD | similarity | NLL shift | steps edited |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in SWEEP_METHODS:
-        for a in alphas:
-            rs = [r for r in sel if r["method"] == m and r["alpha"] == a]
-            if rs:
-                lines.append(
-                    f"| {LABELS[m]} | {a:g} | {_f(column_mean(rs, 'success_probe'), pct=True)} | {_f(column_mean(rs, 'success_clf'), pct=True)} "
-                    f"| {_f(column_mean(rs, 'success_cnn'), pct=True)} | {_diff(rs, 'clf')} | {_diff(rs, 'cnn')} "
-                    f"| {_f(column_mean(rs, 'fad'))} | {_f(column_mean(rs, 'similarity'), '.3f')} | {_f(column_mean(rs, 'nll_shift'), '+.3f')} "
-                    f"| {_f(column_mean(rs, 'share_applied'), pct=True)} |"
-                )
+    for trait in cfg.traits:
+        for m in SWEEP_METHODS:
+            for a in alphas:
+                for r in (r for r in sel if r["trait"] == trait and r["method"] == m and r["alpha"] == a):
+                    lines.append(
+                        f"| {trait} | {LABELS[m]} | {a:g} | {_f(r.get('success_probe'), pct=True)} "
+                        f"| {_f(r.get('success_clf'), pct=True)} | {_f(r.get('success_cnn'), pct=True)} "
+                        f"| {_diff([r], 'clf')} | {_diff([r], 'cnn')} | {_f(r.get('fad'))} "
+                        f"| {_f(r.get('similarity'), '.3f')} | {_f(r.get('nll_shift'), '+.3f')} "
+                        f"| {_f(r.get('share_applied'), pct=True)} |"
+                    )
     return "\n".join(lines)
 
 
