@@ -161,9 +161,8 @@ def trait_table(cfg: Config, rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _diff(rs: list[Row], judge: str) -> str:
-    """A row's paired difference to no control, in points with its interval (the first of `rs`)."""
-    r = rs[0]
+def _diff(r: Row, judge: str) -> str:
+    """A row's paired difference to no control, in points with its interval."""
     d, lo, hi = (r.get(f"{judge}_{k}", float("nan")) for k in ("diff", "diff_low", "diff_high"))
     if d is None or math.isnan(d):
         return "-"
@@ -186,7 +185,7 @@ def sweep_table(cfg: Config, rows: list[Row]) -> str:
                     lines.append(
                         f"| {trait} | {LABELS[m]} | {a:g} | {_f(r.get('success_probe'), pct=True)} "
                         f"| {_f(r.get('success_clf'), pct=True)} | {_f(r.get('success_cnn'), pct=True)} "
-                        f"| {_diff([r], 'clf')} | {_diff([r], 'cnn')} | {_f(r.get('fad'))} "
+                        f"| {_diff(r, 'clf')} | {_diff(r, 'cnn')} | {_f(r.get('fad'))} "
                         f"| {_f(r.get('similarity'), '.3f')} | {_f(r.get('nll_shift'), '+.3f')} "
                         f"| {_f(r.get('share_applied'), pct=True)} |"
                     )
