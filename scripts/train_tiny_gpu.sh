@@ -23,5 +23,5 @@ python3 -c "from smitin.tiny.travel import unpack_run; unpack_run('runs/gpu', '/
 python3 scripts/train_tiny.py --data runs/gpu --out /tmp/run --device cuda --threads 8 --steps 1000000 \
     --max-minutes "$minutes" --time-schedule --keep-best "$@" 2>&1 | grep -v "Warning" | tee "$out/train.log"
 python3 -c "from smitin.tiny.travel import split_weights; split_weights('/tmp/run/model', '$out')"
-cp /tmp/run/train_summary.json /tmp/run/train_config.json /tmp/run/model/config.json "$out"/ 2>/dev/null || true
+cp /tmp/run/train_summary.json /tmp/run/model/config.json /tmp/run/model/generation_config.json "$out"/
 ls -la "$out"

@@ -167,3 +167,43 @@ def join_weights(src: str | Path) -> dict[str, torch.Tensor]:
     if not out:
         raise FileNotFoundError(f"no weights-<i>.safetensors in {src}")
     return out
+
+
+def rebuild_model(weights_dir: str | Path, run: str | Path, dest: str | Path) -> Path:
+    """A saved model folder (as `train` writes) from `split_weights`' files and the configs beside
+    them, with the run folder's tokenizer; loading it back checks that the weights fit the config."""
+    import shutil
+
+    from safetensors.torch import save_file
+    from transformers import MusicgenForConditionalGeneration, PreTrainedTokenizerFast
+
+    from .. import codec as _codec  # noqa: F401  (registers the codec's model type with transformers)
+    from .model import build_processor, save_bundle
+
+    weights_dir, run, dest = Path(weights_dir), Path(run), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    save_file(join_weights(weights_dir), str(dest / "model.safetensors"), metadata={"format": "pt"})
+    for name in ("config.json", "generation_config.json"):
+        shutil.copy2(weights_dir / name, dest / name)
+    model = MusicgenForConditionalGeneration.from_pretrained(dest)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(run / "tokenizer")
+    save_bundle(model.eval(), build_processor(tokenizer, model.config.audio_encoder.sampling_rate), dest)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m smitin.tiny.travel pack RUN DEST | unpack SRC RUN | rebuild WEIGHTS RUN DEST`."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbs = {"pack": (pack_run, 2), "unpack": (unpack_run, 2), "rebuild": (rebuild_model, 3)}
+    if not args or args[0] not in verbs or len(args) - 1 != verbs[args[0]][1]:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    fn, _ = verbs[args[0]]
+    print(fn(*args[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
