@@ -187,7 +187,8 @@ def rebuild_model(weights_dir: str | Path, run: str | Path, dest: str | Path) ->
         shutil.copy2(weights_dir / name, dest / name)
     model = MusicgenForConditionalGeneration.from_pretrained(dest)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(run / "tokenizer")
-    save_bundle(model.eval(), build_processor(tokenizer, model.config.audio_encoder.sampling_rate), dest)
+    rate = model.audio_encoder.config.sampling_rate  # the codec's, which the processor must match
+    save_bundle(model.eval(), build_processor(tokenizer, int(rate)), dest)
     return dest
 
 
@@ -196,12 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
-    verbs = {"pack": (pack_run, 2), "unpack": (unpack_run, 2), "rebuild": (rebuild_model, 3)}
-    if not args or args[0] not in verbs or len(args) - 1 != verbs[args[0]][1]:
+    arity = {"pack": 2, "unpack": 2, "rebuild": 3}
+    if not args or args[0] not in arity or len(args) - 1 != arity[args[0]]:
         print(main.__doc__, file=sys.stderr)
         return 2
-    fn, _ = verbs[args[0]]
-    print(fn(*args[1:]))
+    if args[0] == "pack":
+        print(pack_run(*args[1:]))
+    elif args[0] == "unpack":
+        print(unpack_run(*args[1:]))
+    else:
+        print(rebuild_model(*args[1:]))
     return 0
 
 
