@@ -148,8 +148,9 @@ def tag_targets(tags: torch.Tensor, valid: torch.Tensor, length: int) -> tuple[t
     position 0 has heard nothing and is masked, as are positions past the crop.
     """
     s = tags.shape[-1]
-    frame = (torch.arange(length) - 1).clamp(0, s - 1)
-    return tags[:, :, frame].transpose(1, 2), valid[:, frame] & (torch.arange(length) >= 1)
+    pos = torch.arange(length, device=tags.device)
+    frame = (pos - 1).clamp(0, s - 1)
+    return tags[:, :, frame].transpose(1, 2), valid[:, frame] & (pos >= 1)
 
 
 class TagHead(torch.nn.Module):
