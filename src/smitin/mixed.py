@@ -27,6 +27,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from .backbone import Backbone
+from .captured import engine
 from .generate import Result, check_request, keep_codes, max_new_tokens, step_bar
 from .options import GenerationOptions
 from .steering import Steer, Steering, apply
@@ -173,6 +174,7 @@ def generate_mixed(
     hook = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
         apply(backbone, steers, **hook, max_steps=steps + 1, duration=opts.duration, owners=owners) as state,
+        engine(backbone, opts.engine, state, steps) as ran,
         keep_codes(backbone) as codes,
         step_bar(backbone, steps, progress),
     ):
@@ -183,7 +185,7 @@ def generate_mixed(
             values = backbone.model.generate(**cond, **kwargs)
     trace = state.trace()
     settings = opts.settings()
-    trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")})
+    trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")}, engine=ran)
     trace.settings.update(opts.sampling)
     audio = values[:, 0].float().cpu().numpy()
     out, first = [], 0
