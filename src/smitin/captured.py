@@ -191,7 +191,8 @@ class _Runner:
 
     def _prefill(self, original: Callable, args: tuple, kwargs: dict) -> Any:
         masks: dict[str, Any] = {}
-        layer0 = self.backbone.decoder_stack.layers[0]
+        stack: Any = self.backbone.decoder_stack
+        layer0 = stack.layers[0]
 
         def grab(_module, _args, kw):
             masks["cross"] = kw.get("attention_mask")
@@ -202,19 +203,21 @@ class _Runner:
         finally:
             handle.remove()
         name = "cache" if "cache" in out else "past_key_values"
-        cache, ids = out.get(name), kwargs.get("input_ids")
+        cache: Any = out.get(name)
+        ids = kwargs.get("input_ids")
         plain = all(kwargs.get(k) is None for k in ("inputs_embeds", "labels", "attention_mask"))
         if args or not plain or ids is None or not isinstance(cache, EncoderDecoderCache):
             return out  # something the static step does not reproduce: this generation stays eager
         prefix = ids.shape[1]
         length = prefix + self.steps
-        if length > self.backbone.decoder_stack.embed_positions.weights.shape[0]:
+        if length > stack.embed_positions.weights.shape[0]:
             return out
         rows = ids.shape[0] // self.backbone.num_codebooks
         mask = masks.get("cross")
         if mask is not None and mask.dim() == 4:
             mask = mask[:, :, -1:, :]  # one query row (every row of a bidirectional mask is alike)
-        enc = cache.cross_attention_cache.layers[0].keys.shape[-2] if "cross" in masks else None
+        cross_layers: Any = cache.cross_attention_cache.layers
+        enc = cross_layers[0].keys.shape[-2] if "cross" in masks else None
         cross = None if enc is None else (enc, mask)
         sig = None if mask is None else (mask.dtype, tuple(mask.shape))
         key = (rows, length, enc, sig)
@@ -235,7 +238,8 @@ class _Runner:
             self.state.static_step(self.done)
         static.run()
         cache.length = self.prefix + self.done
-        return CausalLMOutputWithCrossAttentions(logits=static.logits.clone(), **{CACHE_FIELD: cache})
+        fields: dict[str, Any] = {"logits": static.logits.clone(), CACHE_FIELD: cache}
+        return CausalLMOutputWithCrossAttentions(**fields)
 
 
 class Counted(EncoderDecoderCache):
