@@ -180,3 +180,23 @@ def test_step_logits_equal_eager_within_rounding(request, which, steps_run):
     assert len(steps_run) == 11
     torch.testing.assert_close(got["captured"], got["eager"], atol=2e-5, rtol=1e-5)
     assert got["eager"][1:].std() > 0.01  # real logits, not a constant both sides agree on
+
+
+def test_the_gpu_benchmark_runs_its_cpu_smoke(tmp_path):
+    """benchmarks/bench_gpu.py is run once on a lent GPU: its code paths must work before that."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--cpu-smoke", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench_gpu.json").read_text())
+    assert not [n for n in result["notes"] if n.startswith(("FAIL", "SKIP"))]
+    cases = [r["case"] for r in result["rows"]]
+    assert {"exactness fp32", "speed", "hook overhead (captured step alone)", "throughput 4 mixed"} <= set(cases)
+    assert all(r["codes_equal"] for r in result["rows"] if r["case"].startswith("exactness"))
+    assert "| model | case |" in (tmp_path / "bench_gpu.md").read_text()

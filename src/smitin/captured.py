@@ -134,9 +134,17 @@ class StaticStep:
             with torch.cuda.stream(side):  # warm-up: recomputes this very step, harmless
                 self._forward()
             torch.cuda.current_stream().wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self._forward()
+            except RuntimeError as err:  # e.g. an op that cannot be captured: keep the static step
+                warnings.warn(f"smitin: the decoder step could not be captured ({err}); running it "
+                              "on the static cache without a CUDA graph", stacklevel=2)  # fmt: skip
+                self.graph_wanted = False
                 self._forward()
+                return
+            self.graph = graph
         self.graph.replay()
 
     def _attend(self, attn: Any, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask, new: bool):
