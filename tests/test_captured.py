@@ -196,7 +196,7 @@ def test_the_gpu_benchmark_runs_its_cpu_smoke(tmp_path):
     assert bench.main(["--cpu-smoke", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert not [n for n in result["notes"] if n.startswith(("FAIL", "SKIP"))]
-    cases = [r["case"] for r in result["rows"]]
-    assert {"exactness fp32", "speed", "hook overhead (captured step alone)", "throughput 4 mixed"} <= set(cases)
+    cases = {r["case"] for r in result["rows"]}
+    assert {"exactness fp32", "speed", "hook overhead (captured step alone)", "throughput 4 mixed"} <= cases
     assert all(r["codes_equal"] for r in result["rows"] if r["case"].startswith("exactness"))
     assert "| model | case |" in (tmp_path / "bench_gpu.md").read_text()
