@@ -50,9 +50,9 @@ def steps_run(monkeypatch):
     calls = []
     original = StaticStep._forward
 
-    def counted(self):
-        calls.append(1)
-        original(self)
+    def counted(self, span):
+        calls.append(span)
+        original(self, span)
 
     monkeypatch.setattr(StaticStep, "_forward", counted)
     return calls
@@ -154,12 +154,16 @@ def test_engine_choice(tiny):
     assert r.trace.settings["engine"] == "eager"
 
 
+@pytest.mark.parametrize("bucket", [256, 4], ids=["one span", "spans of 4"])
 @pytest.mark.parametrize("which", ["bundled", "small2"])
-def test_step_logits_equal_eager_within_rounding(request, which, steps_run):
-    """Greedy codes can survive a wrong step (the argmax moves late): compare every step's logits."""
+def test_step_logits_equal_eager_within_rounding(request, which, bucket, steps_run, monkeypatch):
+    """Greedy codes can survive a wrong step (the argmax moves late): compare every step's logits,
+    also where self-attention's span grows step by step (spans of 4 positions)."""
+    from smitin import captured
     from smitin.captured import engine
     from smitin.steering import apply
 
+    monkeypatch.setattr(captured, "BUCKET", bucket)
     model = request.getfixturevalue(which)
     got = {}
     for kind in ("eager", "captured"):
@@ -178,6 +182,8 @@ def test_step_logits_equal_eager_within_rounding(request, which, steps_run):
             )
         got[kind] = torch.stack(out.logits)
     assert len(steps_run) == 11
+    # positions 1..11 (after a one-position prefill); the span covers the position, in steps of 4
+    assert steps_run == ([4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12] if bucket == 4 else [13] * 11)
     torch.testing.assert_close(got["captured"], got["eager"], atol=2e-5, rtol=1e-5)
     assert got["eager"][1:].std() > 0.01  # real logits, not a constant both sides agree on
 

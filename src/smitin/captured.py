@@ -36,6 +36,10 @@ from .backbone import Backbone
 from .options import ENGINES
 from .steering import Steering
 
+# Self-attention spans grow in steps of this many positions (one graph each): a step reads at most
+# BUCKET - 1 masked positions, where attending to the whole cache would read twice the average.
+BUCKET = 256
+
 # what the library's outputs call the cache: "cache" since transformers 5.2x, "past_key_values" before
 CACHE_FIELD = (
     "cache" if "cache" in CausalLMOutputWithCrossAttentions.__dataclass_fields__ else "past_key_values"
@@ -72,8 +76,10 @@ def resolve(backbone: Backbone, engine: str = "auto") -> str:
 class StaticStep:
     """Buffers and the step function for one batch shape: `rows` decoder rows, `length` positions.
 
-    `run()` reads `ids` [rows * K, 1] and `pos` [1] and writes `logits` [rows * K, 1, vocab]; with
-    `graph` (CUDA) it is captured at its first call and replayed after that.
+    `run(pos)` reads `ids` [rows * K, 1] and `pos` [1] (`pos` the same position, known on the host)
+    and writes `logits` [rows * K, 1, vocab]. Self-attention reads the cache up to the next multiple
+    of `BUCKET` positions, not all `length`: with `graph` (CUDA) each such span is captured once, at
+    its first step, and replayed after that (the graphs share one memory pool).
     """
 
     def __init__(
@@ -106,7 +112,8 @@ class StaticStep:
         # sdpa takes a boolean mask (True: attend); eager attention adds a float one
         self.bool_mask = impl != "eager"
         self.logits = torch.zeros(rows * self.k, 1, self.lm.config.vocab_size, device=dev, dtype=dt)
-        self.graph: torch.cuda.CUDAGraph | None = None
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.graph: torch.cuda.CUDAGraph | None = None  # the one replayed last
 
     def load(self, cache: Any, prefix: int, cross_mask: torch.Tensor | None) -> None:
         """Copy a prefill's KV cache (an `EncoderDecoderCache` of `prefix` positions) into the buffers."""
@@ -122,46 +129,51 @@ class StaticStep:
             v.copy_(other[i].values)
         if self.cross_mask is not None and cross_mask is not None:
             self.cross_mask.copy_(cross_mask)
-        self.graph = None  # the steering state may be new: capture again at the next step
+        self.graphs, self.graph = {}, None  # the steering state may be new: capture again
 
-    def run(self) -> None:
+    def run(self, pos: int) -> None:
+        span = min(self.length, (pos // BUCKET + 1) * BUCKET)
         if not self.graph_wanted:
-            self._forward()
+            self._forward(span)
             return
+        self.graph = self.graphs.get(span)
         if self.graph is None:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # warm-up: recomputes this very step, harmless
-                self._forward()
+                self._forward(span)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
+            pool = next(iter(self.graphs.values())).pool() if self.graphs else None
             try:
-                with torch.cuda.graph(graph):
-                    self._forward()
+                with torch.cuda.graph(graph, pool=pool):
+                    self._forward(span)
             except RuntimeError as err:  # e.g. an op that cannot be captured: keep the static step
                 warnings.warn(f"smitin: the decoder step could not be captured ({err}); running it "
                               "on the static cache without a CUDA graph", stacklevel=2)  # fmt: skip
                 self.graph_wanted = False
-                self._forward()
+                self._forward(span)
                 return
-            self.graph = graph
+            self.graphs[span] = self.graph = graph
         self.graph.replay()
 
-    def _attend(self, attn: Any, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask, new: bool):
+    def _attend(self, attn: Any, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask, span: int):
         shape = (self.rows, 1, -1, attn.head_dim)
         q = attn.q_proj(x).view(shape).transpose(1, 2)
-        if new:  # self-attention: this position's key and value go into the cache first
+        if span:  # self-attention: this position's key and value go into the cache first
             keys.index_copy_(2, self.pos, attn.k_proj(x).view(shape).transpose(1, 2))
             values.index_copy_(2, self.pos, attn.v_proj(x).view(shape).transpose(1, 2))
+            keys, values = keys[:, :, :span], values[:, :, :span]
         out, _ = self.attention(attn, q, keys, values, mask, dropout=0.0, scaling=attn.scaling)
         return attn.out_proj(out.reshape(self.rows, 1, -1).contiguous())  # steering hooks run here
 
-    def _forward(self) -> None:
-        """One decoder step, op for op as `MusicgenDecoder.forward` in eval mode."""
+    def _forward(self, span: int) -> None:
+        """One decoder step, op for op as `MusicgenDecoder.forward` in eval mode (attending to `span`
+        cache positions, later ones masked)."""
         stack, ids = self.stack, self.ids.view(self.rows, self.k, 1)
         h = sum(stack.embed_tokens[k](ids[:, k]) for k in range(self.k))
         h = h + stack.embed_positions.weights.index_select(0, self.pos)
-        valid = (self.positions <= self.pos)[None, None, None, :]
+        valid = (self.positions[:span] <= self.pos)[None, None, None, :]
         if self.bool_mask:
             mask = valid
         else:
@@ -169,11 +181,11 @@ class StaticStep:
             mask.masked_fill_(~valid, torch.finfo(h.dtype).min)
         for i, layer in enumerate(stack.layers):
             x = layer.self_attn_layer_norm(h)
-            h = h + self._attend(layer.self_attn, x, self.keys[i], self.values[i], mask, True)
+            h = h + self._attend(layer.self_attn, x, self.keys[i], self.values[i], mask, span)
             if self.cross_keys:
                 x = layer.encoder_attn_layer_norm(h)
                 cross = (self.cross_keys[i], self.cross_values[i], self.cross_mask)
-                h = h + self._attend(layer.encoder_attn, x, *cross, False)
+                h = h + self._attend(layer.encoder_attn, x, *cross, 0)
             x = layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(h))))
             h = h + x
         h = stack.layer_norm(h)
@@ -241,10 +253,11 @@ class _Runner:
         assert static is not None
         self.done += 1
         static.ids.copy_(kwargs["input_ids"])
-        static.pos.fill_(self.prefix + self.done - 1)
+        pos = self.prefix + self.done - 1
+        static.pos.fill_(pos)
         if self.state is not None:
             self.state.static_step(self.done)
-        static.run()
+        static.run(pos)
         cache.length = self.prefix + self.done
         fields: dict[str, Any] = {"logits": static.logits.clone(), CACHE_FIELD: cache}
         return CausalLMOutputWithCrossAttentions(**fields)
