@@ -145,8 +145,8 @@ def generate(
 ) -> Result:
     """Text-to-music (prompt None: unconditional) with the given traits steered.
 
-    `options` holds duration, seed, batch, guidance_scale, every, rows, gain and sampling (see
-    `GenerationOptions`); any of them may also be given as a keyword (`duration=8`), and other
+    `options` holds duration, seed, batch, guidance_scale, every, rows, gain, engine and sampling
+    (see `GenerationOptions`; engine "auto" runs captured steps on CUDA, `smitin.captured`); any of them may also be given as a keyword (`duration=8`), and other
     keywords go to `transformers`' `generate` unchanged (temperature, top_k...); sampling is on by
     default. `on_start(state)` receives the live steering state before the first step (a UI can
     poll its trace from another thread while the model runs).

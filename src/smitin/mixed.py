@@ -128,7 +128,7 @@ def generate_mixed(
     """Many requests in one batch, each with its own prompt, steers and seed: text-to-music, or
     continuations when every request has an audio prompt (cut to the shortest, as `continue_audio`).
 
-    `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, sampling;
+    `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, engine, sampling;
     `options.batch` and `options.seed` are not used (one sample per request, each its own seed).
     Returns one Result per request, with its own audio, codes and trace (its traits only).
     `on_start(state)` receives the live steering state of the whole batch before the first step
