@@ -146,7 +146,8 @@ class StaticStep:
             graph = torch.cuda.CUDAGraph()
             pool = next(iter(self.graphs.values())).pool() if self.graphs else None
             try:
-                with torch.cuda.graph(graph, pool=pool):
+                # thread_local: the studio's watching thread may read the trace meanwhile
+                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
                     self._forward(span)
             except RuntimeError as err:  # e.g. an op that cannot be captured: keep the static step
                 warnings.warn(f"smitin: the decoder step could not be captured ({err}); running it "
