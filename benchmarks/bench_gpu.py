@@ -98,9 +98,13 @@ class Bench:
     def save(self) -> None:
         (self.out / "bench_gpu.json").write_text(json.dumps({"machine": machine(), "rows": self.rows,
                                                              "notes": self.notes}, indent=1))  # fmt: skip
-        keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        lines = [f"machine: {machine()}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in self.rows]
+        groups: dict[tuple, list[dict]] = {}  # one table per kind of row (the same columns)
+        for r in self.rows:
+            groups.setdefault(tuple(r), []).append(r)
+        lines = [f"machine: {machine()}"]
+        for keys, rows in groups.items():
+            lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
         lines += ["", *[f"- {n}" for n in self.notes]]
         (self.out / "bench_gpu.md").write_text("\n".join(lines) + "\n")
 

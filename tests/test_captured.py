@@ -206,3 +206,34 @@ def test_the_gpu_benchmark_runs_its_cpu_smoke(tmp_path):
     assert {"exactness fp32", "speed", "hook overhead (captured step alone)", "throughput 4 mixed"} <= cases
     assert all(r["codes_equal"] for r in result["rows"] if r["case"].startswith("exactness"))
     assert "| model | case |" in (tmp_path / "bench_gpu.md").read_text()
+
+
+def test_one_steering_block_serves_several_generations(bundled, steps_run):
+    """`apply` steers every generate in its block: the second one starts with an eager prefill too."""
+    from smitin.captured import engine
+    from smitin.steering import apply
+
+    codes = {}
+    for kind in ("eager", "captured"):
+        with (
+            apply(bundled, steers_for(bundled), cfg=True, max_steps=20) as state,
+            engine(bundled, kind, state, 10),
+        ):
+            runs = [
+                bundled.model.generate(
+                    **bundled.null_condition(1), max_new_tokens=n, do_sample=False, guidance_scale=3.0
+                )
+                for n in (10, 8)
+            ]
+            codes[kind] = (runs, state.trace().c)
+    for a, b in zip(codes["eager"][0], codes["captured"][0], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(codes["captured"][1], codes["eager"][1], atol=1e-5, rtol=0)
+    assert len(steps_run) == 9 + 7
+
+
+def test_a_generation_longer_than_the_engine_was_sized_for_is_refused(bundled):
+    from smitin.captured import engine
+
+    with engine(bundled, "captured", None, 4), pytest.raises(ValueError, match="sized for 4 new steps"):
+        bundled.model.generate(**bundled.null_condition(1), max_new_tokens=8, do_sample=False)

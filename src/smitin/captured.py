@@ -211,6 +211,8 @@ class _Runner:
         return self._prefill(original, args, kwargs)
 
     def _prefill(self, original: Callable, args: tuple, kwargs: dict) -> Any:
+        if self.state is not None:
+            self.state.static = False  # a new generation: its prefill goes through the eager hook
         masks: dict[str, Any] = {}
         stack: Any = self.backbone.decoder_stack
         layer0 = stack.layers[0]
@@ -255,6 +257,11 @@ class _Runner:
         self.done += 1
         static.ids.copy_(kwargs["input_ids"])
         pos = self.prefix + self.done - 1
+        if pos >= static.length:
+            raise ValueError(
+                f"the captured engine was sized for {self.steps} new steps (engine(..., steps)); this "
+                "generate asks for more: open it with the generate's max_new_tokens"
+            )
         static.pos.fill_(pos)
         if self.state is not None:
             self.state.static_step(self.done)
