@@ -17,7 +17,7 @@ from helpers import make_probes
 from smitin import architectures
 from smitin.backbone import Backbone, load
 from smitin.captured import StaticStep, resolve
-from smitin.generate import continue_audio, generate
+from smitin.generate import continue_audio, generate, max_new_tokens
 from smitin.mixed import Request, generate_mixed
 from smitin.options import GenerationOptions
 from smitin.steering import Steer
@@ -30,18 +30,22 @@ def bundled():
     return load("bundled")
 
 
-@pytest.fixture(scope="module")
-def small2():
-    """musicgen-small's decoder layout (16 heads x 64, hidden 1024, 2048 codes), 2 layers, random weights;
-    a one-layer text encoder (the step never runs it)."""
+def small_shaped(layers: int) -> Backbone:
+    """musicgen-small's decoder layout (16 heads x 64, hidden 1024, 2048 codes) with `layers` layers and
+    random weights; a one-layer text encoder (the step never runs it)."""
     cfg = architectures.config("small")
-    cfg.decoder.num_hidden_layers = 2
+    cfg.decoder.num_hidden_layers = layers
     cfg.text_encoder.num_layers = 1
     torch.manual_seed(0)
     model = MusicgenForConditionalGeneration(cfg)
     model.generation_config.pad_token_id = cfg.decoder.pad_token_id
     model.generation_config.decoder_start_token_id = cfg.decoder.decoder_start_token_id
-    return Backbone(model, None, name="random-small-2-layers")
+    return Backbone(model, None, name=f"random-small-{layers}-layers")
+
+
+@pytest.fixture(scope="module")
+def small2():
+    return small_shaped(2)
 
 
 @pytest.fixture
@@ -237,3 +241,15 @@ def test_a_generation_longer_than_the_engine_was_sized_for_is_refused(bundled):
 
     with engine(bundled, "captured", None, 4), pytest.raises(ValueError, match="sized for 4 new steps"):
         bundled.model.generate(**bundled.null_condition(1), max_new_tokens=8, do_sample=False)
+
+
+@pytest.mark.slow
+def test_musicgen_small_full_depth_greedy_codes_equal_eager(steps_run):
+    """All 24 layers of musicgen-small's decoder (random weights), 4 monitored traits, 0.3 s."""
+    model = small_shaped(24)
+    steer = [
+        Steer(make_probes(model.layout, t, i), threshold=0.6) for i, t in enumerate(("a", "b", "c", "d"))
+    ]
+    eager, captured = both(generate, model, None, steer=steer, duration=0.3, **GREEDY)
+    same(eager, captured)
+    assert len(steps_run) == max_new_tokens(model, 0.3) - 1
