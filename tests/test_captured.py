@@ -253,3 +253,13 @@ def test_musicgen_small_full_depth_greedy_codes_equal_eager(steps_run):
     eager, captured = both(generate, model, None, steer=steer, duration=0.3, **GREEDY)
     same(eager, captured)
     assert len(steps_run) == max_new_tokens(model, 0.3) - 1
+
+
+def test_captured_decoding_needs_no_audio_io():
+    """The GPU benchmark machine may lack soundfile/soxr: steering and the engine must not need them."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules.update(soundfile=None, soxr=None); import smitin.captured, smitin.architectures"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
