@@ -207,7 +207,13 @@ def test_the_gpu_benchmark_runs_its_cpu_smoke(tmp_path):
     result = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert not [n for n in result["notes"] if n.startswith(("FAIL", "SKIP"))]
     cases = {r["case"] for r in result["rows"]}
-    assert {"exactness fp32", "speed", "hook overhead (captured step alone)", "throughput 4 mixed"} <= cases
+    assert {
+        "exactness float32",
+        "exactness bfloat16",
+        "speed",
+        "hook overhead (captured step alone)",
+        "throughput 4 mixed",
+    } <= cases
     assert all(r["codes_equal"] for r in result["rows"] if r["case"].startswith("exactness"))
     assert "| model | case |" in (tmp_path / "bench_gpu.md").read_text()
 
