@@ -35,6 +35,7 @@ RANKS = {
     "probes": 4,
     "monitor": 5,
     "steering": 6,
+    "captured": 6,
     "generate": 7,
     "mixed": 7,
     "plots": 8,

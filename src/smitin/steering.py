@@ -240,6 +240,7 @@ class Steering:
         self.watched = [layer in self.read_rows for layer in range(lay.layers)]
         self.last_watched = max(self.read_rows) if self.read_rows else -1
         self.past = 0
+        self.static = False  # set by `static_step` (captured decoding) once the prefill ran
         self.first: int | None = None
         self.rows_n: int | None = None
 
@@ -272,6 +273,10 @@ class Steering:
                 owner[b, j] = 1
         self.keep = keep * owner[self.sample_of_row]  # [rows, T]
         self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
+        # Captured decoding (`smitin.captured`): after the prefill, steps read their index from this
+        # device tensor instead of Python, so one captured graph serves every step.
+        self.step_t = torch.zeros(1, dtype=torch.long, device=dev)
+        self.static = False
         self.steps_seen = 0
         self.rows_n = rows  # last: a watching thread (studio) reads rows_n as "the buffers exist"
 
@@ -281,6 +286,9 @@ class Steering:
 
     def on_heads(self, layer: int, x: torch.Tensor) -> None:
         """Head hook (`Backbone.head_hooks`): read the monitored heads, then edit this step's last position."""
+        if self.static and self.rows_n is not None:
+            self._on_heads_static(layer, x[:, -1])
+            return
         if layer == 0 and self.past == 0:  # a prefill: a new generation starts
             self._begin(x.shape[0])
             self.first = x.shape[1] - 1  # the prefill's last position is step 0
@@ -311,6 +319,44 @@ class Steering:
             else:
                 self.g[step + 1] = next_gain(c, self.tau, self.remove, self.active, self.gain)
             self.steps_seen = max(self.steps_seen, step + 1)
+
+    def static_step(self, step: int) -> None:
+        """Captured decoding: the next replay is step `step` (set on the device, no sync) of a decode
+        loop whose prefill ran through `on_heads` as usual; the host keeps the schedule's record."""
+        if self.rows_n is None or not 0 <= step < self.max_steps:
+            return
+        self.static = True
+        self.step_t.fill_(step)
+        self.edited[step] = step % self.every == 0
+        self.steps_seen = max(self.steps_seen, step + 1)
+
+    def _on_heads_static(self, layer: int, last: torch.Tensor) -> None:
+        """`on_heads` for a step whose index is the device tensor `step_t`: the same arithmetic on the
+        same buffers, indexed on the device; an off-schedule step adds a zero push (bit-identical)."""
+        step = self.step_t
+        if self.watched[layer]:
+            lo, hi = self.read_rows[layer]
+            torch.addmm(
+                self.read_bias[layer], self.read_weight[layer], last[: self.batch].T, out=self.read[lo:hi]
+            )
+        if layer == 0:
+            torch.mul(self.g.index_select(0, step)[0][self.sample_of_row], self.keep, out=self.gain_rows)
+            if self.lanes_on:
+                self.gain_rows.mul_(self.lane_sign.index_select(0, step)[0])
+            if self.every > 1:
+                self.gain_rows.mul_((step % self.every == 0).to(self.gain_rows.dtype))
+        last.addmm_(self.gain_rows, self.shifts[layer])
+        if layer == self.last_watched:
+            c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
+            self.c.index_copy_(0, step, c[None])
+            after = step + 1
+            if self.lanes_on:
+                remove = self.lane_remove.index_select(0, after)[0]
+                g = next_gain(c, self.tau, remove, self.active, self.gain)
+                g = g * self.lane_scale.index_select(0, after)[0]
+            else:
+                g = next_gain(c, self.tau, self.remove, self.active, self.gain)
+            self.g.index_copy_(0, after, g[None])
 
     def trace(self) -> Trace:
         """The record of the last generation (C, gain, edited) for the steps it ran."""

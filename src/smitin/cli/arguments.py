@@ -137,6 +137,14 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         "--gain", choices=("switch", "ramp"), default="switch", help="monitor response (default switch)"
     )
     p.add_argument(
+        "--engine",
+        choices=("auto", "eager", "captured"),
+        default="auto",
+        help="how decoder steps run: captured (static KV cache, each step replayed as one CUDA graph; "
+        "same codes as eager), eager (transformers' own loop), or auto (default: captured on CUDA, "
+        "eager on CPU)",
+    )
+    p.add_argument(
         "--duration",
         type=float,
         default=5.0,

@@ -92,6 +92,7 @@ def generate(args: argparse.Namespace) -> int:
         every=args.every if args.every is not None else how.every,
         rows=args.rows,
         gain=args.gain,
+        engine=args.engine,
     )
     heads = _heads(args.heads, how.heads)
     try:
