@@ -1,14 +1,13 @@
 """What the experiment runs: its settings (`Config`), the quick preset, and its command line.
 
-No torch here: `smitin experiment --help` builds its parser from this module alone; `run`
-imports the runner only when the experiment starts.
+No torch here: `smitin experiment --help` builds its parser from this module alone. Running
+the experiment is `smitin.experiment.command.run`, so that nothing here imports the runner
+(which imports this module).
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,17 +231,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
-
-
-def run(args: argparse.Namespace) -> int:
-    from .runner import run_experiment
-
-    cfg = config_from_args(args)
-    command = "smitin " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-    results = run_experiment(cfg, command=command)
-    print(results["markdown"])
-    print(f"wrote {cfg.out / 'results.md'}, {cfg.out / 'results.csv'} and plots in {cfg.out / 'plots'}")
-    return 0
 
 
 def _threshold(text: str) -> float | str | None:
