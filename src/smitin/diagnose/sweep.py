@@ -1,0 +1,135 @@
+"""Push strength, place and kind, and sampling: continuations judged against their unsteered pair.
+
+Every variant (`variants`) continues the same trait-free prompts with the same seeds as its
+unsteered pair (the same sampling settings, no steering), so each clip has a partner that
+differs only by the push. Per variant: the independent judge's presence (paired difference with a
+95% interval over prompts), the change in spectral flatness (noisiness) and loudness, and the
+share of steps the monitor let the edit through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..experiment.stats import bootstrap_diff
+from ..generate import continue_audio
+from ..options import GenerationOptions
+from ..steering import Steer
+from .context import Context
+from .signal import flatness, rms_db
+from .variants import Variant
+
+
+@dataclass
+class LayerSteer(Steer):
+    """A Steer whose pushed heads are the best ones inside `layers` only (the monitor is unchanged)."""
+
+    layers: tuple[int, ...] = ()
+
+    def head_weights(self) -> torch.Tensor:
+        if not self.layers:
+            return super().head_weights()
+        acc = self.probes.accuracy.float()
+        inside = torch.zeros_like(acc, dtype=torch.bool)
+        inside[[layer for layer in self.layers if layer < acc.shape[0]]] = True
+        if self.heads == "soft":
+            return super().head_weights() * inside
+        k = min(int(self.heads), int(inside.sum()))
+        w = torch.zeros(acc.numel())
+        w[torch.topk(acc.masked_fill(~inside, float("-inf")).flatten(), k).indices] = 1.0
+        return w.reshape(acc.shape)
+
+
+def _clips(ctx: Context, variant: Variant, prompts: np.ndarray) -> dict[str, np.ndarray]:
+    """Generate a variant over every prompt and seed: audio [N, S], seed, prompt, edit share."""
+    s = ctx.settings
+    audio, seeds, groups, applied = [], [], [], []
+    for seed in range(s.seed, s.seed + s.seeds):
+        steers = (
+            []
+            if variant.steer is None
+            else [LayerSteer(ctx.probes, **{"alpha": s.alpha, **variant.steer}, layers=variant.layers)]
+        )
+        options = GenerationOptions(
+            duration=s.duration,
+            seed=seed,
+            every=variant.options.get("every", 1),
+            rows=variant.options.get("rows", "both"),
+        )
+        result = continue_audio(
+            ctx.backbone,
+            list(prompts),
+            ctx.sr,
+            steer=steers,
+            options=options,
+            progress=False,
+            **variant.sampling,
+        )
+        audio.append(result.new_audio)
+        seeds += [seed] * len(prompts)
+        groups += list(range(len(prompts)))
+        share = result.trace.applied.float().mean(0)[:, 0].numpy() if steers else np.zeros(len(prompts))
+        applied.append(share)
+    return {
+        "audio": np.concatenate(audio),
+        "group": np.asarray(groups),
+        "applied": np.concatenate(applied),
+    }
+
+
+def _measure(ctx: Context, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    present, p = ctx.judge(clips["audio"])
+    return {
+        "present": present.astype(float),
+        "p": p,
+        "flatness": flatness(clips["audio"], ctx.sr),
+        "rms_db": rms_db(clips["audio"]),
+        "applied": clips["applied"],
+        "group": clips["group"],
+    }
+
+
+def _paired(steered: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(steered["present"])}
+    for key in ("present", "p", "flatness", "rms_db"):
+        diff, lo, hi = bootstrap_diff(steered[key] - base[key], steered["group"])
+        out[key] = {
+            "steered": float(steered[key].mean()),
+            "none": float(base[key].mean()),
+            "diff": diff,
+            "low": lo,
+            "high": hi,
+        }
+    out["applied"] = float(steered["applied"].mean())
+    return out
+
+
+def analyse(ctx: Context, variants: list[Variant]) -> dict[str, Any]:
+    """Every variant against its unsteered pair (generated once per sampling setting)."""
+    prompts, _ = ctx.prompts()
+    bases: dict[str, dict[str, np.ndarray]] = {}
+    rows: dict[str, Any] = {}
+    for variant in variants:
+        pair = variant.unsteered()
+        if pair.name not in bases:
+            bases[pair.name] = _measure(ctx, _clips(ctx, pair, prompts))
+        row = _paired(_measure(ctx, _clips(ctx, variant, prompts)), bases[pair.name])
+        row["settings"] = {
+            "steer": variant.steer,
+            "layers": list(variant.layers),
+            **variant.options,
+            **variant.sampling,
+        }
+        rows[variant.name] = row
+        if ctx.settings.progress:
+            print(
+                f"  {variant.name}: presence {row['present']['diff']:+.2f} [{row['present']['low']:+.2f}, "
+                f"{row['present']['high']:+.2f}], flatness {row['flatness']['diff']:+.3f}, edits {row['applied']:.0%}",
+                flush=True,
+            )
+    nones = {name: {k: float(v.mean()) for k, v in b.items() if k != "group"} for name, b in bases.items()}
+    return {"prompts": len(prompts), "seeds": ctx.settings.seeds, "unsteered": nones, "rows": rows}

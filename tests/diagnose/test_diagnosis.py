@@ -1,0 +1,51 @@
+"""`smitin diagnose` end to end on a tiny model: every analysis, the JSON and the summary."""
+
+import json
+
+import numpy as np
+import pytest
+
+from smitin.diagnose.diagnosis import diagnose
+from smitin.diagnose.settings import Settings
+
+
+@pytest.mark.slow
+def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
+    s = Settings(
+        out=tmp_path / "diag",
+        data=stems,
+        prompts=2,
+        seeds=1,
+        duration=0.6,
+        prompt_seconds=1.0,
+        pairs=4,
+        noise_levels=[0.3],
+        variants=["mine:alpha=3,edit=bounded,layers=1"],
+        per_track=3,
+        progress=False,
+    )
+    res = diagnose(s, command="smitin diagnose --test", only_variants=True, backbone=tiny)
+    saved = json.loads((s.out / "diagnosis.json").read_text())
+    assert saved["settings"]["trait"] == "drums" and saved["command"] == "smitin diagnose --test"
+    d = res["directions"]["directions"]["mass_mean"]
+    assert set(d["shift_along_direction"]) == {
+        "with",
+        "with, loudness matched",
+        "without + white noise",
+        "without + pink noise",
+    }
+    assert res["directions"]["flatness"]["without + white noise"] > res["directions"]["flatness"]["without"]
+    rows = res["monitor"]["rows"]
+    assert {"without", "with", "white noise alone", "without + pink noise x0.3"} <= set(rows)
+    assert all(0 <= r["C_mean"] <= 1 and 0 <= r["judge_present"] <= 1 for r in rows.values())
+    assert rows["white noise alone"]["flatness"] > rows["without"]["flatness"]
+    push = res["push"]["rows"]
+    assert list(push) == ["mine"] and push["mine"]["n"] == 2
+    assert (
+        push["mine"]["settings"]["layers"] == [1] and push["mine"]["settings"]["steer"]["edit"] == "bounded"
+    )
+    assert np.isfinite(push["mine"]["flatness"]["diff"]) and 0 <= push["mine"]["applied"] <= 1
+    assert len(res["sampling"]["unsteered"]) == len(res["sampling"]["rows"])  # each its own pair
+    md = (s.out / "summary.md").read_text()
+    for title in ("## Directions", "## The monitor", "## Push", "## Sampling"):
+        assert title in md
