@@ -39,6 +39,11 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
     assert {"without", "with", "white noise alone", "without + pink noise x0.3"} <= set(rows)
     assert all(0 <= r["C_mean"] <= 1 and 0 <= r["judge_present"] <= 1 for r in rows.values())
     assert rows["white noise alone"]["flatness"] > rows["without"]["flatness"]
+    lever = res["causal"]
+    assert lever["contexts"] >= 1 and len(lever["trait_codes_per_codebook"]) == tiny.num_codebooks
+    heads = lever["directions"]["mass_mean"]["per_head"]
+    assert len(heads) == tiny.layout.layers * tiny.layout.heads and all(e["kl"] >= -1e-6 for e in heads)
+    assert len(lever["directions"]["probe"]["per_layer"]) == tiny.layout.layers
     push = res["push"]["rows"]
     assert list(push) == ["mine"] and push["mine"]["n"] == 2
     assert (
@@ -47,5 +52,5 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
     assert np.isfinite(push["mine"]["flatness"]["diff"]) and 0 <= push["mine"]["applied"] <= 1
     assert len(res["sampling"]["unsteered"]) == len(res["sampling"]["rows"])  # each its own pair
     md = (s.out / "summary.md").read_text()
-    for title in ("## Directions", "## The monitor", "## Push", "## Sampling"):
+    for title in ("## Directions", "## The monitor", "## Where is the lever", "## Push", "## Sampling"):
         assert title in md

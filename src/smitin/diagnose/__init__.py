@@ -6,6 +6,8 @@ On any MusicGen and trait, with the experiment's own data split, probes and inde
   matched and noise-added excerpt pairs along it; correlation with RMS and spectral flatness);
 - `monitor`: does the monitor read noise as the trait (probe readings of trait-free clips with
   white or pink noise added, and of noise alone);
+- `causal`: which heads and layers move the next token towards the trait's codes (teacher-forced
+  one-head and one-layer edits), and whether probe accuracy ranks heads by that effect;
 - `sweep` with `variants`: how hard, how many heads, which layers, schedule, fixed shift or bounded
   edit, and sampling (temperature, top-k), each continuation judged against its unsteered pair.
 

@@ -36,8 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--analyses",
         default=",".join(d.analyses),
         help=f"comma-separated from {', '.join(ANALYSES)} (default: all). directions: is loudness or noise "
-        "part of the push direction; push: alpha, heads, layers, schedule, fixed vs bounded edits; monitor: "
-        "does it read noise as the trait; sampling: temperature and top-k",
+        "part of the push direction; monitor: does it read noise as the trait; causal: which heads and layers "
+        "move the next token towards the trait's codes; push: alpha, heads, layers, schedule, fixed vs bounded "
+        "edits; sampling: temperature and top-k",
     )
     p.add_argument("--prompts", type=int, default=d.prompts, help=f"trait-free prompts (default {d.prompts})")
     p.add_argument("--seeds", type=int, default=d.seeds, help=f"seeds per prompt (default {d.seeds})")

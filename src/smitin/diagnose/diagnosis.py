@@ -10,7 +10,7 @@ from typing import Any
 from ..backbone import Backbone
 from ..files import atomic
 from ..version import __version__
-from . import directions, monitor, summary, sweep
+from . import causal, directions, monitor, summary, sweep
 from .context import Context
 from .settings import Settings
 from .variants import parse_variant, push_variants, sampling_variants
@@ -43,6 +43,7 @@ def diagnose(
     steps = {
         "directions": lambda: directions.analyse(ctx),
         "monitor": lambda: monitor.analyse(ctx),
+        "causal": lambda: causal.analyse(ctx),
         "push": lambda: sweep.analyse(
             ctx,
             ([] if only_variants else push_variants(settings.alpha, ctx.backbone.layout.layers))

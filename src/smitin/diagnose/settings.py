@@ -10,7 +10,7 @@ class DiagnoseError(ValueError):
     """A bad option of `smitin diagnose`; the command line prints it as `smitin: error: ...`."""
 
 
-ANALYSES = ("directions", "push", "monitor", "sampling")
+ANALYSES = ("directions", "monitor", "causal", "push", "sampling")
 
 
 @dataclass

@@ -68,6 +68,36 @@ def monitor(res: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def causal(res: dict[str, Any]) -> list[str]:
+    out = [
+        "## Where is the lever? Teacher-forced effects of one-head and one-layer edits",
+        "",
+        f"{res['contexts']} trait-free contexts; alpha {res['alpha']:g}; trait codes per codebook "
+        f"{res['trait_codes_per_codebook']}. The metric (log-odds of next-token mass on trait codes) tells "
+        f"contexts with the trait from those without at AUC {_f(res['metric_auc_with_vs_without'], '.2f')}.",
+        "",
+        "| direction | accuracy vs effect (Spearman) | top-16 overlap (chance) | best heads by effect (layer, head) |",
+        "|---|---|---|---|",
+    ]
+    for direction, d in res["directions"].items():
+        best = ", ".join(f"({a},{b})" for a, b in d["best_heads_by_effect"][:6])
+        out.append(
+            f"| {direction} | {_f(d['spearman_accuracy_vs_effect'])} | {d['top16_overlap_accuracy_vs_effect']} "
+            f"({d['top16_overlap_by_chance']:.1f}) | {best} |"
+        )
+    out += ["", "Per layer, all heads pushed (change of trait log-odds; KL in nats per token):", ""]
+    names = list(res["directions"])
+    out += ["| layer | " + " | ".join(f"{n} d log-odds | {n} KL" for n in names) + " |"]
+    out += ["|---|" + "---|---|" * len(names)]
+    for layer in range(len(res["directions"][names[0]]["per_layer"])):
+        cells = [
+            f"{res['directions'][n]['per_layer'][layer]['d_logodds']:+.3f} | {res['directions'][n]['per_layer'][layer]['kl']:.3f}"
+            for n in names
+        ]
+        out.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
 def sweep(title: str, res: dict[str, Any]) -> list[str]:
     out = [
         f"## {title}",
@@ -106,6 +136,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += directions(results["directions"])
     if "monitor" in results:
         lines += monitor(results["monitor"])
+    if "causal" in results:
+        lines += causal(results["causal"])
     if "push" in results:
         lines += sweep("Push: how hard, how many heads, where, and how", results["push"])
     if "sampling" in results:
