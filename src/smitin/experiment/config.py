@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..options import GenerationOptions
+from ..options import EDITS, GenerationOptions
 from ..recipes import DEFAULT_RECIPE, RECIPES, check_threshold, recipe
 
 TASKS = ("continuation", "text-to-music", "removal")
@@ -68,6 +68,7 @@ class Config:
         DEFAULT_RECIPE  # the SMITIN rows' recipe (smitin.recipes); ITI and the paper's rows have theirs
     )
     every: int | None = None  # None: each row's recipe's schedule
+    edit: str | None = None  # of the SMITIN rows: None (the recipe's), "shift" or "bounded" (smitin.edits)
     guidance: float = 3.0
     batch: int = 16
     batch_rows: bool = False  # the rows of a trait and task generated together (smitin.mixed)
@@ -164,6 +165,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="edit every N steps in all steered rows (default: each row's recipe: 1, the paper's 5)",
     )
     p.add_argument(
+        "--edit",
+        choices=EDITS,
+        default=None,
+        help="edit of the SMITIN rows: shift (alpha * sigma along the direction; every recipe's) or bounded "
+        "(towards the trait's class-mean reading and no further); default: the recipe's",
+    )
+    p.add_argument(
         "--threshold",
         type=_threshold,
         default=None,
@@ -219,6 +227,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         recipe=args.recipe,
         every=args.every,
         threshold=args.threshold,
+        edit=args.edit,
         batch=args.batch,
         batch_rows=args.batch_rows,
         clap=args.clap,

@@ -225,7 +225,12 @@ class Experiment:
             "weights": self.digest,
             "texts": job.texts,
             "clap": str(cfg.clap),
-            "recipe": {k: v for k, v in asdict(job.recipe(cfg)).items() if k != "threshold"}
+            # (the default fixed shift is left out: rows cached before edits had a choice stay valid)
+            "recipe": {
+                k: v
+                for k, v in asdict(job.recipe(cfg)).items()
+                if k != "threshold" and not (k == "edit" and v == "shift")
+            }
             if job.steered
             else None,
             "v": ROW_VERSION,
