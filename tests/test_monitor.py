@@ -136,6 +136,7 @@ def test_a_trace_without_a_lane_record_still_reads():
     assert tr.wanted("drums") == [] and "want" not in tr.to_dict()["steps"][0]["traits"]["drums"]
 
 
+@pytest.mark.slow
 def test_keep_holds_a_trait_on_the_bundled_model(probes_for):
     """Against no control, a kept trait's probe reading is at or above the threshold more often.
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from smitin.generate import generate, max_new_tokens
+from smitin.plots import laned_traits
 from smitin.steering import Steer, Steering, apply
 
 DUR = 0.5  # seconds: 25 frames, 28 steps
@@ -271,6 +272,7 @@ def test_keep_pushes_back_after_a_reading_below_the_threshold(tiny, probes_for):
         tr = state.trace()
         assert tr.applied[:, 0, 0].tolist() == [False] + [True] * (len(tr.edited) - 1)
         assert tr.wanted("drums") == ["keep"] * len(tr.edited) and s.settings()["keep"] is True
+        assert laned_traits(tr) == [0]  # the plot shades a kept trait's wishes, as a lane's
         for (step, layer), d in delta.items():  # +alpha's shift, as adding, from step 1 on
             assert torch.allclose(d, (step > 0) * s.shift()[layer].expand_as(d), atol=1e-5), (step, layer)
     with pytest.raises(ValueError, match="strength must be positive"):
