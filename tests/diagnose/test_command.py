@@ -18,6 +18,8 @@ from helpers import run_cli
         (["--noise-levels", "a,b"], "--noise-levels: could not convert"),
         (["--duration", "0"], "--duration must be a positive number of seconds"),
         (["--probes", "missing.safetensors"], "no such file"),
+        (["--keep", "drums"], "name another trait than --trait drums"),
+        (["--keep", "piano=missing.safetensors"], "no such probe file"),
     ],
 )
 def test_bad_options_are_refused_before_the_model_loads(args, message, capsys, tmp_path):

@@ -20,7 +20,8 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
         prompt_seconds=1.0,
         pairs=4,
         noise_levels=[0.3],
-        variants=["mine:alpha=3,edit=bounded,layers=1"],
+        variants=["mine:alpha=3,edit=bounded,layers=1", "held:alpha=3,keep=1"],
+        keep=["piano"],
         per_track=3,
         progress=False,
     )
@@ -45,7 +46,10 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
     assert len(heads) == tiny.layout.layers * tiny.layout.heads and all(e["kl"] >= -1e-6 for e in heads)
     assert len(lever["directions"]["probe"]["per_layer"]) == tiny.layout.layers
     push = res["push"]["rows"]
-    assert list(push) == ["mine"] and push["mine"]["n"] == 2
+    assert list(push) == ["mine", "held"] and push["mine"]["n"] == 2
+    piano = push["held"]["kept"]["piano"]  # watched in every row, held in "held"
+    assert set(push["mine"]["kept"]) == {"piano"} and 0 <= piano["present_unsteered"] <= 2
+    assert push["held"]["settings"]["keep_others"] and not push["mine"]["settings"]["keep_others"]
     assert (
         push["mine"]["settings"]["layers"] == [1] and push["mine"]["settings"]["steer"]["edit"] == "bounded"
     )
@@ -54,3 +58,4 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
     md = (s.out / "summary.md").read_text()
     for title in ("## Directions", "## The monitor", "## Where is the lever", "## Push", "## Sampling"):
         assert title in md
+    assert "piano kept" in md

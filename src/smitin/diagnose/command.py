@@ -72,6 +72,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--only-variants", action="store_true", help="run only the --variant ones in the push analysis"
     )
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="TRAIT[=FILE]",
+        help="another trait to watch in every continuation (retention and judge change: does the push keep it?) "
+        "and to hold in the variants with keep=1 (built in: the recipe and the bounded edit, keeping); FILE: its "
+        "probes (default: fitted on the probe tracks). Repeat for several",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="base seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -100,6 +109,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             parse_variant(spec)
     except ValueError as err:
         raise DiagnoseError(str(err)) from None
+    for item in args.keep:
+        trait, eq, path = item.partition("=")
+        if not trait.strip() or trait.strip() == args.trait:
+            raise DiagnoseError(f"--keep {item!r}: name another trait than --trait {args.trait}, e.g. piano")
+        if eq and not Path(path.strip()).is_file():
+            raise DiagnoseError(f"--keep {item}: no such probe file {path.strip()}")
     if args.only_variants and not args.variant:
         raise DiagnoseError("--only-variants needs at least one --variant")
     if args.probes is not None and not args.probes.is_file():
@@ -111,6 +126,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "analyses": analyses,
             "noise_levels": levels,
             "variants": list(args.variant),
+            "keep": list(args.keep),
             "progress": not args.quiet,
         }
     )

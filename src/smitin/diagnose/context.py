@@ -8,6 +8,7 @@ diagnosis and an experiment on one model and data speak about the same things.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from ..backbone import Backbone
 from ..experiment.config import Config
 from ..experiment.split import pick_prompts
+from ..probes import ProbeSet
 from ..steering import Steer
 from .settings import Settings
 
@@ -24,7 +26,6 @@ class Context:
 
     def __init__(self, s: Settings, backbone: Backbone | None = None) -> None:
         from ..experiment.runner import Experiment
-        from ..probes import ProbeSet
 
         self.settings = s
         cfg = Config(
@@ -33,7 +34,7 @@ class Context:
             device=s.device,
             data=s.data,
             songs=s.songs,
-            traits=[s.trait],
+            traits=[s.trait, *(t for t in self.kept_files(s) if t != s.trait)],
             tasks=["continuation"],
             prompts=s.prompts,
             seeds=s.seeds,
@@ -50,15 +51,29 @@ class Context:
         self.probes = self.exp.probes[s.trait]
         self.cnn = self.exp.cnns[s.trait]
         self.data = self.exp.data[s.trait]
+        self.kept: dict[str, ProbeSet] = {}  # the other traits watched (and held where a variant says)
+        for trait, path in self.kept_files(s).items():
+            self.exp.prepare_trait(trait, ProbeSet.load(path, self.backbone) if path else None)
+            self.kept[trait] = self.exp.probes[trait]
+
+    @staticmethod
+    def kept_files(s: Settings) -> dict[str, Path | None]:
+        """--keep values as {trait: probe file or None (fitted)}."""
+        out: dict[str, Path | None] = {}
+        for item in s.keep:
+            trait, eq, path = item.partition("=")
+            out[trait.strip()] = Path(path.strip()) if eq else None
+        return out
 
     @property
     def trait(self) -> str:
         return self.settings.trait
 
-    def judge(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The independent judge on clips [N, S]: (present, probability)."""
-        p = self.cnn.proba(audio, self.sr)
-        return p >= self.cnn.threshold, p
+    def judge(self, audio: np.ndarray, trait: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The independent judge of `trait` (default: the diagnosed one) on clips [N, S]: (present, p)."""
+        cnn = self.exp.cnns[trait or self.trait]
+        p = cnn.proba(audio, self.sr)
+        return p >= cnn.threshold, p
 
     def prompts(self) -> tuple[np.ndarray, list[int]]:
         """Trait-free prompts [P, S] from the evaluation tracks, and each one's index (its group)."""

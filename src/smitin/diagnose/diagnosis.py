@@ -46,7 +46,11 @@ def diagnose(
         "causal": lambda: causal.analyse(ctx),
         "push": lambda: sweep.analyse(
             ctx,
-            ([] if only_variants else push_variants(settings.alpha, ctx.backbone.layout.layers))
+            (
+                []
+                if only_variants
+                else push_variants(settings.alpha, ctx.backbone.layout.layers, bool(ctx.kept))
+            )
             + [parse_variant(v) for v in settings.variants],
         ),
         "sampling": lambda: sweep.analyse(ctx, sampling_variants()),

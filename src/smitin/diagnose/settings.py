@@ -33,6 +33,9 @@ class Settings:
     pairs: int = 48  # with/without pairs read by the direction and monitor analyses
     noise_levels: list[float] = field(default_factory=lambda: [0.05, 0.15, 0.3])
     variants: list[str] = field(default_factory=list)  # extra push variants, NAME:KEY=VALUE,...
+    # other traits to watch in every continuation, and to hold in the variants that say keep=1:
+    # TRAIT (probes fitted on the probe tracks) or TRAIT=FILE
+    keep: list[str] = field(default_factory=list)
     seed: int = 0
     per_track: int = 6
     progress: bool = True

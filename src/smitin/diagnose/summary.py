@@ -99,20 +99,33 @@ def causal(res: dict[str, Any]) -> list[str]:
 
 
 def sweep(title: str, res: dict[str, Any]) -> list[str]:
+    rows = list(res["rows"].values())
+    kept = list(rows[0].get("kept", {})) if rows else []
     out = [
         f"## {title}",
         "",
         f"{res['prompts']} trait-free prompts x {res['seeds']} seeds, each variant against the unsteered clip of "
         "the same prompt, seed and sampling. Differences are paired means with a 95% bootstrap interval over "
-        "prompts; flatness rises as the sound turns into noise.",
+        "prompts; flatness rises as the sound turns into noise."
+        + (
+            " *kept*: of the pairs where the unsteered clip has that trait (by its judge), the share where the "
+            "steered clip still has it; *keep others* variants also hold them (keep mode)."
+            if kept
+            else ""
+        ),
         "",
-        "| variant | presence (judge) | judge p | flatness | RMS dB | edits applied |",
-        "|---|---|---|---|---|---|",
+        "| variant | presence (judge) | judge p | flatness | RMS dB | edits applied |"
+        + "".join(f" {t} kept | {t} p |" for t in kept),
+        "|---|---|---|---|---|---|" + "---|---|" * len(kept),
     ]
     for name, r in res["rows"].items():
+        cells = "".join(
+            f" {_f(k['retention'], '.0%')} of {k['present_unsteered']} | {_interval(k['p'])} |"
+            for k in (r["kept"][t] for t in kept)
+        )
         out.append(
             f"| {name} | {_interval(r['present'])} | {_interval(r['p'])} | {_interval(r['flatness'], '+.3f')} | "
-            f"{_interval(r['rms_db'], '+.1f')} | {r['applied']:.0%} |"
+            f"{_interval(r['rms_db'], '+.1f')} | {r['applied']:.0%} |" + cells
         )
     base = "; ".join(
         f"{name}: presence {b['present']:.0%}, flatness {b['flatness']:.3f}"

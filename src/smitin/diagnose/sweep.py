@@ -4,7 +4,9 @@ Every variant (`variants`) continues the same trait-free prompts with the same s
 unsteered pair (the same sampling settings, no steering), so each clip has a partner that
 differs only by the push. Per variant: the independent judge's presence (paired difference with a
 95% interval over prompts), the change in spectral flatness (noisiness) and loudness, and the
-share of steps the monitor let the edit through.
+share of steps the monitor let the edit through. With other traits watched (`--keep`), each one's
+judge too: its retention (of the pairs where the unsteered clip has it, the share where the
+steered clip still does) and its paired change in judge probability, with or without holding it.
 """
 
 from __future__ import annotations
@@ -49,11 +51,17 @@ def _clips(ctx: Context, variant: Variant, prompts: np.ndarray) -> dict[str, np.
     s = ctx.settings
     audio, seeds, groups, applied = [], [], [], []
     for seed in range(s.seed, s.seed + s.seeds):
-        steers = (
+        steers: list[Steer] = (
             []
             if variant.steer is None
             else [LayerSteer(ctx.probes, **{"alpha": s.alpha, **variant.steer}, layers=variant.layers)]
         )
+        if variant.hold and variant.steer is not None:  # hold the other traits the prompt has
+            how = {
+                "alpha": abs(variant.steer.get("alpha", s.alpha)),
+                "edit": variant.steer.get("edit", "shift"),
+            }
+            steers += [Steer(probes, keep=True, **how) for probes in ctx.kept.values()]
         options = GenerationOptions(
             duration=s.duration,
             seed=seed,
@@ -72,7 +80,9 @@ def _clips(ctx: Context, variant: Variant, prompts: np.ndarray) -> dict[str, np.
         audio.append(result.new_audio)
         seeds += [seed] * len(prompts)
         groups += list(range(len(prompts)))
-        share = result.trace.applied.float().mean(0)[:, 0].numpy() if steers else np.zeros(len(prompts))
+        share = (
+            result.trace.applied.float().mean(0)[:, 0].numpy() if steers else np.zeros(len(prompts))
+        )  # trait 0
         applied.append(share)
     return {
         "audio": np.concatenate(audio),
@@ -83,7 +93,12 @@ def _clips(ctx: Context, variant: Variant, prompts: np.ndarray) -> dict[str, np.
 
 def _measure(ctx: Context, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     present, p = ctx.judge(clips["audio"])
+    kept = {}
+    for trait in ctx.kept:  # the other traits, read by their own judges
+        there, q = ctx.judge(clips["audio"], trait)
+        kept[f"{trait}:present"], kept[f"{trait}:p"] = there.astype(float), q
     return {
+        **kept,
         "present": present.astype(float),
         "p": p,
         "flatness": flatness(clips["audio"], ctx.sr),
@@ -105,6 +120,16 @@ def _paired(steered: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict
             "high": hi,
         }
     out["applied"] = float(steered["applied"].mean())
+    out["kept"] = {}
+    for key in (k for k in steered if k.endswith(":present")):
+        trait = key.partition(":")[0]
+        was = base[key] > 0  # pairs where the unsteered clip has it
+        diff, lo, hi = bootstrap_diff(steered[f"{trait}:p"] - base[f"{trait}:p"], steered["group"])
+        out["kept"][trait] = {
+            "present_unsteered": int(was.sum()),
+            "retention": float(steered[key][was].mean()) if was.any() else float("nan"),
+            "p": {"diff": diff, "low": lo, "high": hi},
+        }
     return out
 
 
@@ -119,6 +144,7 @@ def analyse(ctx: Context, variants: list[Variant]) -> dict[str, Any]:
             bases[pair.name] = _measure(ctx, _clips(ctx, pair, prompts))
         row = _paired(_measure(ctx, _clips(ctx, variant, prompts)), bases[pair.name])
         row["settings"] = {
+            "keep_others": variant.hold,
             "steer": variant.steer,
             "layers": list(variant.layers),
             **variant.options,

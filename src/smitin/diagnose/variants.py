@@ -2,7 +2,8 @@
 
 Keys: alpha, heads (K or soft), direction (mass_mean, probe), monitor (0/1), threshold
 (positive, paper or a probability), edit (shift, bounded), every, rows (both, cond), layers (the
-layers whose heads may be pushed, e.g. 0-1 or 3), temperature and top_k (sampling). Anything
+layers whose heads may be pushed, e.g. 0-1 or 3), temperature and top_k (sampling), keep (1: also
+hold the other traits given to `--keep`, with keep-mode steers at the same alpha and edit). Anything
 not given is smitin's recipe at --alpha. Plain parsing (no torch), so a bad --variant fails
 before the model loads.
 """
@@ -29,6 +30,7 @@ class Variant:
     layers: tuple[int, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     sampling: dict[str, Any] = field(default_factory=dict)
+    hold: bool = False  # also hold the watched other traits (`--keep`) with keep-mode steers
 
     def unsteered(self) -> Variant:
         """The same sampling without steering: this variant's pair."""
@@ -90,6 +92,7 @@ def parse_variant(spec: str) -> Variant:
     options: dict[str, Any] = {}
     sampling: dict[str, Any] = {}
     layers: tuple[int, ...] = ()
+    hold = False
     for item in filter(None, (x.strip() for x in rest.split(","))):
         key, eq, text = (p.strip() for p in item.partition("="))
         if not eq:
@@ -97,6 +100,10 @@ def parse_variant(spec: str) -> Variant:
         try:
             if key == "layers":
                 layers = _layers(text)
+            elif key == "keep":
+                if text not in ("0", "1"):
+                    raise ValueError(f"keep must be 0 or 1, not {text!r}")
+                hold = text == "1"
             elif key in STEER_KEYS:
                 steer[key] = _value(key, text)
             elif key in OPTION_KEYS:
@@ -104,18 +111,19 @@ def parse_variant(spec: str) -> Variant:
             elif key in SAMPLING_KEYS:
                 sampling[key] = _value(key, text)
             else:
-                known = ", ".join((*STEER_KEYS, *OPTION_KEYS, *SAMPLING_KEYS, "layers"))
+                known = ", ".join((*STEER_KEYS, *OPTION_KEYS, *SAMPLING_KEYS, "layers", "keep"))
                 raise ValueError(f"unknown key {key!r}; known: {known}")
         except ValueError as err:
             raise ValueError(f"--variant {spec!r}: {err}") from None
-    return Variant(name.strip(), steer, layers, options, sampling)
+    return Variant(name.strip(), steer, layers, options, sampling, hold)
 
 
-def push_variants(alpha: float, layers: int) -> list[Variant]:
+def push_variants(alpha: float, layers: int, hold: bool = False) -> list[Variant]:
     """How hard, how many heads, where, and how: smitin's recipe with one thing changed at a time.
 
     Layers are tried in up to four contiguous groups (each its 8 best heads), so a 48-layer model
-    costs no more than the bundled 4-layer one.
+    costs no more than the bundled 4-layer one. With `hold` (other traits given to `--keep`), the
+    recipe and the bounded edit are also tried holding them.
     """
     out = [Variant(f"alpha {a:g}", {"alpha": a}) for a in (alpha / 5, alpha / 2, alpha, 2 * alpha, 4 * alpha)]
     out += [Variant(f"heads {k}", {"heads": k}) for k in (4, 8, 32)] + [
@@ -137,6 +145,12 @@ def push_variants(alpha: float, layers: int) -> list[Variant]:
         Variant("probe direction", {"direction": "probe"}),
         Variant("paper threshold", {"threshold": "paper"}),
     ]
+    if hold:
+        out += [
+            Variant(f"alpha {alpha:g}, keep others", {}, hold=True),
+            Variant(f"alpha {2 * alpha:g}, keep others", {"alpha": 2 * alpha}, hold=True),
+            Variant(f"bounded alpha {alpha:g}, keep others", {"edit": "bounded"}, hold=True),
+        ]
     return out
 
 
