@@ -47,6 +47,7 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
     assert len(lever["directions"]["probe"]["per_layer"]) == tiny.layout.layers
     push = res["push"]["rows"]
     assert list(push) == ["mine", "held"] and push["mine"]["n"] == 2
+    assert res["push"]["prompts_with"]["piano"] == 2  # the stems' piano plays in every prompt
     piano = push["held"]["kept"]["piano"]  # watched in every row, held in "held"
     assert set(push["mine"]["kept"]) == {"piano"} and 0 <= piano["present_unsteered"] <= 2
     assert push["held"]["settings"]["keep_others"] and not push["mine"]["settings"]["keep_others"]

@@ -83,6 +83,16 @@ class Context:
             raise ValueError(f"no prompt segments without {self.trait} on the evaluation tracks; add songs")
         return segs.load(idx), idx
 
+    def prompt_traits(self, idx: list[int]) -> list[set[str]]:
+        """Per prompt, the watched other traits (`--keep`) among the stems mixed into it."""
+        from ..data.traits import normalise_name, trait_names
+
+        out = []
+        for i in idx:
+            stems = {normalise_name(Path(src).stem) for src in self.data.prompts.segments[i].sources}
+            out.append({t for t in self.kept if stems & trait_names(t)})
+        return out
+
     def pairs(self, source: str = "probe") -> tuple[np.ndarray, np.ndarray]:
         """Up to `pairs` excerpts with and without the trait, the same window of the same song:
         (with [N, S], without [N, S]); "probe" from the probe tracks (3 s, what the directions were

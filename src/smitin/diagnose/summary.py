@@ -127,6 +127,13 @@ def sweep(title: str, res: dict[str, Any]) -> list[str]:
             f"| {name} | {_interval(r['present'])} | {_interval(r['p'])} | {_interval(r['flatness'], '+.3f')} | "
             f"{_interval(r['rms_db'], '+.1f')} | {r['applied']:.0%} |" + cells
         )
+    if res.get("prompts_with"):
+        out += [
+            "",
+            "Prompts holding each watched trait (from their stems): "
+            + ", ".join(f"{t} {n} of {res['prompts']}" for t, n in res["prompts_with"].items())
+            + ".",
+        ]
     base = "; ".join(
         f"{name}: presence {b['present']:.0%}, flatness {b['flatness']:.3f}"
         for name, b in res["unsteered"].items()

@@ -6,7 +6,8 @@ differs only by the push. Per variant: the independent judge's presence (paired 
 95% interval over prompts), the change in spectral flatness (noisiness) and loudness, and the
 share of steps the monitor let the edit through. With other traits watched (`--keep`), each one's
 judge too: its retention (of the pairs where the unsteered clip has it, the share where the
-steered clip still does) and its paired change in judge probability, with or without holding it.
+steered clip still does) and its paired change in judge probability, with or without holding it;
+a variant with keep=1 holds, in each prompt, the watched traits whose stems are mixed into it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from ..experiment.stats import bootstrap_diff
-from ..generate import continue_audio
+from ..mixed import Request, generate_mixed
 from ..options import GenerationOptions
 from ..steering import Steer
 from .context import Context
@@ -46,49 +47,42 @@ class LayerSteer(Steer):
         return w.reshape(acc.shape)
 
 
-def _clips(ctx: Context, variant: Variant, prompts: np.ndarray) -> dict[str, np.ndarray]:
-    """Generate a variant over every prompt and seed: audio [N, S], seed, prompt, edit share."""
+def _clips(
+    ctx: Context, variant: Variant, prompts: np.ndarray, held: list[set[str]]
+) -> dict[str, np.ndarray]:
+    """Generate a variant over every prompt and seed: audio [N, S], prompt (group), edit share.
+
+    One mixed batch per seed (`smitin.mixed`: each prompt its own steers and its own seed), so a
+    prompt holds only the watched traits it has (`held[i]`), and a clip depends only on its prompt,
+    seed and steering, not on the other prompts of the batch.
+    """
     s = ctx.settings
-    audio, seeds, groups, applied = [], [], [], []
+    audio, groups, applied = [], [], []
+    options = GenerationOptions(
+        duration=s.duration, every=variant.options.get("every", 1), rows=variant.options.get("rows", "both")
+    )
     for seed in range(s.seed, s.seed + s.seeds):
-        steers: list[Steer] = (
-            []
-            if variant.steer is None
-            else [LayerSteer(ctx.probes, **{"alpha": s.alpha, **variant.steer}, layers=variant.layers)]
-        )
-        if variant.hold and variant.steer is not None:  # hold the other traits the prompt has
-            how = {
-                "alpha": abs(variant.steer.get("alpha", s.alpha)),
-                "edit": variant.steer.get("edit", "shift"),
-            }
-            steers += [Steer(probes, keep=True, **how) for probes in ctx.kept.values()]
-        options = GenerationOptions(
-            duration=s.duration,
-            seed=seed,
-            every=variant.options.get("every", 1),
-            rows=variant.options.get("rows", "both"),
-        )
-        result = continue_audio(
-            ctx.backbone,
-            list(prompts),
-            ctx.sr,
-            steer=steers,
-            options=options,
-            progress=False,
-            **variant.sampling,
-        )
-        audio.append(result.new_audio)
-        seeds += [seed] * len(prompts)
+        requests = []
+        for i, wave in enumerate(prompts):
+            steers: list[Steer] = []
+            if variant.steer is not None:
+                steers.append(
+                    LayerSteer(ctx.probes, **{"alpha": s.alpha, **variant.steer}, layers=variant.layers)
+                )
+                if variant.hold:  # hold the watched traits this prompt has, as hard and as the push
+                    how = {
+                        "alpha": abs(variant.steer.get("alpha", s.alpha)),
+                        "edit": variant.steer.get("edit", "shift"),
+                    }
+                    steers += [Steer(p, keep=True, **how) for t, p in ctx.kept.items() if t in held[i]]
+            requests.append(Request(steer=steers, seed=seed, audio=wave))
+        results = generate_mixed(ctx.backbone, requests, options=options, progress=False, **variant.sampling)
+        audio += [r.new_audio[0] for r in results]
         groups += list(range(len(prompts)))
-        share = (
-            result.trace.applied.float().mean(0)[:, 0].numpy() if steers else np.zeros(len(prompts))
-        )  # trait 0
-        applied.append(share)
-    return {
-        "audio": np.concatenate(audio),
-        "group": np.asarray(groups),
-        "applied": np.concatenate(applied),
-    }
+        applied += [
+            float(r.trace.applied[:, 0, 0].float().mean()) if r.trace.traits else 0.0 for r in results
+        ]
+    return {"audio": np.stack(audio), "group": np.asarray(groups), "applied": np.asarray(applied)}
 
 
 def _measure(ctx: Context, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -135,14 +129,15 @@ def _paired(steered: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict
 
 def analyse(ctx: Context, variants: list[Variant]) -> dict[str, Any]:
     """Every variant against its unsteered pair (generated once per sampling setting)."""
-    prompts, _ = ctx.prompts()
+    prompts, idx = ctx.prompts()
+    held = ctx.prompt_traits(idx)
     bases: dict[str, dict[str, np.ndarray]] = {}
     rows: dict[str, Any] = {}
     for variant in variants:
         pair = variant.unsteered()
         if pair.name not in bases:
-            bases[pair.name] = _measure(ctx, _clips(ctx, pair, prompts))
-        row = _paired(_measure(ctx, _clips(ctx, variant, prompts)), bases[pair.name])
+            bases[pair.name] = _measure(ctx, _clips(ctx, pair, prompts, held))
+        row = _paired(_measure(ctx, _clips(ctx, variant, prompts, held)), bases[pair.name])
         row["settings"] = {
             "keep_others": variant.hold,
             "steer": variant.steer,
@@ -158,4 +153,11 @@ def analyse(ctx: Context, variants: list[Variant]) -> dict[str, Any]:
                 flush=True,
             )
     nones = {name: {k: float(v.mean()) for k, v in b.items() if k != "group"} for name, b in bases.items()}
-    return {"prompts": len(prompts), "seeds": ctx.settings.seeds, "unsteered": nones, "rows": rows}
+    has = {t: sum(t in h for h in held) for t in ctx.kept}
+    return {
+        "prompts": len(prompts),
+        "seeds": ctx.settings.seeds,
+        "unsteered": nones,
+        "rows": rows,
+        "prompts_with": has,
+    }
