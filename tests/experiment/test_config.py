@@ -59,3 +59,17 @@ def test_edit_reaches_the_smitin_rows_only():
         steer("iti", "--edit", "bounded").edit == "shift"
         and steer("smitin-paper", "--edit", "bounded").edit == "shift"
     )
+
+
+def test_the_default_edit_leaves_cached_rows_their_keys():
+    """Rows cached before edits had a choice keep their cache key; a bounded row gets its own."""
+    from smitin.experiment.runner import Experiment
+
+    exp = Experiment.__new__(Experiment)  # only what row_path reads
+    exp.cfg, exp.digest = _config(), "weights"
+    job = Job("drums", "continuation", "smitin", 5.0, sweep=False, texts=None, waves=None, count=2)
+    key, path, _ = exp.row_path(job)
+    assert "edit" not in key["recipe"] and key["recipe"]["heads"] == 16
+    exp.cfg = _config("--edit", "bounded")
+    bounded, other, _ = exp.row_path(job)
+    assert bounded["recipe"]["edit"] == "bounded" and other != path
