@@ -107,6 +107,20 @@ def test_sparse_schedule_and_lanes_equal_eager(bundled):
     assert captured.trace.wanted("drums")[0] == "remove" and captured.trace.wanted("drums")[15] == "add"
 
 
+def test_kept_traits_and_bounded_edits_equal_eager(bundled):
+    """A kept trait (always watched, pushed only after a low reading) and bounded edits run the
+    same arithmetic in the captured step as in the eager hook."""
+    drums, piano = make_probes(bundled.layout, "drums", seed=0), make_probes(bundled.layout, "piano", seed=2)
+    steer = [
+        Steer(drums, alpha=5.0, threshold=0.6, edit="bounded"),
+        Steer(piano, alpha=3.0, threshold=0.9, keep=True),
+    ]
+    eager, captured = both(generate, bundled, None, steer=steer, duration=0.4, every=2, **GREEDY)
+    same(eager, captured)
+    assert "keep" in captured.trace.wanted("piano")
+    assert captured.trace.g[:, 0, 1].abs().sum() > 0  # the kept trait was pushed back at some step
+
+
 def test_sampled_codes_equal_eager(bundled):
     """Sampling is the library's (same RNG draws): equal codes whenever the logits are."""
     sampled = {"progress": False, "seed": 3}

@@ -14,6 +14,7 @@ from typing import Any
 ROWS = ("both", "cond")  # CFG rows the edit goes to: conditional and unconditional, or conditional only
 GAINS = ("switch", "ramp")  # the monitor's response: on/off at the threshold, or a fade towards it
 ENGINES = ("auto", "eager", "captured")  # how steps run: `smitin.captured` (auto: captured on CUDA)
+EDITS = ("shift", "bounded")  # a fixed alpha * sigma push, or to the class-mean reading and no further
 
 
 @dataclass(frozen=True)
