@@ -87,7 +87,7 @@ def test_limits_known_only_from_the_model_are_checked_before_generating(cwd, cap
     code, text = run_cli(["generate", "x", "--duration", "100000"], capsys)
     assert code == 2 and "at most 40.9 s (2048 positions" in text, text
     code, text = run_cli(["generate", "x", "--heads", "100"], capsys)
-    assert code == 2 and "--heads must be 'soft' or 1..32" in text, text
+    assert code == 2 and "--heads must be 'soft' or 1..64 (8 layers x 8 heads" in text, text
     assert not list(cwd.glob("*.wav"))
 
 

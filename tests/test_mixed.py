@@ -54,7 +54,12 @@ def test_each_request_in_a_mixed_batch_equals_it_alone(tiny, bundled, which, sam
             assert torch.allclose(alone.trace.c, got.trace.c, atol=1e-5)
             assert torch.equal(alone.trace.applied, got.trace.applied)
     assert mixed[3].trace.wanted("drums")[0] == "remove" and mixed[3].trace.wanted("drums")[15] == "add"
-    assert not torch.equal(mixed[0].codes, mixed[3].codes)  # same seed, different steering
+    # same seed, different steering: the heads read differently (the lane removes, then adds);
+    # sampled codes differ too (greedy decoding of the 8-layer bundled model settles on the same
+    # codes for 0.4 s, steered either way)
+    assert not torch.allclose(mixed[0].trace.c, mixed[3].trace.c, atol=1e-4)
+    if sampling.get("do_sample", True):
+        assert not torch.equal(mixed[0].codes, mixed[3].codes)
 
 
 def test_a_single_request_is_what_generate_makes(bundled):
