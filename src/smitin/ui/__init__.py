@@ -11,8 +11,10 @@ CLI's result while a worker thread generates and the request thread reads the li
 `Steering` buffers (c, g, edited) to redraw the monitor plot and decode a preview of the audio.
 
 Modules, each one job: `session` (a browser session's settings, parsing, sliders, steers),
-`live` (generation in a worker thread, watched: code recorder, audio preview), `figures`,
-`app` (the model holder, the page and its handlers; needs gradio), `command` (`smitin ui`).
+`live` (generation in a worker thread, watched: code recorder, audio preview), `batcher` (many
+users' requests as one mixed batch), `figures`, `holder` (the model in memory, the downloads
+folder), `handlers` (what Generate does), `app` (the page's layout and wiring; needs gradio),
+`command` (`smitin ui`).
 
 Importing this package loads only `command` (no torch, no gradio: `smitin ui --help` is quick);
 the other names below load their module on first use.
