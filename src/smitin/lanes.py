@@ -10,9 +10,10 @@ Written as text (the CLI's `--lane`, the studio's field)::
 
     drums=0-3:remove,3-6:add,6-8:free          # TRAIT=START-END:WANT,...
     piano=0-4:add,4-8:remove,ramp=0.5          # a 0.5 s crossfade at each change
+    bass=0-2:add,2-8:add*2.5                   # from 2 s on, pushed with strength 2.5 (|alpha|)
 
 or as JSON (`--lanes lanes.json`), one entry per trait: a lane string, a list of
-`[start, end, want]`, or `{"spans": [...], "ramp": 0.5}`.
+`[start, end, want]` (or `[start, end, want, strength]`), or `{"spans": [...], "ramp": 0.5}`.
 
 Parsing and checking here need no torch (the command line checks its flags before loading a
 model); `layout` lays the lanes out once per generation as per-step tensors for
@@ -32,7 +33,10 @@ if TYPE_CHECKING:
     import torch
 
 WANTS = ("add", "remove", "free")
-SYNTAX = "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove or free; optional ramp=SECONDS)"
+SYNTAX = (
+    "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove or free, optionally *STRENGTH; "
+    "optional ramp=SECONDS)"
+)
 _EPS = 1e-9
 
 
@@ -46,11 +50,16 @@ def _seconds(x: float) -> str:
 
 @dataclass(frozen=True)
 class Span:
-    """[start, end) seconds of new audio wanting the trait present (add), absent (remove) or alone (free)."""
+    """[start, end) seconds of new audio wanting the trait present (add), absent (remove) or alone (free).
+
+    strength: the push's |alpha| in this span (None: the trait's own alpha); how a live change of
+    strength is written down, and how it is scheduled ahead (`0-3:add,3-6:add*2.5`).
+    """
 
     start: float
     end: float
     want: str
+    strength: float | None = None
 
     def __post_init__(self) -> None:
         for name, v in (("start", self.start), ("end", self.end)):
@@ -64,15 +73,26 @@ class Span:
             raise LaneError(
                 f"span {self}: ends ({_seconds(self.end)} s) before it starts ({_seconds(self.start)} s)"
             )
+        if self.strength is not None and (
+            isinstance(self.strength, bool)
+            or not isinstance(self.strength, (int, float))
+            or not (math.isfinite(self.strength) and self.strength >= 0)
+        ):
+            raise LaneError(f"span {self}: the strength must be a number >= 0, not {self.strength!r}")
 
     def __str__(self) -> str:
         start = _seconds(self.start) if isinstance(self.start, (int, float)) else repr(self.start)
         end = _seconds(self.end) if isinstance(self.end, (int, float)) else repr(self.end)
-        return f"'{start}-{end}:{self.want}'"
+        return f"'{start}-{end}:{self.want}{self._times}'"
+
+    @property
+    def _times(self) -> str:
+        ok = isinstance(self.strength, (int, float)) and not isinstance(self.strength, bool)
+        return "" if self.strength is None else f"*{_seconds(self.strength) if ok else repr(self.strength)}"
 
     @property
     def text(self) -> str:
-        return f"{_seconds(self.start)}-{_seconds(self.end)}:{self.want}"
+        return f"{_seconds(self.start)}-{_seconds(self.end)}:{self.want}{self._times}"
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,19 @@ class Lane:
             )
         return self
 
+    def window(self, start: float, length: float) -> Lane | None:
+        """The part of the lane over [start, start + length) seconds, timed from `start` (None if empty).
+
+        A stream that keeps going past the model's positions generates window after window; each
+        window's steering sees the lane from where the window starts.
+        """
+        spans = [
+            Span(max(0.0, s.start - start), min(length, s.end - start), s.want, s.strength)
+            for s in self.spans
+            if s.end - start > _EPS and s.start - start < length - _EPS
+        ]
+        return Lane(tuple(spans), self.ramp) if spans else None
+
     def want_at(self, t: float) -> str | None:
         """The span's wish at time t (seconds of new audio); None outside every span."""
         for s in self.spans:
@@ -146,12 +179,12 @@ def _span(item: Any) -> Span:
         return item
     if isinstance(item, Mapping):
         try:
-            return Span(item["start"], item["end"], item["want"])
+            return Span(item["start"], item["end"], item["want"], item.get("strength"))
         except KeyError as err:
             raise LaneError(f"span {dict(item)} has no {err.args[0]!r}; give start, end and want") from None
-    if isinstance(item, (list, tuple)) and len(item) == 3:
+    if isinstance(item, (list, tuple)) and len(item) in (3, 4):
         return Span(*item)
-    raise LaneError(f"a span is (start, end, want), e.g. (0, 3, 'remove'), not {item!r}")
+    raise LaneError(f"a span is (start, end, want[, strength]), e.g. (0, 3, 'remove'), not {item!r}")
 
 
 def _number(text: str, what: str, item: str) -> float:
@@ -185,13 +218,15 @@ def parse_lane(text: str) -> Lane:
         times, colon, want = item.partition(":")
         if not colon:
             raise LaneError(f"span '{item}' has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
-        want = want.strip().lower()
+        want, star, times_text = want.strip().lower().partition("*")
+        want = want.strip()
+        strength = _number(times_text, "strength", item) if star else None
         start, dash, end = times.strip().partition("-")
         if not dash or not start.strip() or not end.strip():
             raise LaneError(f"span '{item}': write the time as START-END in seconds, e.g. 0-3")
         if want not in WANTS:
             raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove or free")
-        spans.append(Span(_number(start, "start", item), _number(end, "end", item), want))
+        spans.append(Span(_number(start, "start", item), _number(end, "end", item), want, strength))
     if not spans:
         raise LaneError(f"lane {text!r} has no spans, only a ramp: {SYNTAX}")
     return Lane(tuple(spans), ramp)
@@ -281,21 +316,33 @@ def layout(
     steps: int,
     frame_rate: float,
     duration: float | None = None,
+    refs: Sequence[float] | None = None,
 ) -> Laid:
     """Per step and trait: the lane's push, laid out once before generation (on the CPU).
 
     Step s is new frame s (time s / frame_rate); a span ending at `duration` also covers the steps
     after it (the delay pattern's last codebooks of the clip's last frames). A trait without a lane,
     or a step outside its spans, gets its constant behaviour: scale 1, sign +1, remove = alpha < 0.
+    `refs` are the alphas the steering's shifts were built with (default: `alphas`); a span's
+    strength, or another alpha than the ref (a live change), scales the push by |strength| / |ref|.
     """
     import torch
 
     n = len(lanes)
     if len(alphas) != n:
         raise ValueError(f"{n} lanes for {len(alphas)} traits")
+    refs = list(alphas) if refs is None else list(refs)
     own = torch.tensor([-1.0 if a < 0 else 1.0 for a in alphas])  # [T] the trait's constant direction
-    target = own.repeat(steps, 1)  # [steps, T] wished direction: +1 present, -1 absent, 0 free
-    value = own.repeat(steps, 1)  # the push after ramps, in absolute direction
+    ref_sign = torch.tensor([-1.0 if r < 0 else 1.0 for r in refs])  # [T] the direction the shift carries
+
+    def factor(t: int, strength: float | None) -> float:
+        """|push| relative to the shift's: exactly 1.0 for the trait's own alpha (bit-identical pushes)."""
+        magnitude = abs(alphas[t]) if strength is None else abs(strength)
+        return magnitude / abs(refs[t]) if refs[t] != 0 else 1.0
+
+    own_push = torch.tensor([float(own[t]) * factor(t, None) for t in range(n)])
+    target = own_push.repeat(steps, 1)  # [steps, T] wished push: > 0 present, < 0 absent, 0 free
+    value = own_push.repeat(steps, 1)  # the push after ramps, in absolute direction
     code = {"add": 1.0, "remove": -1.0, "free": 0.0}
     for t, lane in enumerate(lanes):
         if lane is None:
@@ -307,7 +354,7 @@ def layout(
                 if duration is not None and span.end >= duration - _EPS
                 else round(span.end * frame_rate)
             )
-            target[a:b, t] = code[span.want]
+            target[a:b, t] = code[span.want] * factor(t, span.strength)
         col = target[:, t].tolist()
         out, ramp = list(col), max(1, round(lane.ramp * frame_rate))
         start: int | None = None  # the step of the last change, once there was one
@@ -318,12 +365,12 @@ def layout(
             if start is not None:
                 out[s] = frm + (col[s] - frm) * min(1.0, (s - start + 1) / ramp)
         value[:, t] = torch.tensor(out)
-    relative = value * own  # relative to the shift, which carries the alpha's sign
+    relative = value * ref_sign  # relative to the shift, which carries the ref alpha's sign
     # the monitor watches the wish; in a free span (no edit) the push's own fading direction
     remove = torch.where(target != 0, target < 0, torch.where(value != 0, value < 0, own < 0))
     return Laid(
         scale=relative.abs(),
         sign=torch.where(relative < 0, -1.0, 1.0),
         remove=remove,
-        want=target.to(torch.int8),
+        want=torch.sign(target).to(torch.int8),
     )
