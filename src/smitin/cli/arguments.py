@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..recipes import DEFAULT_RECIPE, RECIPES
+from . import streaming
 
 DEMO_PROMPT = "a calm piano piece"
 SYNTH_SOURCES = ("mix", "mma", "procedural")  # == smitin.synth.render.SOURCES (a test checks)
@@ -209,6 +210,7 @@ def generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     model_args(p)
     steer_args(p)
+    streaming.add_arguments(p)
 
 
 def continue_(p: argparse.ArgumentParser) -> None:
@@ -221,6 +223,7 @@ def continue_(p: argparse.ArgumentParser) -> None:
     )
     model_args(p)
     steer_args(p)
+    streaming.add_arguments(p)
 
 
 def data_synth(p: argparse.ArgumentParser) -> None:
