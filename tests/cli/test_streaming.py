@@ -5,18 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from helpers import make_probes
 from smitin.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    tiny.model.save_pretrained(path)
-    return path
 
 
 def test_stream_writes_what_generate_writes(model_dir, tiny, tmp_path, capsys):
