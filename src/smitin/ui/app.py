@@ -8,7 +8,7 @@ probes go through one queue lane and hold the model while they run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,12 @@ the model's attention heads; with **self-monitoring** on, the push stops while t
 already hear the trait (C(t) above the dashed threshold) and resumes when it fades.
 """
 
-STREAM_NOTE = (
-    "The live preview re-decodes the codes generated so far in chunks of about a second. It is "
-    "replaced at each update rather than played as a gapless stream: Gradio's streaming audio "
-    "player needs ffmpeg, which smitin does not require."
+LIVE_NOTE = (
+    "**Live:** the stream plays while the model makes it (a second ahead of you). Move a strength "
+    "slider, switch the monitor or apply lanes while it plays: the change takes effect at the "
+    "model's next step, is marked in the C(t) plot and recorded in the trace. Stop keeps what was "
+    "made (downloads below). Endless goes on past the model's length, continuing its last "
+    "seconds, until Stop."
 )
 
 
@@ -169,6 +171,7 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                         elem_id="lanes",
                     )
                     lanes_note = gr.Markdown("no lanes: every trait is steered for the whole clip")
+                    lanes_now = gr.Button("Apply lanes to the running generation", elem_id="lanes-now")
                     gain = gr.Radio(["switch", "ramp"], value="switch", label="monitor response")
             with gr.Column(scale=2):
                 prompt = gr.Textbox(label="text prompt (empty: unconditional)", elem_id="prompt")
@@ -179,14 +182,23 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                     guidance = gr.Slider(1, 10, value=3, step=0.5, label="guidance (CFG) scale")
                 with gr.Row():
                     compare = gr.Checkbox(value=True, label="also generate unsteered (same seed)")
-                    preview_on = gr.Checkbox(value=True, label="live audio preview")
+                    stream_on = gr.Checkbox(value=True, label="play while it is made (live stream)")
+                    endless = gr.Checkbox(
+                        value=False, label="endless: keep going until Stop", elem_id="endless"
+                    )
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop = gr.Button("Stop", elem_id="stop")
                 status = gr.Markdown(elem_id="status")
                 live = gr.Plot(label="monitor C(t): live", elem_id="trace-plot")
-                preview_audio = gr.Audio(label="live preview", elem_id="preview", interactive=False)
-                gr.Markdown(STREAM_NOTE)
+                stream_audio = gr.Audio(
+                    label="live stream",
+                    elem_id="stream",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                )
+                gr.Markdown(LIVE_NOTE)
                 with gr.Row():
                     audio_ref = gr.Audio(label="unsteered", elem_id="unsteered", interactive=False)
                     audio_out = gr.Audio(label="steered", elem_id="steered", interactive=False)
@@ -207,17 +219,47 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
         model_btn.click(on_model, [session, model_box], [session, model_info], **model_lane)
         train_btn.click(on_train, [session, folder_box, trait_box, *sliders], listing, **model_lane)
         gen_inputs = [session, prompt, audio_prompt, duration, seed, guidance, every, rows, gain]
-        gen_inputs += [monitor, threshold, heads, direction, compare, preview_on, lanes_box, *sliders]
+        gen_inputs += [monitor, threshold, heads, direction, compare, stream_on, lanes_box, *sliders, endless]
 
         def on_lanes(session: Session, text: str, duration_s: float) -> str:
             return lanes_message(text, [p.trait for p in session.probes], float(duration_s))
 
         for trigger in (lanes_box.change, duration.change):  # checked as it is typed
             trigger(on_lanes, [session, lanes_box, duration], lanes_note, queue=False)
-        gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
-        on_generate = with_status(GenerateHandler(holder))
+        gen_outputs = [status, live, stream_audio, audio_ref, audio_out, spec, files]
+        handler = GenerateHandler(holder)
+        desk = handler.desk
+
+        def on_generate(request: gr.Request, *values: Any) -> Iterator[Any]:
+            *inputs, endless_on = values
+            yield from handler(*inputs, key=request.session_hash, endless=bool(endless_on))
+
         users: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": MAX_USERS}
-        running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **users)
-        stop.click(None, None, None, cancels=[running])
+        go.click(with_status(on_generate), gen_inputs, gen_outputs, api_name="on_generate", **users)
+
+        # the hand on the controls while it plays: each reaches only this session's run
+        def on_stop(request: gr.Request) -> None:
+            desk.stop(request.session_hash)
+
+        stop.click(on_stop, None, None, queue=False)
+
+        def moved(slot: int) -> Callable[..., None]:
+            def on_alpha(value: float, request: gr.Request) -> None:
+                desk.strength(request.session_hash, slot, value)
+
+            return on_alpha
+
+        for i, slider in enumerate(sliders):
+            slider.change(moved(i), [slider], None, queue=False)
+
+        def on_monitor(on: bool, request: gr.Request) -> None:
+            desk.monitor(request.session_hash, on)
+
+        monitor.change(on_monitor, [monitor], None, queue=False)
+
+        def on_lanes_now(text: str, duration_s: float, endless_on: bool, request: gr.Request) -> str:
+            return desk.lanes(request.session_hash, text, None if endless_on else float(duration_s))
+
+        lanes_now.click(on_lanes_now, [lanes_box, duration, endless], lanes_note, queue=False)
     demo.queue(default_concurrency_limit=1)
     return demo

@@ -114,6 +114,11 @@ class Outcome:
     _result: Result | None = None
     _error: BaseException | None = None
 
+    @property
+    def finished(self) -> Result | None:
+        """The Result if the run finished well, else None (still running, failed or stopped)."""
+        return self._result
+
     def result(self) -> Result:
         """The finished run's Result (call after it ended); re-raises the run's error (Cancelled if stopped)."""
         if self._error is not None:
