@@ -550,3 +550,108 @@ def test_a_slider_reaches_only_its_own_sessions_run(tiny, tmp_path):
     assert "changes" not in traces["b"]  # the other user's run never heard of it
     assert {s["traits"]["drums"]["want"] for s in traces["b"]["steps"]} == {"add"}
     assert "1 live change" in got["a"][-1][0] and "live change" not in got["b"][-1][0]
+
+
+STREAM_JS = """() => {
+  window.__live = [];
+  const t0 = performance.now();
+  window.__tick = setInterval(() => {
+    const a = document.querySelector('#stream audio');
+    const s = document.querySelector('#status');
+    const b = a && a.buffered.length ? a.buffered.end(a.buffered.length - 1) : 0;
+    window.__live.push({t: performance.now() - t0, buffered: b, playing: a ? a.currentTime : 0,
+                        status: s ? s.innerText.trim() : ''});
+  }, 100);
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
+def test_live_stream_plays_while_made_and_a_slider_moved_mid_run_is_in_the_trace(tmp_path, monkeypatch):
+    """Generate 8 s: audio arrives while the model still runs; the strength slider moved mid-run
+    reaches the run at a later step, which the trace records and the live C(t) plot redraws."""
+    from playwright.sync_api import expect
+
+    with _studio_in_chromium(tmp_path, monkeypatch) as (_bundled, _port, _files, new_page, _holder, external):
+        page = new_page()
+        expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+        page.get_by_label("also generate unsteered (same seed)").uncheck()
+        _set_number(page, "duration", 8)
+        page.evaluate(WATCH_JS)
+        page.evaluate(STREAM_JS)
+        page.locator("#generate").click()
+        # streamed audio is buffered in the page while the model is still generating
+        page.wait_for_function(
+            "() => window.__live.some(x => x.buffered > 0.5 && x.status.startsWith('generating'))",
+            timeout=60_000,
+        )
+        status = page.locator("#status").inner_text()
+        step_at_move = int(re.search(r"step (\d+)", status).group(1))
+        plots_before = len(page.evaluate("window.__seen.plots"))
+        _set_number(page, "alpha-0", -6)
+        expect(page.locator("#status")).to_contain_text("done", timeout=90_000)
+        live = page.evaluate("window.__live")
+        seen = page.evaluate("window.__seen")
+        page.screenshot(path=str(ARTIFACTS / "ui-studio-live.png"), full_page=True)
+        final = page.locator("#status").inner_text()
+        hrefs = page.locator("#files a").evaluate_all("links => links.map(a => a.href)")
+        (href,) = [h for h in hrefs if h.split("?")[0].endswith("/steered-trace.json")]
+        trace = json.loads(page.request.get(href).text())
+    during = [x["buffered"] for x in live if x["status"].startswith("generating")]
+    assert len(during) >= 5 and during[-1] > during[0] + 1.0  # the buffer grew while it generated
+    assert "1 live change" in final
+    (change,) = trace["changes"]
+    assert (change["trait"], change["what"], change["old"], change["new"]) == ("drums", "alpha", 5.0, -6.0)
+    assert change["step"] >= step_at_move  # it took effect at a step after the move
+    wants = [s["traits"]["drums"]["want"] for s in trace["steps"]]
+    assert set(wants[: change["step"]]) == {"add"} and set(wants[change["step"] :]) == {"remove"}
+    assert len(set(seen["plots"][plots_before:])) >= 2  # C(t) kept being redrawn after the move
+    assert not external, f"the page fetched from outside localhost: {external}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
+def test_two_pages_stream_at_once_and_each_hand_reaches_only_its_own_music(tmp_path, monkeypatch):
+    """Two sessions stream together (one batch); the first moves its slider mid-run: only its run changes."""
+    from playwright.sync_api import expect
+
+    with _studio_in_chromium(tmp_path, monkeypatch, batch_window_s=3.0) as (
+        _bundled,
+        _port,
+        _files,
+        new_page,
+        holder,
+        external,
+    ):
+        first, second = new_page(), new_page()
+        for page, seed in ((first, 1), (second, 2)):
+            expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+            page.get_by_label("also generate unsteered (same seed)").uncheck()
+            _set_number(page, "duration", 6)
+            _set_number(page, "seed", seed)
+            page.evaluate(STREAM_JS)
+        for page in (first, second):  # within the batching window of each other
+            page.locator("#generate").click()
+        first.wait_for_function(
+            "() => window.__live.some(x => x.buffered > 0.5 && x.status.startsWith('generating'))",
+            timeout=60_000,
+        )
+        _set_number(first, "alpha-0", -4)
+        traces, finals, lives = [], [], []
+        for page in (first, second):
+            expect(page.locator("#status")).to_contain_text("done", timeout=90_000)
+            finals.append(page.locator("#status").inner_text())
+            lives.append(page.evaluate("window.__live"))
+            hrefs = page.locator("#files a").evaluate_all("links => links.map(a => a.href)")
+            (href,) = [h for h in hrefs if h.split("?")[0].endswith("/steered-trace.json")]
+            traces.append(json.loads(page.request.get(href).text()))
+    assert holder.batcher.sizes == [2], holder.batcher.sizes  # one batch, both users streaming
+    for live in lives:  # each page's own stream grew while the model generated
+        during = [x["buffered"] for x in live if x["status"].startswith("generating")]
+        assert len(during) >= 5 and during[-1] > during[0] + 1.0
+    (change,) = traces[0]["changes"]
+    assert (change["old"], change["new"]) == (5.0, -4.0)
+    assert "changes" not in traces[1] and "live change" not in finals[1]
+    assert {s["traits"]["drums"]["want"] for s in traces[1]["steps"]} == {"add"}
+    assert [t["settings"]["seed"] for t in traces] == [1, 2]
+    assert not external, f"the page fetched from outside localhost: {external}"
