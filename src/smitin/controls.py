@@ -15,6 +15,7 @@ the batch's `Steering`: one user's hand never reaches another's music.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,7 +115,10 @@ class Controls:
                 lane = lane.window(*window) if window is not None else lane
             elif lane is None:
                 self.lanes[change.trait] = None
-            records += state.change(step, slot, alpha=change.alpha, monitor=change.monitor, lane=lane)
+            made = state.change(step, slot, alpha=change.alpha, monitor=change.monitor, lane=lane)
+            for record in made:
+                record["wall"] = round(time.time(), 3)  # when it took effect (Unix time), for latency
+            records += made
         self.applied += records
         return records
 

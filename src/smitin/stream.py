@@ -281,6 +281,10 @@ class Stream:
         try:
             while True:
                 ended = self._ended.is_set()
+                if not ended and not decoder.ready(self.prompt_frames + self._made()):
+                    self._tick.wait(POLL_S)  # not enough new frames yet: no need to gather the codes
+                    self._tick.clear()
+                    continue
                 audio = decoder.push(self.codes(with_prompt=True), final=ended)
                 if audio is None:
                     if ended:
