@@ -651,3 +651,15 @@ def test_two_pages_stream_at_once_and_each_hand_reaches_only_its_own_music(tmp_p
     assert {s["traits"]["drums"]["want"] for s in traces[1]["steps"]} == {"add"}
     assert [t["settings"]["seed"] for t in traces] == [1, 2]
     assert not external, f"the page fetched from outside localhost: {external}"
+
+
+def test_a_continuation_streams_only_its_new_audio(tiny, tiny_holder, tmp_path):
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(4000) / 8000)  # 0.5 s at the model's rate
+    sf.write(tmp_path / "prompt.wav", tone.astype(np.float32), 8000)
+    args = list(_generate_args(session.new_session("tiny"), 0.6, False, 0, 0, 0, 0))
+    args[2] = str(tmp_path / "prompt.wav")
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05)  # its downloads folder lives as long as it
+    updates = list(handler(*args))
+    streamed = np.concatenate([sf.read(io.BytesIO(u[2]))[0] for u in updates if isinstance(u[2], bytes)])
+    saved, rate = sf.read(updates[-1][4])
+    assert updates[-1][0].startswith("done") and len(streamed) == len(saved) == round(0.6 * rate)

@@ -17,6 +17,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from .. import audio as audio_io
 from ..backbone import Backbone, ModelError
 from ..chunked import ChunkDecoder
 from ..controls import Controls
@@ -157,7 +158,10 @@ class GenerateHandler:
                 endless=endless,
                 ahead_s=self.ahead_s if stream_on else None,
             )
-            results = yield from self._watch(submission, controls, bool(steers), stream_on, total, lanes)
+            skip = prompt_frames(backbone, request.audio_prompt) if stream_on else 0
+            results = yield from self._watch(
+                submission, controls, bool(steers), stream_on, total, lanes, skip
+            )
         finally:
             if key is not None:
                 self.desk.close(key, controls)
@@ -171,13 +175,16 @@ class GenerateHandler:
         stream_on: bool,
         total: float | None,
         lanes: dict | None = None,
+        prompt: int = 0,
     ) -> Generator[Outputs, None, dict[str, Result]]:
         """Yield one update at once, then one per audio chunk and per poll, until the runs end or
-        Stop; their Results by name (a stopped run's: what it made)."""
+        Stop; their Results by name (a stopped run's: what it made). The stream starts after the
+        `prompt` frames of an audio prompt (the runs' codes begin with them)."""
         skip = gr.skip()
         tickets = {t.name: t for t in submission.tickets}
         steered, reference = tickets["steered"], tickets.get("unsteered")
         decoder = ChunkDecoder(steered.backbone)
+        decoder.done = prompt
         rate = steered.backbone.sample_rate
         drawn = 0.0
         made: dict[str, torch.Tensor] = {}
@@ -210,7 +217,7 @@ class GenerateHandler:
                     break
                 steered.wait(STREAM_POLL_S)
             if stopped and alive:  # keep what was made before letting go of the batch
-                return {name: kept(t, made[name]) for name, t in tickets.items()}
+                return {name: kept(t, made[name][:, prompt:]) for name, t in tickets.items()}
         finally:  # stopped or disconnected: detach (and end the batch if nobody else waits for it)
             submission.stop()
         return {name: t.result() for name, t in tickets.items()}
@@ -257,6 +264,13 @@ class GenerateHandler:
             spectrogram_figure(named, backbone.sample_rate),
             files,
         )
+
+
+def prompt_frames(backbone: Backbone, audio_prompt: str | None) -> int:
+    """Frames of codes an audio prompt takes (a continuation's codes begin with them); 0 without one."""
+    if not audio_prompt:
+        return 0
+    return int(backbone.encode(audio_io.read(audio_prompt, backbone.sample_rate)[None]).shape[-1])
 
 
 def final_frames(ticket: Ticket) -> torch.Tensor:
