@@ -5,6 +5,10 @@ stacked into [traits, heads * head_dim] per layer once, before generation, and e
 [rows, traits] stay on the device, written by the monitor at the end of the previous step. The
 monitor reads only its watched heads, with one matmul per layer that holds any of them, into a
 preallocated buffer: a layer call is a few ops, none of them per head, and none waits on the host.
+
+A live run (`Steering.go_live`, `Steering.change`; `smitin.controls` drives it) rewrites the same
+per-step tensors from a step on, between steps. Just over 450 lines because those changes must
+write the buffers only this class lays out; split off, they would reach into its internals.
 """
 
 from __future__ import annotations

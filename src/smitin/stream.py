@@ -41,7 +41,7 @@ from .options import GenerationOptions
 from .recorder import Cancelled, CodeRecorder
 from .steering import Steer, Steering
 
-CONTEXT_S = 10.0  # endless: seconds of the last window that the next one continues
+CONTEXT_S = 10.0  # endless: seconds of the last window that the next one continues (at most half a window)
 POLL_S = 0.005  # how long the listening thread waits for the next step at most
 
 
@@ -105,7 +105,7 @@ class Stream:
         controls: Controls | None = None,
         audio_prompt: str | Path | None = None,
         endless: bool = False,
-        context_s: float = CONTEXT_S,
+        context_s: float | None = None,
         ahead_s: float | None = None,
         decoder: dict[str, int] | None = None,
         **overrides: Any,
@@ -127,6 +127,8 @@ class Stream:
             self._codes = backbone.encode(wave[None])[0].cpu()
         self.prompt_frames = self._codes.shape[1]
         if endless:
+            if context_s is None:  # the default, or half of what the model makes at once if that is less
+                context_s = min(CONTEXT_S, max_seconds(backbone) / 2)
             self.context_frames = max(1, round(context_s * fr))
             if max_seconds(backbone, context_s) < 1.0:
                 raise ValueError(
@@ -387,13 +389,19 @@ class Stream:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
 
     def result(self) -> Result:
-        """What was made (after the stream ended): the streamed audio, its new codes and the trace."""
+        """What was made (after the stream ended): the streamed audio (or, if nobody iterated it, the
+        whole-clip decode), its new codes and the trace."""
         if not self._ended.is_set():
             raise RuntimeError("the stream is still running: iterate it to the end, or stop it first")
         if self._error is not None:
             raise self._error
         trace = self.trace() or _empty_trace(self.backbone, self.steers)
-        return Result(self.audio[None], self.backbone.sample_rate, self.codes()[None], trace)
+        codes = self.codes()
+        audio = self.audio
+        if not self._chunks and codes.shape[-1]:  # started but never iterated: decode it whole
+            audio = self.backbone.decode(self.codes(with_prompt=True)[None])[0].numpy()
+            audio = audio[self.prompt_frames * round(self.backbone.sample_rate / self.backbone.frame_rate) :]
+        return Result(audio[None], self.backbone.sample_rate, codes[None], trace)
 
 
 def stream(

@@ -663,3 +663,31 @@ def test_a_continuation_streams_only_its_new_audio(tiny, tiny_holder, tmp_path):
     streamed = np.concatenate([sf.read(io.BytesIO(u[2]))[0] for u in updates if isinstance(u[2], bytes)])
     saved, rate = sf.read(updates[-1][4])
     assert updates[-1][0].startswith("done") and len(streamed) == len(saved) == round(0.6 * rate)
+
+
+def test_endless_goes_on_until_stop_and_keeps_it(tmp_path):
+    """Endless in the studio: a stream past the model's positions (120 here), until Stop."""
+    from smitin import architectures
+
+    model = architectures.build("tiny", seed=0)
+    model.model.config.decoder.max_position_embeddings = 120  # at most 2.3 s in one call
+    holder = app.ModelHolder()
+    holder.backbone, holder.name = model, "tiny"
+    path = make_probes(model.layout).save(tmp_path / "drums.safetensors")
+    handler = app.GenerateHandler(holder, poll_s=0.05, ahead_s=None)  # unpaced: quick
+    args = _generate_args(session.new_session("tiny", [path]), 1, True, 3, 0, 0, 0)
+    updates, heard = [], 0.0
+    for update in handler(*args, key="me", endless=True):
+        updates.append(update)
+        if isinstance(update[2], bytes):
+            heard += len(sf.read(io.BytesIO(update[2]))[0]) / model.sample_rate
+            if heard > 6:
+                handler.desk.stop("me")
+    assert any("(endless)" in u[0] for u in updates)
+    status, _plot, _sound, ref, steered_wav, _spec, files = updates[-1]
+    assert status.startswith("stopped at") and ref is None  # endless makes no unsteered run
+    audio, rate = sf.read(steered_wav)
+    assert len(audio) / rate > 6 > 2.3
+    trace = json.loads(Path(files[-1]).read_text())
+    assert trace["settings"]["stream"]["windows"] >= 3 and len(trace["steps"]) == len(audio) * 50 // rate
+    assert holder.batcher.sizes == [1] and not holder.busy.locked()
