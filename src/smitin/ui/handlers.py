@@ -44,7 +44,7 @@ from .streaming import AHEAD_S, LiveDesk, wav_bytes
 POLL_S = 0.5  # how often the request thread redraws the live plot
 STREAM_POLL_S = 0.05  # how often it looks for a new audio chunk
 
-# What Generate updates: status, live plot, preview, unsteered audio, steered audio, spectrograms, files.
+# What Generate updates: status, live plot, live stream, unsteered audio, steered audio, spectrograms, files.
 Outputs = tuple[Any, Any, Any, Any, Any, Any, Any]
 
 

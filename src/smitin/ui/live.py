@@ -3,7 +3,7 @@
 The engine is not changed: `run_generation` calls `generate`/`continue_audio` (and a `Batcher`
 calls `generate_mixed`), handing the live `Steering` state to a callback, so the watching thread
 can read its buffers (c, g, edited) for the monitor plot while a `CodeRecorder` keeps the tokens
-fed to the decoder for an audio preview. `LiveRun` puts the three together: one generation in a
+fed to the decoder for the live stream (`smitin.chunked` decodes them). `LiveRun` puts the three together: one generation in a
 worker thread that can be watched and stopped. Many users on one model: `smitin.ui.batcher`.
 """
 
@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..backbone import Backbone
@@ -29,15 +28,11 @@ __all__ = [
     "Cancelled",
     "CodeRecorder",
     "LiveRun",
-    "Preview",
     "Request",
     "live_trace",
-    "pcm16",
     "run_generation",
 ]
 
-PREVIEW_FRAMES = 50  # decode the audio preview in chunks of at least this many new frames
-PREVIEW_CONTEXT = 4  # frames of left context per chunk, dropped after decoding (smooths joins)
 SPARE_POSITIONS = 4096  # recorder room past the new tokens: an audio prompt's positions
 
 
@@ -80,32 +75,6 @@ def live_trace(state: Steering | None) -> Trace | None:
     if state is None or state.rows_n is None or not state.steers:
         return None
     return state.trace()
-
-
-class Preview:
-    """Decodes recorded codes in chunks and keeps the concatenated audio."""
-
-    def __init__(self, backbone: Backbone) -> None:
-        self.backbone = backbone
-        self.hop = round(backbone.sample_rate / backbone.frame_rate)
-        self.done = 0
-        self.chunks: list[np.ndarray] = []
-
-    def update(self, codes: torch.Tensor, final: bool = False) -> np.ndarray | None:
-        """Decode the frames past the last chunk if there are enough; the audio so far, or None."""
-        n = codes.shape[1]
-        if n - self.done < (1 if final else PREVIEW_FRAMES):
-            return None
-        start = max(0, self.done - PREVIEW_CONTEXT)
-        audio = self.backbone.decode(codes[None, :, start:n])[0].numpy()
-        self.chunks.append(audio[(self.done - start) * self.hop :])
-        self.done = n
-        return np.concatenate(self.chunks)
-
-
-def pcm16(audio: np.ndarray) -> np.ndarray:
-    """Float audio -> int16, as Gradio would (saying so in a warning) for a numpy player value."""
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
 
 
 class Outcome:
