@@ -150,6 +150,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="real-time runs: seconds of audio")
     p.add_argument("--endless", type=float, default=60.0, help="underrun run: seconds of audio")
     p.add_argument("--quick", action="store_true", help="2 repetitions, 8 s real-time runs, 20 s endless")
+    p.add_argument("--only", choices=("underruns",), default=None, help="run one measure only")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -169,6 +170,12 @@ def main() -> None:
     )
     list(stream(backbone, None, four, duration=1.0, seed=0))  # warm-up
     began = time.perf_counter()
+    if args.only == "underruns":
+        starts, starved, windows = underruns(backbone, four, args.endless, args.ahead)
+        print(
+            f"underruns over {args.endless:g} s endless ({windows} windows), ahead {args.ahead:g} s: {starts} ({starved:.3f} s starved)"
+        )
+        return
     first = first_chunk(backbone, four, args.reps)
     to_step, to_chunk = control(backbone, four, args.reps, args.ahead)
     rtf = real_time(backbone, four, args.seconds, max(2, args.reps // 2))

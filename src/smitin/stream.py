@@ -10,7 +10,10 @@ codes of a lane that schedules it at step s (tests/test_stream.py).
 
 Endless: past the model's positions (about 41 s for MusicGen) the stream goes on in windows,
 each continuing the last `context_s` seconds of the one before (a sliding window), until it is
-stopped. Stopping (`Stream.stop`, `Controls.stop`, or leaving the loop) ends the run at its next
+stopped. Windows hold at most `window_s` seconds of positions (20 by default, fewer than the
+model allows), because a step's cost grows with the positions before it: on the bundled model on
+a loaded 2-core CPU a step took 8 ms at 100 positions and 16 to 23 ms past 1,000 (real time is
+20 ms), so a full window would fall behind the listener near its end. Stopping (`Stream.stop`, `Controls.stop`, or leaving the loop) ends the run at its next
 step and keeps what was made: `Stream.result()` holds the streamed audio, its codes and the trace
 with every change. `ahead_s` paces the model to stay that many seconds ahead of a listener who
 started playing at the first chunk: a change is then heard within about `ahead_s`.
@@ -41,7 +44,8 @@ from .options import GenerationOptions
 from .recorder import Cancelled, CodeRecorder
 from .steering import Steer, Steering
 
-CONTEXT_S = 10.0  # endless: seconds of the last window that the next one continues (at most half a window)
+CONTEXT_S = 8.0  # endless: seconds of the last window that the next one continues (at most half a window)
+WINDOW_S = 20.0  # endless: seconds of positions per window (prompt + new): a step's cost grows with positions
 POLL_S = 0.005  # how long the listening thread waits for the next step at most
 
 
@@ -106,6 +110,7 @@ class Stream:
         audio_prompt: str | Path | None = None,
         endless: bool = False,
         context_s: float | None = None,
+        window_s: float | None = WINDOW_S,
         ahead_s: float | None = None,
         decoder: dict[str, int] | None = None,
         **overrides: Any,
@@ -127,14 +132,17 @@ class Stream:
             self._codes = backbone.encode(wave[None])[0].cpu()
         self.prompt_frames = self._codes.shape[1]
         if endless:
-            if context_s is None:  # the default, or half of what the model makes at once if that is less
-                context_s = min(CONTEXT_S, max_seconds(backbone) / 2)
+            longest = max_seconds(backbone) if window_s is None else min(window_s, max_seconds(backbone))
+            if context_s is None:  # the default, or half a window if that is less
+                context_s = min(CONTEXT_S, longest / 2)
+            self.window_s = longest
             self.context_frames = max(1, round(context_s * fr))
-            if max_seconds(backbone, context_s) < 1.0:
+            if min(max_seconds(backbone, context_s), self.window_s - context_s) < 1.0:
                 raise ValueError(
                     f"context_s {context_s:g} leaves {backbone.name} under 1 s to make per window"
                 )
         else:
+            self.window_s = max_seconds(backbone)
             check_request(backbone, self.steers, self.opts, self.prompt_frames / fr)
         self._settings = {s.name: (s.alpha, s.monitor, s.automation) for s in self.steers}  # stream-timed
         self._lock = threading.Lock()
@@ -177,10 +185,11 @@ class Stream:
         b, fr = self.backbone, self.backbone.frame_rate
         with self._lock:
             offset = self._codes.shape[1] - self.prompt_frames
-            context = self._codes if index == 0 else self._codes[:, -self.context_frames :]
+            whole = index == 0 and not self.endless  # a set length continues all of its prompt
+            context = self._codes if whole else self._codes[:, -self.context_frames :]
         prompt_frames = context.shape[1]
-        if self.endless:
-            duration = max_seconds(b, prompt_frames / fr)
+        if self.endless:  # up to the window's length of positions, the prompt included
+            duration = min(max_seconds(b, prompt_frames / fr), self.window_s - prompt_frames / fr)
         else:
             duration = self.opts.duration
         start_s = offset / fr
@@ -414,7 +423,7 @@ def stream(
 
     Keywords: options (or any `GenerationOptions` field: duration, seed, guidance_scale...),
     controls (a `Controls` to change the traits while it plays), audio_prompt (a file to
-    continue), endless, context_s, ahead_s, decoder (`ChunkDecoder` sizes: chunk, context,
+    continue), endless, context_s, window_s, ahead_s, decoder (`ChunkDecoder` sizes: chunk, context,
     lookahead, fade).
     """
     return Stream(backbone, prompt, steer, **kwargs)

@@ -40,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--context",
         type=float,
-        default=10.0,
-        help="with --endless: seconds of the last window the next one continues (default 10)",
+        default=8.0,
+        help="with --endless: seconds of the last window the next one continues (default 8; each "
+        "window holds 20 s of positions)",
     )
     p.add_argument(
         "--realtime",
