@@ -24,13 +24,14 @@ else
 fi
 # --- end renderer system packages ---
 
-# --- UI test browser ---
-# tests/test_ui.py drives the steering studio in Debian's headless Chromium through the pip
+# --- UI test browser and the studio's audio stream ---
+# The studio's gapless streaming player needs ffmpeg (Gradio encodes the stream's chunks with it).
+# tests/ui/test_app.py drives the steering studio in Debian's headless Chromium through the pip
 # `playwright` package (installed with the dev extra). Never `playwright install`: it downloads
 # a browser of its own. Without Chromium the browser test skips and says why.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
     missing=""
-    for pkg in chromium chromium-driver; do
+    for pkg in chromium chromium-driver ffmpeg; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
     done
     if [ -n "$missing" ]; then
@@ -38,9 +39,9 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
     fi
 else
-    echo "note: not root or no apt-get; install chromium for the UI browser test yourself" >&2
+    echo "note: not root or no apt-get; install chromium (UI browser test) and ffmpeg (studio stream) yourself" >&2
 fi
-# --- end UI test browser ---
+# --- end UI test browser and the studio's audio stream ---
 
 # --- python packages ---
 # torch first, pinned: on these machines 2.13.0 is a CPU wheel already on disk, while an unpinned

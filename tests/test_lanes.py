@@ -77,7 +77,7 @@ def test_bad_cli_values_name_the_trait():
 
 
 def test_bad_api_values():
-    with pytest.raises(LaneError, match=r"a span is \(start, end, want\)"):
+    with pytest.raises(LaneError, match=r"a span is \(start, end, want\[, strength\]\)"):
         Lane.of([(0, 3)])
     with pytest.raises(LaneError, match="keys 'spans'"):
         Lane.of({"span": []})
@@ -196,3 +196,23 @@ def test_layout_holds_kept_steps():
     assert not laid.hold[:, 2].any() and (laid.want[:, 2] == 1).all()
     with pytest.raises(ValueError, match="keep flags"):
         layout([None], [5.0], steps=4, frame_rate=10, keeps=[True, False])
+
+
+def test_a_span_may_carry_its_strength():
+    lane = parse_lane("0-0.4:add,0.4-1:add*2.5,1-1.2:remove*1")
+    assert [s.strength for s in lane.spans] == [None, 2.5, 1.0]
+    assert str(lane) == "0-0.4:add,0.4-1:add*2.5,1-1.2:remove*1"
+    assert Lane.of([(0, 1, "add", 2.0)]).spans[0].strength == 2.0
+    laid = layout([lane], [5.0], steps=12, frame_rate=10)
+    want = torch.tensor([1.0] * 4 + [0.5] * 6 + [0.2] * 2)  # |strength| / |alpha|
+    assert torch.equal(laid.scale[:, 0], want)
+    assert laid.sign[:, 0].tolist() == [1.0] * 10 + [-1.0] * 2
+    assert laid.want[:, 0].tolist() == [1] * 10 + [-1] * 2
+    # shifts built with another alpha (a live stream's reference): the push is |alpha| / |ref|
+    moved = layout([None], [-2.0], steps=3, frame_rate=10, refs=[4.0])
+    assert moved.scale[:, 0].tolist() == [0.5] * 3 and moved.sign[:, 0].tolist() == [-1.0] * 3
+    assert moved.remove[:, 0].all()
+    with pytest.raises(LaneError, match="strength must be a number >= 0"):
+        parse_lane("0-1:add*-2")
+    with pytest.raises(LaneError, match="strength 'x' is not a number"):
+        parse_lane("0-1:add*x")

@@ -198,6 +198,38 @@ def continue_audio(
     return result
 
 
+def continue_codes(
+    backbone: Backbone,
+    codes: torch.Tensor,
+    prompt: str | None = None,
+    *,
+    steer: Sequence[Steer] = (),
+    options: GenerationOptions | None = None,
+    progress: bool = True,
+    on_start: Callable[[Steering], None] | None = None,
+    **overrides: Any,
+) -> Result:
+    """Continue codes [K, T] (one sample) as they are, with no codec round trip in between.
+
+    What a stream's next window does (`smitin.stream`): the last seconds it made are the prompt.
+    The Result's codes hold the prompt's T frames followed by the new ones; its `audio` is the
+    codec's decode of all of them, and `prompt_seconds` says where the new part starts.
+    """
+    opts = GenerationOptions.build(options, **overrides)
+    if opts.batch != 1:
+        raise ValueError("continue_codes continues one sample: batch must be 1")
+    k, t = codes.shape
+    if k != backbone.num_codebooks:
+        raise ValueError(f"codes have {k} codebooks; {backbone.name} reads {backbone.num_codebooks}")
+    check_request(backbone, steer, opts, t / backbone.frame_rate)
+    ids = codes.long().reshape(k, t).to(backbone.device)
+    cond = {**backbone.condition(_texts(prompt, 1)), "decoder_input_ids": ids}
+    result = _run(backbone, cond, steer, opts, progress, on_start)
+    result.prompt_seconds = t / backbone.frame_rate
+    result.trace.settings["prompt_seconds"] = round(result.prompt_seconds, 4)
+    return result
+
+
 def _prompt_wave(backbone: Backbone, audio, sample_rate: int | None) -> np.ndarray:
     """One prompt as mono float32 at the model's rate."""
     sr = backbone.sample_rate

@@ -13,9 +13,10 @@ Written as text (the CLI's `--lane`, the studio's field)::
     drums=0-3:remove,3-6:add,6-8:free          # TRAIT=START-END:WANT,...
     piano=0-4:add,4-8:remove,ramp=0.5          # a 0.5 s crossfade at each change
     piano=0-6:keep                              # hold the prompt's piano, push only if it fades
+    bass=0-2:add,2-8:add*2.5                   # from 2 s on, pushed with strength 2.5 (|alpha|)
 
 or as JSON (`--lanes lanes.json`), one entry per trait: a lane string, a list of
-`[start, end, want]`, or `{"spans": [...], "ramp": 0.5}`.
+`[start, end, want]` (or `[start, end, want, strength]`), or `{"spans": [...], "ramp": 0.5}`.
 
 Parsing and checking here need no torch (the command line checks its flags before loading a
 model); `layout` lays the lanes out once per generation as per-step tensors for
@@ -35,9 +36,17 @@ if TYPE_CHECKING:
     import torch
 
 WANTS = ("add", "remove", "free", "keep")
-SYNTAX = "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove, free or keep; optional ramp=SECONDS)"
+SYNTAX = (
+    "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove, free or keep, optionally "
+    "*STRENGTH; optional ramp=SECONDS)"
+)
 WISH = {"add": 1, "remove": -1, "free": 0, "keep": 2}  # per-step wish codes (`Laid.want`, `Trace.want`)
-_PUSH = {1: 1.0, -1: -1.0, 0: 0.0, 2: 1.0}  # a wish as a push: keep pushes towards present when it pushes
+_PUSH = {
+    "add": 1.0,
+    "remove": -1.0,
+    "free": 0.0,
+    "keep": 1.0,
+}  # a wish as a push: keep pushes in when it pushes
 _EPS = 1e-9
 
 
@@ -52,11 +61,16 @@ def _seconds(x: float) -> str:
 @dataclass(frozen=True)
 class Span:
     """[start, end) seconds of new audio wanting the trait present (add), absent (remove), alone
-    (free) or held (keep)."""
+    (free) or held (keep).
+
+    strength: the push's |alpha| in this span (None: the trait's own alpha); how a live change of
+    strength is written down, and how it is scheduled ahead (`0-3:add,3-6:add*2.5`).
+    """
 
     start: float
     end: float
     want: str
+    strength: float | None = None
 
     def __post_init__(self) -> None:
         for name, v in (("start", self.start), ("end", self.end)):
@@ -72,15 +86,26 @@ class Span:
             raise LaneError(
                 f"span {self}: ends ({_seconds(self.end)} s) before it starts ({_seconds(self.start)} s)"
             )
+        if self.strength is not None and (
+            isinstance(self.strength, bool)
+            or not isinstance(self.strength, (int, float))
+            or not (math.isfinite(self.strength) and self.strength >= 0)
+        ):
+            raise LaneError(f"span {self}: the strength must be a number >= 0, not {self.strength!r}")
 
     def __str__(self) -> str:
         start = _seconds(self.start) if isinstance(self.start, (int, float)) else repr(self.start)
         end = _seconds(self.end) if isinstance(self.end, (int, float)) else repr(self.end)
-        return f"'{start}-{end}:{self.want}'"
+        return f"'{start}-{end}:{self.want}{self._times}'"
+
+    @property
+    def _times(self) -> str:
+        ok = isinstance(self.strength, (int, float)) and not isinstance(self.strength, bool)
+        return "" if self.strength is None else f"*{_seconds(self.strength) if ok else repr(self.strength)}"
 
     @property
     def text(self) -> str:
-        return f"{_seconds(self.start)}-{_seconds(self.end)}:{self.want}"
+        return f"{_seconds(self.start)}-{_seconds(self.end)}:{self.want}{self._times}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,19 @@ class Lane:
             )
         return self
 
+    def window(self, start: float, length: float) -> Lane | None:
+        """The part of the lane over [start, start + length) seconds, timed from `start` (None if empty).
+
+        A stream that keeps going past the model's positions generates window after window; each
+        window's steering sees the lane from where the window starts.
+        """
+        spans = [
+            Span(max(0.0, s.start - start), min(length, s.end - start), s.want, s.strength)
+            for s in self.spans
+            if s.end - start > _EPS and s.start - start < length - _EPS
+        ]
+        return Lane(tuple(spans), self.ramp) if spans else None
+
     def want_at(self, t: float) -> str | None:
         """The span's wish at time t (seconds of new audio); None outside every span."""
         for s in self.spans:
@@ -154,12 +192,12 @@ def _span(item: Any) -> Span:
         return item
     if isinstance(item, Mapping):
         try:
-            return Span(item["start"], item["end"], item["want"])
+            return Span(item["start"], item["end"], item["want"], item.get("strength"))
         except KeyError as err:
             raise LaneError(f"span {dict(item)} has no {err.args[0]!r}; give start, end and want") from None
-    if isinstance(item, (list, tuple)) and len(item) == 3:
+    if isinstance(item, (list, tuple)) and len(item) in (3, 4):
         return Span(*item)
-    raise LaneError(f"a span is (start, end, want), e.g. (0, 3, 'remove'), not {item!r}")
+    raise LaneError(f"a span is (start, end, want[, strength]), e.g. (0, 3, 'remove'), not {item!r}")
 
 
 def _number(text: str, what: str, item: str) -> float:
@@ -193,13 +231,15 @@ def parse_lane(text: str) -> Lane:
         times, colon, want = item.partition(":")
         if not colon:
             raise LaneError(f"span '{item}' has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
-        want = want.strip().lower()
+        want, star, times_text = want.strip().lower().partition("*")
+        want = want.strip()
+        strength = _number(times_text, "strength", item) if star else None
         start, dash, end = times.strip().partition("-")
         if not dash or not start.strip() or not end.strip():
             raise LaneError(f"span '{item}': write the time as START-END in seconds, e.g. 0-3")
         if want not in WANTS:
             raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove, free or keep")
-        spans.append(Span(_number(start, "start", item), _number(end, "end", item), want))
+        spans.append(Span(_number(start, "start", item), _number(end, "end", item), want, strength))
     if not spans:
         raise LaneError(f"lane {text!r} has no spans, only a ramp: {SYNTAX}")
     return Lane(tuple(spans), ramp)
@@ -293,13 +333,16 @@ def layout(
     frame_rate: float,
     duration: float | None = None,
     keeps: Sequence[bool] | None = None,
+    refs: Sequence[float] | None = None,
 ) -> Laid:
     """Per step and trait: the lane's push, laid out once before generation (on the CPU).
 
     Step s is new frame s (time s / frame_rate); a span ending at `duration` also covers the steps
     after it (the delay pattern's last codebooks of the clip's last frames). A trait without a lane,
     or a step outside its spans, gets its constant behaviour: held when `keeps` says so, else
-    scale 1, sign +1, remove = alpha < 0.
+    scale 1, sign +1, remove = alpha < 0. `refs` are the alphas the steering's shifts were built
+    with (default: `alphas`); a span's strength, or another alpha than the ref (a live change),
+    scales the push by |strength| / |ref|.
     """
     import torch
 
@@ -307,9 +350,20 @@ def layout(
     keeps = list(keeps) if keeps is not None else [False] * n
     if len(alphas) != n or len(keeps) != n:
         raise ValueError(f"{n} lanes for {len(alphas)} traits ({len(keeps)} keep flags)")
+    refs = list(alphas) if refs is None else list(refs)
     own = torch.tensor([-1.0 if a < 0 else 1.0 for a in alphas])  # [T] the trait's constant direction
+    ref_sign = torch.tensor([-1.0 if r < 0 else 1.0 for r in refs])  # [T] the direction the shift carries
+
+    def factor(t: int, strength: float | None) -> float:
+        """|push| relative to the shift's: exactly 1.0 for the trait's own alpha (bit-identical pushes)."""
+        magnitude = abs(alphas[t]) if strength is None else abs(strength)
+        return magnitude / abs(refs[t]) if refs[t] != 0 else 1.0
+
     own_wish = [WISH["keep"] if k else int(o) for k, o in zip(keeps, own.tolist(), strict=True)]
     wish = torch.tensor(own_wish, dtype=torch.long).repeat(steps, 1)  # [steps, T] WISH codes
+    own_push = torch.tensor([float(own[t]) * factor(t, None) for t in range(n)])
+    target = own_push.repeat(steps, 1)  # [steps, T] wished push: > 0 present, < 0 absent, 0 free
+    value = own_push.repeat(steps, 1)  # the push after ramps, in absolute direction
     for t, lane in enumerate(lanes):
         if lane is None:
             continue
@@ -321,23 +375,18 @@ def layout(
                 else round(span.end * frame_rate)
             )
             wish[a:b, t] = WISH[span.want]
-    # wished direction: +1 present (add, and keep when it pushes), -1 absent, 0 free
-    target = torch.tensor([_PUSH[w] for w in sorted(_PUSH)])[wish - min(_PUSH)]
-    value = target.clone()  # the push after ramps, in absolute direction
-    for t, lane in enumerate(lanes):
-        if lane is None or lane.ramp <= 0:
-            continue
+            target[a:b, t] = _PUSH[span.want] * factor(t, span.strength)
         col = target[:, t].tolist()
         out, ramp = list(col), max(1, round(lane.ramp * frame_rate))
         start: int | None = None  # the step of the last change, once there was one
         frm = 0.0
-        for s in range(1, steps):
+        for s in range(1, steps if lane.ramp > 0 else 0):
             if col[s] != col[s - 1]:  # a change: fade from where the push is now
                 start, frm = s, out[s - 1]
             if start is not None:
                 out[s] = frm + (col[s] - frm) * min(1.0, (s - start + 1) / ramp)
         value[:, t] = torch.tensor(out)
-    relative = value * own  # relative to the shift, which carries the alpha's sign
+    relative = value * ref_sign  # relative to the shift, which carries the ref alpha's sign
     # the monitor watches the wish; in a free span (no edit) the push's own fading direction
     remove = torch.where(target != 0, target < 0, torch.where(value != 0, value < 0, own < 0))
     return Laid(

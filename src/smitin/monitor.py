@@ -50,6 +50,7 @@ class Trace:
     c, g: [steps, samples, traits]; edited: [steps] whether the schedule named the step; want:
     [steps, traits] what each step wanted of each trait, +1 add, -1 remove, 0 free, 2 keep (a
     lane's wish, or the trait's own behaviour without one; None in traces made before lanes).
+    changes: what was changed while it ran (`Steering.change`: step, time, trait, what, old, new).
     """
 
     traits: list[str]
@@ -59,6 +60,7 @@ class Trace:
     edited: torch.Tensor
     settings: dict = field(default_factory=dict)
     want: torch.Tensor | None = None
+    changes: list[dict] = field(default_factory=list)
 
     def wanted(self, trait: str | int) -> list[str]:
         """Per step: "add", "remove", "free" or "keep" for one trait (by name or index); [] without a record."""
@@ -81,6 +83,7 @@ class Trace:
             edited=self.edited.clone(),
             settings=settings,
             want=self.want.index_select(1, idx) if self.want is not None else None,
+            changes=[{**c, "slot": traits.index(c["slot"])} for c in self.changes if c.get("slot") in traits],
         )
 
     @property
@@ -136,7 +139,10 @@ class Trace:
             "share_let_through": self.share_let_through(),
             "mean_gain": self.mean_gain(),
         }
-        return {"settings": self.settings, "summary": summary, "steps": self.records()}
+        out = {"settings": self.settings, "summary": summary, "steps": self.records()}
+        if self.changes:
+            out["changes"] = [{k: v for k, v in c.items() if k != "slot"} for c in self.changes]
+        return out
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

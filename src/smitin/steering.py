@@ -8,6 +8,10 @@ stacked into [traits, heads * head_dim] per layer once, before generation, and e
 [rows, traits] stay on the device, written by the monitor at the end of the previous step. The
 monitor reads only its watched heads, with one matmul per layer that holds any of them, into a
 preallocated buffer: a layer call is a few ops, none of them per head, and none waits on the host.
+
+A live run (`Steering.go_live`, `Steering.change`; `smitin.controls` drives it) rewrites the same
+per-step tensors from a step on, between steps. Just over 450 lines because those changes must
+write the buffers only this class lays out; split off, they would reach into its internals.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -236,6 +240,14 @@ class Steering:
         self.lane_hold = laid.hold.to(dev)  # [steps + 1, T] kept: no push before the first reading
         self.lane_active = self.lane_hold | self.active  # [steps + 1, T] kept traits are always monitored
         self.want = laid.want  # [steps + 1, T] +1 add, -1 remove, 0 free, 2 keep: the trace's record (CPU)
+        # What a live run may change (`go_live`, `change`): each trait's alpha, lane and monitor now,
+        # the alpha its shift was built with, and the record of every change made.
+        self.duration = duration
+        self.refs = [s.alpha for s in self.steers]
+        self.live_alpha = [s.alpha for s in self.steers]
+        self.live_lane = lanes
+        self.live_monitor = [s.monitor for s in self.steers]
+        self.changes: list[dict[str, Any]] = []
         # Everything the hook touches is laid out per layer here, once, so that a layer call is a
         # handful of fused ops on preallocated buffers: no indexing, no allocation per head.
         bounded = [s.edit == "bounded" for s in self.steers]
@@ -437,6 +449,106 @@ class Steering:
                 g = next_gain(c, self.tau, self.remove, self.active, self.gain)
             self.g.index_copy_(0, after, g[None])
 
+    # -- live control ----------------------------------------------------------------------------
+    def go_live(self) -> None:
+        """Take the per-step (lanes) path, so strengths, lanes and monitors may change mid-run.
+
+        Call before the first step. While nothing changes the run is bit-identical to the constant
+        path (its per-step factors are exactly 1); a trait at alpha 0 gets a unit shift and a zero
+        push, so that it can be turned up later.
+        """
+        self.lanes_on = True
+        dev, dt = self.backbone.device, self.backbone.dtype
+        for t, s in enumerate(self.steers):
+            if s.alpha == 0:
+                self.refs[t] = 1.0
+                unit = replace(s, alpha=1.0).shift().to(dev, dt)  # [L, H*D]
+                for layer, rows in enumerate(self.shifts):
+                    rows[t] = unit[layer]
+                self._lay(t, 0)
+
+    def _lay(self, t: int, step: int) -> None:
+        """Lay trait t's current alpha and lane out again, for the steps from `step` on."""
+        laid = layout(
+            [self.live_lane[t]],
+            [self.live_alpha[t]],
+            self.max_steps + 1,
+            self.backbone.frame_rate,
+            self.duration,
+            keeps=[self.steers[t].keep],
+            refs=[self.refs[t]],
+        )
+        dev, dt = self.backbone.device, self.backbone.dtype
+        self.lane_scale[step:, t] = laid.scale[step:, 0].to(dev)
+        self.lane_sign[step:, t] = laid.sign[step:, 0].to(dev, dt)
+        self.lane_remove[step:, t] = laid.remove[step:, 0].to(dev)
+        self.lane_hold[step:, t] = laid.hold[step:, 0].to(dev)
+        self.lane_active[step:, t] = self.lane_hold[step:, t] | self.active[t]
+        self.want[step:, t] = laid.want[step:, 0]
+
+    def change(
+        self,
+        step: int,
+        slot: int,
+        *,
+        alpha: float | None = None,
+        monitor: bool | None = None,
+        lane: Lane | None | str = "keep",
+    ) -> list[dict[str, Any]]:
+        """From `step` on, trait `slot` is pushed with `alpha`, monitored or not, or follows `lane`
+        (None: no lane; "keep": unchanged). Call between steps (a `decoder_steps` hook does), after
+        `go_live`. Each change is recorded (step, time of new audio, old and new value) and
+        returned. The step's gain is worked out again from the last reading, so step `step` is
+        exactly what a lane laid out from the start with the same change makes.
+        """
+        if not self.lanes_on:
+            raise RuntimeError("call go_live() before the run to change its steering while it runs")
+        if not 0 <= step <= self.max_steps:
+            return []
+        name, when = self.steers[slot].name, round(step / self.backbone.frame_rate, 4)
+        records: list[dict[str, Any]] = []
+
+        def note(what: str, old: Any, new: Any) -> None:
+            records.append(
+                {
+                    "step": step,
+                    "time": when,
+                    "trait": name,
+                    "slot": slot,
+                    "what": what,
+                    "old": old,
+                    "new": new,
+                }
+            )
+
+        if alpha is not None and float(alpha) != self.live_alpha[slot]:
+            note("alpha", self.live_alpha[slot], float(alpha))
+            self.live_alpha[slot] = float(alpha)
+        if lane != "keep":
+            new_lane = Lane.of(lane) if lane is not None else None
+            if new_lane != self.live_lane[slot]:
+                old = self.live_lane[slot]
+                note(
+                    "lane",
+                    str(old) if old is not None else None,
+                    str(new_lane) if new_lane is not None else None,
+                )
+                self.live_lane[slot] = new_lane
+        if records:
+            self._lay(slot, step)
+        if monitor is not None and bool(monitor) != self.live_monitor[slot]:
+            note("monitor", self.live_monitor[slot], bool(monitor))
+            self.live_monitor[slot] = bool(monitor)
+            self.active[slot] = bool(monitor)
+            self.lane_active[step:, slot] = self.lane_hold[step:, slot] | self.active[slot]
+        if records and self.rows_n is not None and step > 0:  # this step's gain, from the last reading
+            g = next_gain(
+                self.c[step - 1], self.tau, self.lane_remove[step], self.lane_active[step], self.gain
+            )
+            torch.mul(g, self.lane_scale[step], out=self.g[step])
+        self.changes.extend(records)
+        return records
+
     def trace(self) -> Trace:
         """The record of the last generation (C, gain, edited) for the steps it ran."""
         n = self.steps_seen if self.rows_n is not None else 0
@@ -456,6 +568,7 @@ class Steering:
             edited=self.edited[:n].clone() if n else torch.zeros(0, dtype=torch.bool),
             settings=settings,
             want=self.want[:n].clone(),
+            changes=[dict(c) for c in self.changes],
         )
 
 

@@ -9,13 +9,6 @@ from smitin.cli import main
 from smitin.probes import ProbeSet
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    tiny.model.save_pretrained(path)
-    return path
-
-
 def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
     probes = tmp_path / "drums.safetensors"
     rc = main(["probes", "train", "--model", str(model_dir), "--data", str(stems), "--trait", "drums",

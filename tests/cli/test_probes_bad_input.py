@@ -14,13 +14,6 @@ from smitin.cli import main
 from smitin.probes import ProbeFileError, ProbeSet
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    tiny.model.save_pretrained(path)
-    return path
-
-
 def refused(argv, capsys, *words) -> str:
     """Run the command; it must exit 2 with `smitin: error:` and every word, and no traceback."""
     assert main(argv) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -12,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 pytest.importorskip("gradio", reason="the UI needs gradio: pip install -e '.[ui]'")
 
 from helpers import make_probes, write_stems  # noqa: E402
-from smitin.generate import max_new_tokens  # noqa: E402
-from smitin.ui import app, batcher, command, session  # noqa: E402
+from smitin.ui import app, batcher, command, figures, session  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notes, not ours
 
@@ -55,25 +56,24 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
     listing = client.predict(str(stems), "drums", 5, 0, 0, 0, api_name="/on_train")
     assert "drums" in listing[0] and (tmp_path / "cache" / "probes").is_dir()
     options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "mass_mean", True, False, ""]
-    status, *_rest, files = client.predict(*options, -4, 0, 0, 0, api_name="/on_generate")
+    status, *_rest, files = client.predict(*options, -4, 0, 0, 0, False, api_name="/on_generate")
     assert "drums (alpha -4): edit on" in status and "unsteered" in status
     names = sorted(Path(f["value"] if isinstance(f, dict) else f).name for f in files)
     assert names == ["steered-trace.json", "steered.wav", "unsteered-trace.json", "unsteered.wav"]
-    import soundfile as sf
     from gradio_client import handle_file
 
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(4000) / 8000)  # 0.5 s at the model's rate
     sf.write(tmp_path / "prompt.wav", tone.astype(np.float32), 8000)
     cont = list(options)
     cont[1], cont[12] = handle_file(str(tmp_path / "prompt.wav")), False  # continue, steered only
-    status, *_rest, files = client.predict(*cont, 3, 0, 0, 0, api_name="/on_generate")
+    status, *_rest, files = client.predict(*cont, 3, 0, 0, 0, False, api_name="/on_generate")
     assert "drums (alpha +3)" in status and "unsteered" not in status
     steered = sf.read(Path(files[0]["value"] if isinstance(files[0], dict) else files[0]))[0]
     assert len(steered) == pytest.approx(8000 * 0.5, abs=200)  # the new audio only, as smitin continue
     bad = list(options)
     bad[9] = "2"  # threshold out of range: a message in the page, not a crash
     with pytest.raises(Exception, match="between 0 and 1"):
-        client.predict(*bad, 5, 0, 0, 0, api_name="/on_generate")
+        client.predict(*bad, 5, 0, 0, 0, False, api_name="/on_generate")
 
 
 # -- a real browser ------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
     """Start the app, set a slider, generate 1 s with the bundled model, see audio and the trace."""
     from playwright.sync_api import expect
 
-    with _studio_in_chromium(tmp_path, monkeypatch) as (bundled, _port, _files, new_page, _holder, external):
+    with _studio_in_chromium(tmp_path, monkeypatch) as (_bundled, _port, _files, new_page, _holder, external):
         page = new_page()
         expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
 
@@ -214,21 +214,18 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
         page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
         status = page.locator("#status").inner_text()
         seen = page.evaluate("window.__seen")
-        # Stop ends a long run and frees the model: the next generation goes through
-        long_run = max_new_tokens(bundled, 30)
+        # Stop ends a long run, keeps what was made (downloadable) and frees the model
         duration.fill("30")
         duration.press("Enter")
         page.get_by_label("also generate unsteered (same seed)").uncheck()
         page.locator("#generate").click()
         expect(page.locator("#status")).to_contain_text("generating steered", timeout=30_000)
         page.locator("#stop").click()
+        expect(page.locator("#status")).to_contain_text("stopped at", timeout=30_000)
+        expect(page.locator("#files")).to_contain_text(re.compile(r"steered\s*\.wav"))
         duration.fill("0.5")
         duration.press("Enter")
-        for _ in range(20):  # the page takes a click only once the stopped request has ended
-            page.locator("#generate").click()
-            if f"/ {long_run} " not in page.locator("#status").inner_text(timeout=5_000):
-                break
-            page.wait_for_timeout(1_000)
+        page.locator("#generate").click()
         expect(page.locator("#status")).to_contain_text("done (steered", timeout=60_000)
         # a second browser session starts from the defaults, not from the first one's settings
         other = new_page()
@@ -335,16 +332,19 @@ def _generate_args(probe_session, duration, compare, *alphas):
 
 
 def test_generate_handler_runs_both_and_saves(tiny, tiny_holder, tmp_path):
+    figures.trace_figure(None)  # matplotlib loads on the first figure: not while this run is watched
     path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
     handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
     updates = list(handler(*_generate_args(session.new_session("tiny", [path]), 0.3, True, -4, 0, 0, 0)))
     assert updates[0][0].startswith(("waiting for the model", "generating"))
     # both runs are two requests of one batch, watched together
     assert any(u[0].startswith("generating unsteered + steered: step") for u in updates)
-    status, _plot, (rate, audio), unsteered_wav, steered_wav, _spec, files = updates[-1]
+    status, _plot, _stream, unsteered_wav, steered_wav, _spec, files = updates[-1]
     assert status.startswith("done (unsteered") and "drums (alpha -4): edit on" in status
     assert "one batch of 2 requests" in status
-    assert rate == tiny.sample_rate and audio.dtype == np.int16
+    streamed = np.concatenate([sf.read(io.BytesIO(u[2]))[0] for u in updates if isinstance(u[2], bytes)])
+    whole, rate = sf.read(steered_wav)
+    assert rate == tiny.sample_rate and len(streamed) == len(whole)  # the stream played all of it
     assert Path(unsteered_wav).name == "unsteered.wav" and Path(steered_wav).name == "steered.wav"
     assert sorted(Path(f).name for f in files) == [
         "steered-trace.json",
@@ -426,7 +426,6 @@ def test_two_users_at_once_share_one_batch_and_each_gets_their_own(tiny, tmp_pat
     from smitin.mixed import Request, generate_mixed
     from smitin.options import GenerationOptions
     from smitin.recipes import parse_heads
-    from smitin.ui import live
 
     calls: list[tuple[list, list]] = []  # each model call's requests and results
 
@@ -454,8 +453,8 @@ def test_two_users_at_once_share_one_batch_and_each_gets_their_own(tiny, tmp_pat
     for t in threads:
         t.join(120)
     assert holder.batcher.sizes == [3] and len(calls) == 1  # a's unsteered and steered runs, b's run
-    status_a, _p, (_r, audio_a), ref_a, _wav, _s, files_a = got["a"][-1]
-    status_b, _p, (_r, audio_b), ref_b, _wav, _s, files_b = got["b"][-1]
+    status_a, _p, _r, ref_a, wav_a, _s, files_a = got["a"][-1]
+    status_b, _p, _r, ref_b, wav_b, _s, files_b = got["b"][-1]
     assert "drums (alpha -4)" in status_a and "bass" not in status_a and "one batch of 3" in status_a
     assert "bass (alpha +3)" in status_b and "drums" not in status_b and ref_b is None
     assert any(u[0].startswith("generating unsteered + steered") for u in got["a"])
@@ -489,9 +488,206 @@ def test_two_users_at_once_share_one_batch_and_each_gets_their_own(tiny, tmp_pat
         assert torch.equal(results[i].codes, alone(args, alpha, heads, monitor).codes), name
         want[name] = results[i].audio[0]
         codes[name] = results[i].codes
-    assert np.array_equal(audio_a, live.pcm16(want["a steered"]))
-    assert np.array_equal(audio_b, live.pcm16(want["b steered"]))
+    assert np.allclose(sf.read(wav_a)[0], want["a steered"], atol=1e-4)
+    assert np.allclose(sf.read(wav_b)[0], want["b steered"], atol=1e-4)
     assert not torch.equal(codes["a steered"], codes["b steered"])  # the rows differ
-    import soundfile as sf
-
     assert np.allclose(sf.read(ref_a)[0], want["a unsteered"], atol=1e-4)
+
+
+def test_stop_keeps_what_was_made(tiny, tiny_holder, tmp_path):
+    """Stop (through the session's desk) ends the run at its next step; the page gets its files."""
+    path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
+    args = _generate_args(session.new_session("tiny", [path]), 20, False, 3, 0, 0, 0)
+    updates = []
+    for update in handler(*args, key="me"):
+        updates.append(update)
+        if sum(isinstance(u[2], bytes) for u in updates) == 3:  # three chunks heard: Stop
+            assert handler.desk.stop("me") and not handler.desk.stop("someone else")
+    status, *_rest, steered_wav, _spec, files = updates[-1]
+    assert status.startswith("stopped at") and "drums (alpha +3)" in status
+    audio, rate = sf.read(steered_wav)
+    streamed = sum(len(sf.read(io.BytesIO(u[2]))[0]) for u in updates if isinstance(u[2], bytes))
+    assert 0 < len(audio) < 5 * rate and len(audio) == streamed  # what was heard is what is kept
+    trace = json.loads(Path(files[-1]).read_text())
+    assert len(trace["steps"]) == len(audio) * tiny.frame_rate // rate and trace["settings"]["stopped"]
+    assert not tiny_holder.busy.locked() and not handler.desk.stop("me")  # the run left the desk
+
+
+def test_a_slider_reaches_only_its_own_sessions_run(tiny, tmp_path):
+    """Two sessions in one batch; one moves its slider mid-run: only its run changes, from the next step."""
+    holder = app.ModelHolder(batch_window_s=1.0)
+    holder.backbone, holder.name = tiny, "tiny"
+    drums = make_probes(tiny.layout, "drums").save(tmp_path / "drums.safetensors")
+    handler = app.GenerateHandler(holder, poll_s=0.05)
+    got: dict[str, list] = {}
+
+    def run(key: str, seed: int) -> None:
+        args = list(_generate_args(session.new_session("tiny", [drums]), 3, False, 4, 0, 0, 0))
+        args[4], args[9] = seed, False  # its own seed, monitor off: every step pushed
+        got[key] = []
+        for update in handler(*args, key=key):
+            got[key].append(update)
+            if key == "a" and sum(isinstance(u[2], bytes) for u in got[key]) == 2:
+                handler.desk.strength("a", 0, -2.5)
+
+    threads = [threading.Thread(target=run, args=(k, s)) for k, s in (("a", 1), ("b", 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert holder.batcher.sizes == [2]  # one batch, both users
+    traces = {k: json.loads(Path(got[k][-1][-1][-1]).read_text()) for k in ("a", "b")}
+    (change,) = traces["a"]["changes"]
+    assert (change["trait"], change["old"], change["new"]) == ("drums", 4.0, -2.5)
+    step = change["step"]
+    wants = [s["traits"]["drums"]["want"] for s in traces["a"]["steps"]]
+    assert set(wants[:step]) == {"add"} and set(wants[step:]) == {"remove"}
+    assert "changes" not in traces["b"]  # the other user's run never heard of it
+    assert {s["traits"]["drums"]["want"] for s in traces["b"]["steps"]} == {"add"}
+    assert "1 live change" in got["a"][-1][0] and "live change" not in got["b"][-1][0]
+
+
+STREAM_JS = """() => {
+  window.__live = [];
+  const t0 = performance.now();
+  window.__tick = setInterval(() => {
+    const a = document.querySelector('#stream audio');
+    const s = document.querySelector('#status');
+    const b = a && a.buffered.length ? a.buffered.end(a.buffered.length - 1) : 0;
+    window.__live.push({t: performance.now() - t0, buffered: b, playing: a ? a.currentTime : 0,
+                        status: s ? s.innerText.trim() : ''});
+  }, 100);
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
+def test_live_stream_plays_while_made_and_a_slider_moved_mid_run_is_in_the_trace(tmp_path, monkeypatch):
+    """Generate 8 s: audio arrives while the model still runs; the strength slider moved mid-run
+    reaches the run at a later step, which the trace records and the live C(t) plot redraws."""
+    from playwright.sync_api import expect
+
+    with _studio_in_chromium(tmp_path, monkeypatch) as (_bundled, _port, _files, new_page, _holder, external):
+        page = new_page()
+        expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+        page.get_by_label("also generate unsteered (same seed)").uncheck()
+        _set_number(page, "duration", 8)
+        page.evaluate(WATCH_JS)
+        page.evaluate(STREAM_JS)
+        page.locator("#generate").click()
+        # streamed audio is buffered in the page while the model is still generating
+        page.wait_for_function(
+            "() => window.__live.some(x => x.buffered > 0.5 && x.status.startsWith('generating'))",
+            timeout=60_000,
+        )
+        status = page.locator("#status").inner_text()
+        step_at_move = int(re.search(r"step (\d+)", status).group(1))
+        plots_before = len(page.evaluate("window.__seen.plots"))
+        _set_number(page, "alpha-0", -6)
+        expect(page.locator("#status")).to_contain_text("done", timeout=90_000)
+        live = page.evaluate("window.__live")
+        seen = page.evaluate("window.__seen")
+        page.screenshot(path=str(ARTIFACTS / "ui-studio-live.png"), full_page=True)
+        final = page.locator("#status").inner_text()
+        hrefs = page.locator("#files a").evaluate_all("links => links.map(a => a.href)")
+        (href,) = [h for h in hrefs if h.split("?")[0].endswith("/steered-trace.json")]
+        trace = json.loads(page.request.get(href).text())
+    during = [x["buffered"] for x in live if x["status"].startswith("generating")]
+    assert len(during) >= 5 and during[-1] > during[0] + 1.0  # the buffer grew while it generated
+    assert "1 live change" in final
+    (change,) = trace["changes"]
+    assert (change["trait"], change["what"], change["old"], change["new"]) == ("drums", "alpha", 5.0, -6.0)
+    assert change["step"] >= step_at_move  # it took effect at a step after the move
+    wants = [s["traits"]["drums"]["want"] for s in trace["steps"]]
+    assert set(wants[: change["step"]]) == {"add"} and set(wants[change["step"] :]) == {"remove"}
+    assert len(set(seen["plots"][plots_before:])) >= 2  # C(t) kept being redrawn after the move
+    assert not external, f"the page fetched from outside localhost: {external}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_reason() is not None, reason=str(_chromium_reason()))
+def test_two_pages_stream_at_once_and_each_hand_reaches_only_its_own_music(tmp_path, monkeypatch):
+    """Two sessions stream together (one batch); the first moves its slider mid-run: only its run changes."""
+    from playwright.sync_api import expect
+
+    with _studio_in_chromium(tmp_path, monkeypatch, batch_window_s=3.0) as (
+        _bundled,
+        _port,
+        _files,
+        new_page,
+        holder,
+        external,
+    ):
+        first, second = new_page(), new_page()
+        for page, seed in ((first, 1), (second, 2)):
+            expect(page.locator("#probe-list")).to_contain_text("drums", timeout=30_000)
+            page.get_by_label("also generate unsteered (same seed)").uncheck()
+            _set_number(page, "duration", 6)
+            _set_number(page, "seed", seed)
+            page.evaluate(STREAM_JS)
+        for page in (first, second):  # within the batching window of each other
+            page.locator("#generate").click()
+        first.wait_for_function(
+            "() => window.__live.some(x => x.buffered > 0.5 && x.status.startsWith('generating'))",
+            timeout=60_000,
+        )
+        _set_number(first, "alpha-0", -4)
+        traces, finals, lives = [], [], []
+        for page in (first, second):
+            expect(page.locator("#status")).to_contain_text("done", timeout=90_000)
+            finals.append(page.locator("#status").inner_text())
+            lives.append(page.evaluate("window.__live"))
+            hrefs = page.locator("#files a").evaluate_all("links => links.map(a => a.href)")
+            (href,) = [h for h in hrefs if h.split("?")[0].endswith("/steered-trace.json")]
+            traces.append(json.loads(page.request.get(href).text()))
+    assert holder.batcher.sizes == [2], holder.batcher.sizes  # one batch, both users streaming
+    for live in lives:  # each page's own stream grew while the model generated
+        during = [x["buffered"] for x in live if x["status"].startswith("generating")]
+        assert len(during) >= 5 and during[-1] > during[0] + 1.0
+    (change,) = traces[0]["changes"]
+    assert (change["old"], change["new"]) == (5.0, -4.0)
+    assert "changes" not in traces[1] and "live change" not in finals[1]
+    assert {s["traits"]["drums"]["want"] for s in traces[1]["steps"]} == {"add"}
+    assert [t["settings"]["seed"] for t in traces] == [1, 2]
+    assert not external, f"the page fetched from outside localhost: {external}"
+
+
+def test_a_continuation_streams_only_its_new_audio(tiny, tiny_holder, tmp_path):
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(4000) / 8000)  # 0.5 s at the model's rate
+    sf.write(tmp_path / "prompt.wav", tone.astype(np.float32), 8000)
+    args = list(_generate_args(session.new_session("tiny"), 0.6, False, 0, 0, 0, 0))
+    args[2] = str(tmp_path / "prompt.wav")
+    handler = app.GenerateHandler(tiny_holder, poll_s=0.05)  # its downloads folder lives as long as it
+    updates = list(handler(*args))
+    streamed = np.concatenate([sf.read(io.BytesIO(u[2]))[0] for u in updates if isinstance(u[2], bytes)])
+    saved, rate = sf.read(updates[-1][4])
+    assert updates[-1][0].startswith("done") and len(streamed) == len(saved) == round(0.6 * rate)
+
+
+def test_endless_goes_on_until_stop_and_keeps_it(tmp_path):
+    """Endless in the studio: a stream past the model's positions (120 here), until Stop."""
+    from smitin import architectures
+
+    model = architectures.build("tiny", seed=0)
+    model.model.config.decoder.max_position_embeddings = 120  # at most 2.3 s in one call
+    holder = app.ModelHolder()
+    holder.backbone, holder.name = model, "tiny"
+    path = make_probes(model.layout).save(tmp_path / "drums.safetensors")
+    handler = app.GenerateHandler(holder, poll_s=0.05, ahead_s=None)  # unpaced: quick
+    args = _generate_args(session.new_session("tiny", [path]), 1, True, 3, 0, 0, 0)
+    updates, heard = [], 0.0
+    for update in handler(*args, key="me", endless=True):
+        updates.append(update)
+        if isinstance(update[2], bytes):
+            heard += len(sf.read(io.BytesIO(update[2]))[0]) / model.sample_rate
+            if heard > 6:
+                handler.desk.stop("me")
+    assert any("(endless)" in u[0] for u in updates)
+    status, _plot, _sound, ref, steered_wav, _spec, files = updates[-1]
+    assert status.startswith("stopped at") and ref is None  # endless makes no unsteered run
+    audio, rate = sf.read(steered_wav)
+    assert len(audio) / rate > 6 > 2.3
+    trace = json.loads(Path(files[-1]).read_text())
+    assert trace["settings"]["stream"]["windows"] >= 3 and len(trace["steps"]) == len(audio) * 50 // rate
+    assert holder.batcher.sizes == [1] and not holder.busy.locked()

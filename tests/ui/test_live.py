@@ -86,17 +86,3 @@ def test_a_live_run_is_watched_and_stopped(tiny):
         stopped.result()
     again = generate(tiny, None, steer=[Steer(probes, alpha=4)], duration=0.4, seed=3, progress=False)
     assert np.array_equal(again.audio, want.audio)
-
-
-def test_preview_decodes_in_chunks(tiny):
-    codes = generate(tiny, None, duration=1.2, progress=False).codes[0]
-    preview = live.Preview(tiny)
-    assert preview.update(codes[:, :10]) is None  # too few new frames yet
-    first = preview.update(codes[:, :50])
-    assert first is not None and len(first) == 50 * preview.hop
-    final = preview.update(codes, final=True)
-    assert len(final) == codes.shape[1] * preview.hop
-
-
-def test_pcm16_clips_and_scales():
-    assert live.pcm16(np.array([0.0, 0.5, 2.0, -2.0])).tolist() == [0, 16383, 32767, -32767]

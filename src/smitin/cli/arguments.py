@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..options import EDITS
 from ..recipes import DEFAULT_RECIPE, RECIPES
+from . import streaming
 
 DEMO_PROMPT = "a calm piano piece"
 SYNTH_SOURCES = ("mix", "mma", "procedural")  # == smitin.synth.render.SOURCES (a test checks)
@@ -235,6 +236,7 @@ def generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     model_args(p)
     steer_args(p)
+    streaming.add_arguments(p)
 
 
 def continue_(p: argparse.ArgumentParser) -> None:
@@ -247,6 +249,7 @@ def continue_(p: argparse.ArgumentParser) -> None:
     )
     model_args(p)
     steer_args(p)
+    streaming.add_arguments(p)
 
 
 def data_synth(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..options import GenerationOptions
 from ..recipes import recipe
+from . import streaming
 from .registry import UsageError, check_paths
 from .steers import steer_settings, steer_specs
 
@@ -41,7 +42,7 @@ def _outputs(args: argparse.Namespace) -> None:
         )
 
 
-def _lanes(args: argparse.Namespace, traits: list[str], duration: float) -> dict:
+def _lanes(args: argparse.Namespace, traits: list[str], duration: float | None) -> dict:
     """--lane and --lanes as {trait: Lane}, checked against the steered traits and the duration."""
     from ..lanes import LaneError, check_lanes, load_lanes, parse_lane_args
 
@@ -94,7 +95,9 @@ def generate(args: argparse.Namespace) -> int:
             f"smitin {args.command} makes one file and runs in one process; "
             "under torchrun use smitin generate --prompts FILE"
         )
-    _outputs(args)
+    streaming.check(args)
+    if not (getattr(args, "stream", False) and str(args.out) == "-"):
+        _outputs(args)
     from .. import audio as audio_io
 
     if args.command == "continue":
@@ -106,7 +109,7 @@ def generate(args: argparse.Namespace) -> int:
     from ..steering import Steer
 
     traits = [ProbeSet.load(spec.path).trait for spec in steers_spec]  # bad files fail before the model
-    lanes = _lanes(args, traits, options.duration)
+    lanes = _lanes(args, traits, None if getattr(args, "endless", False) else options.duration)
     backbone = load(args.model, device=args.device, dtype=args.dtype)
     total = backbone.layout.layers * backbone.layout.heads
     if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
@@ -124,6 +127,8 @@ def generate(args: argparse.Namespace) -> int:
         )
         for spec, trait in zip(steers_spec, traits, strict=True)
     ]
+    if getattr(args, "stream", False):
+        return streaming.run(args, backbone, steers, options)
     if args.command == "generate":
         result = generate_audio(backbone, args.prompt or None, steer=steers, options=options)
     else:

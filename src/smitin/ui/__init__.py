@@ -5,14 +5,16 @@ drum probes trained once on the bundled model from a small rendered stem set and
 ~/.cache/smitin). Each browser session keeps its own settings in `gr.State`; generation requests
 go through one queue, so one model in memory serves everyone without cross-talk.
 
-The engine is not changed: the UI opens `steering.apply` itself around an unsteered
-`generate`/`continue_audio` call (whose own `apply` then does nothing), which gives exactly the
-CLI's result while a worker thread generates and the request thread reads the live
-`Steering` buffers (c, g, edited) to redraw the monitor plot and decode a preview of the audio.
+The engine is not changed: a worker thread runs `generate_mixed` (or `continue_audio`, or a
+`smitin.stream.Stream` when endless) with the usual steering, while the request thread reads the
+live `Steering` buffers (c, g, edited) to redraw the monitor plot and decodes the recorded codes
+into a gapless audio stream; the user's `Controls` change the run's traits at its next step.
 
 Modules, each one job: `session` (a browser session's settings, parsing, sliders, steers),
-`live` (generation in a worker thread, watched: code recorder, audio preview), `figures`,
-`app` (the model holder, the page and its handlers; needs gradio), `command` (`smitin ui`).
+`live` (generation in a worker thread, watched), `batcher` (many users' requests as one mixed
+batch, each with its own live controls), `figures`, `holder` (the model in memory, the downloads
+folder), `streaming` (each session's live controls, stream chunks), `handlers` (what Generate
+does), `app` (the page's layout and wiring; needs gradio), `command` (`smitin ui`).
 
 Importing this package loads only `command` (no torch, no gradio: `smitin ui --help` is quick);
 the other names below load their module on first use.
@@ -29,7 +31,7 @@ from .command import add_arguments, free_port, prepare, run
 if TYPE_CHECKING:
     from .app import GenerateHandler, ModelHolder, build_app
     from .figures import heatmap_figure, spectrogram_figure, trace_figure
-    from .live import Cancelled, CodeRecorder, LiveRun, Preview, Request, live_trace, pcm16, run_generation
+    from .live import Cancelled, CodeRecorder, LiveRun, Request, live_trace, run_generation
     from .session import (
         ALPHA_RANGE,
         DEFAULT_ALPHA,
@@ -54,10 +56,8 @@ _LAZY = {
         "Cancelled",
         "CodeRecorder",
         "LiveRun",
-        "Preview",
         "Request",
         "live_trace",
-        "pcm16",
         "run_generation",
     ),
     "session": (
@@ -88,7 +88,6 @@ __all__ = [
     "GenerateHandler",
     "LiveRun",
     "ModelHolder",
-    "Preview",
     "ProbeEntry",
     "Request",
     "Session",
@@ -104,7 +103,6 @@ __all__ = [
     "parse_heads",
     "parse_paths",
     "parse_threshold",
-    "pcm16",
     "prepare",
     "probe_table",
     "run",

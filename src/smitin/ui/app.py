@@ -1,52 +1,38 @@
-"""The Gradio app: the one model in memory, the page, and what its buttons do.
+"""The Gradio app's page: its layout, and which handler each control calls.
 
-Each browser session keeps its own `Session` in `gr.State`; one model in memory serves everyone
-without cross-talk. The Generate button is a `GenerateHandler`: many run at once, each submits its
-user's runs to the model's `Batcher` (which runs the requests that arrive together as one mixed
-batch) and turns what its own tickets show into page updates. Loading a model and training probes
-go through one queue lane and hold the model while they run.
+Each browser session keeps its own `Session` in `gr.State`; one model in memory (`holder`)
+serves everyone without cross-talk. The Generate button is a `handlers.GenerateHandler`: many
+run at once, each submits its user's runs to the model's `Batcher`. Loading a model and training
+probes go through one queue lane and hold the model while they run.
 """
 
 from __future__ import annotations
 
-import functools
-import shutil
-import tempfile
-import threading
-import weakref
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ..backbone import BUNDLED, Backbone, ModelError, load
+from ..backbone import BUNDLED
 from ..defaults import cache_dir, model_key
-from ..generate import Result, check_request
-from ..options import GenerationOptions
-from ..probes import ProbeFileError
-from ..recipes import DEFAULT_RECIPE, RECIPES, parse_heads
-from ..steering import Steer
-from .batcher import BATCH_WINDOW_S, Batcher, Submission, Ticket
-from .figures import heatmap_figure, spectrogram_figure, trace_figure
-from .live import Preview, Request, pcm16
+from ..recipes import DEFAULT_RECIPE, RECIPES
+from .figures import heatmap_figure
+from .handlers import GenerateHandler, with_status
+from .holder import Downloads, ModelHolder
 from .session import (
     ALPHA_RANGE,
     Session,
     add_probes,
-    build_steers,
     lanes_message,
     load_probe_sets,
-    parse_lanes,
     parse_paths,
-    parse_threshold,
     probe_table,
     slider_updates,
-    unsteered,
 )
 
-POLL_S = 0.5  # how often the request thread redraws the live plot
-KEEP_GENERATIONS = 8  # generations whose files stay on disk; Gradio serves its own copy of each
+__all__ = ["Downloads", "GenerateHandler", "ModelHolder", "build_app"]
+
 MAX_USERS = 16  # Generate handlers running at once (they wait on the batcher, not on each other)
 
 INTRO = """# smitin steering studio
@@ -55,266 +41,13 @@ the model's attention heads; with **self-monitoring** on, the push stops while t
 already hear the trait (C(t) above the dashed threshold) and resumes when it fades.
 """
 
-STREAM_NOTE = (
-    "The live preview re-decodes the codes generated so far in chunks of about a second. It is "
-    "replaced at each update rather than played as a gapless stream: Gradio's streaming audio "
-    "player needs ffmpeg, which smitin does not require."
+LIVE_NOTE = (
+    "**Live:** the stream plays while the model makes it (a second ahead of you). Move a strength "
+    "slider, switch the monitor or apply lanes while it plays: the change takes effect at the "
+    "model's next step, is marked in the C(t) plot and recorded in the trace. Stop keeps what was "
+    "made (downloads below). Endless goes on past the model's length, continuing its last "
+    "seconds, until Stop."
 )
-
-# What Generate updates: status, live plot, preview, unsteered audio, steered audio, spectrograms, files.
-Outputs = tuple[Any, Any, Any, Any, Any, Any, Any]
-
-
-class ModelHolder:
-    """Holds one loaded model for all sessions; a request for another swaps it.
-
-    `busy` is held by whoever runs the model (a batch of generations, training). It is a plain
-    Lock, not an RLock: Gradio may resume a generator handler on another thread, and a plain Lock
-    may be released from any thread. `batcher` runs the generations, in batches of the requests
-    that arrive within `batch_window_s` of each other or while the model is busy.
-    """
-
-    def __init__(
-        self, device: str = "cpu", dtype: str | None = None, batch_window_s: float = BATCH_WINDOW_S
-    ) -> None:
-        self.device, self.dtype = device, dtype
-        self.lock = threading.Lock()  # guards loading
-        self.busy = threading.Lock()  # guards use
-        self.name: str | None = None
-        self.backbone: Backbone | None = None
-        self.batcher = Batcher(self.busy, window_s=batch_window_s)
-
-    def loaded(self, name: str) -> Backbone | None:
-        """The model if `name` is the one in memory (no wait on a running batch), else None."""
-        name = (name or BUNDLED).strip() or BUNDLED
-        with self.lock:
-            return self.backbone if self.name == name else None
-
-    def get(self, name: str) -> Backbone:
-        name = (name or BUNDLED).strip() or BUNDLED
-        with self.lock:
-            if self.backbone is None or self.name != name:
-                self.backbone = None  # free the old one before loading the next
-                self.backbone = load(name, device=self.device, dtype=self.dtype)
-                self.name = name
-            return self.backbone
-
-
-class Downloads:
-    """One temporary folder for the WAV and trace files of every generation in this app.
-
-    Each generation writes into a numbered sub-folder (`0001/steered.wav`), so two sessions never
-    overwrite each other's files, and only the newest `keep` generations stay on disk. The folder
-    (`smitin-ui-*` in the system's temporary folder) is made on first use and removed by `close`,
-    when this object is garbage-collected, or at interpreter exit.
-    """
-
-    def __init__(self, keep: int = KEEP_GENERATIONS) -> None:
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1, got {keep}")
-        self.keep = keep
-        self.root: Path | None = None
-        self._count = 0
-        self._lock = threading.Lock()
-        self._cleanup: weakref.finalize | None = None
-
-    def new(self) -> Path:
-        """A fresh, empty folder for one generation's files; older generations beyond `keep` go."""
-        with self._lock:
-            if self.root is None or not self.root.is_dir():
-                self.root = Path(tempfile.mkdtemp(prefix="smitin-ui-"))
-                self._cleanup = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
-            self._count += 1
-            folder = self.root / f"{self._count:04d}"
-            folder.mkdir()
-            for old in self.root.iterdir():
-                if old.name.isdigit() and int(old.name) <= self._count - self.keep:
-                    shutil.rmtree(old, ignore_errors=True)
-            return folder
-
-    def close(self) -> None:
-        """Remove the folder and everything in it (a later `new` makes another)."""
-        with self._lock:
-            if self._cleanup is not None:
-                self._cleanup()
-            self.root, self._cleanup = None, None
-
-
-def _with_status(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
-    """Turn library errors into a message in the browser instead of a stack trace."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            result = fn(*args, **kwargs)
-            if hasattr(result, "__next__"):
-                yield from result
-            else:
-                yield result
-        except (ModelError, ProbeFileError, ValueError, OSError) as err:
-            raise gr.Error(str(err)) from err
-
-    return wrapper
-
-
-class GenerateHandler:
-    """The Generate button: the user's unsteered run (when comparing) and steered run, watched live.
-
-    A call is a generator of page updates. It submits the runs to the model's `Batcher` (two
-    requests of one batch, same prompt and seed, or of a bigger batch with other users' requests)
-    and shows its own tickets: status, live C(t) plot, audio preview. When the page stops it
-    (Stop, a closed tab), the user is detached: the batch is cancelled, and waited for, only when
-    nobody else waits for it. The results are saved as WAV and trace JSON at the end, in
-    `downloads` (one folder for the app, a numbered sub-folder per generation).
-    """
-
-    def __init__(
-        self, holder: ModelHolder, poll_s: float = POLL_S, downloads: Downloads | None = None
-    ) -> None:
-        self.holder = holder
-        self.poll_s = poll_s
-        self.downloads = downloads if downloads is not None else Downloads()
-
-    def __call__(
-        self,
-        session: Session,
-        prompt: str | None,
-        audio_prompt: str | None,
-        duration: float,
-        seed: int,
-        guidance: float,
-        every: int,
-        rows: str,
-        gain: str,
-        monitor: bool,
-        threshold: str | None,
-        heads: str | None,
-        direction: str,
-        compare: bool,
-        preview_on: bool,
-        lanes_text: str | None,
-        *alphas: float,
-    ) -> Iterator[Outputs]:
-        options = GenerationOptions(
-            duration=float(duration),
-            seed=int(seed),
-            guidance_scale=float(guidance),
-            every=int(every),
-            rows=rows,
-            gain=gain,
-        )
-        request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
-        threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
-        traits = [p.trait for p in session.probes]
-        lanes = parse_lanes(lanes_text, traits, options.duration)  # a bad lane: a message, nothing runs
-        backbone = self.holder.loaded(session.model)
-        if backbone is None:  # another model: load it once the model is free
-            with self.holder.busy:
-                backbone = self.holder.get(session.model)
-        sets = load_probe_sets(session, backbone)
-        steers = build_steers(
-            sets,
-            alphas,
-            monitor=monitor,
-            threshold=threshold_v,
-            heads=heads_v,
-            direction=direction,
-            lanes=lanes,
-        )
-        if request.audio_prompt is None:  # refused here, it never joins (and fails) a batch
-            check_request(backbone, steers, options)
-        total = options.duration + (backbone.num_codebooks - 1) / backbone.frame_rate
-        runs = [("unsteered", unsteered(steers))] if compare else []
-        runs.append(("steered", steers))
-        submission = self.holder.batcher.submit(backbone, request, runs)
-        results = yield from self._watch(submission, bool(steers), preview_on, total, lanes)
-        yield self._finish(backbone, steers, results, total, lanes)
-
-    def _watch(
-        self,
-        submission: Submission,
-        plot: bool,
-        preview_on: bool,
-        total: float,
-        lanes: dict | None = None,
-    ) -> Generator[Outputs, None, dict[str, Result]]:
-        """Yield one update at once and one per poll until the runs end; their Results by name."""
-        skip = gr.skip()
-        tickets = {t.name: t for t in submission.tickets}
-        steered, reference = tickets["steered"], tickets.get("unsteered")
-        previews = {name: Preview(t.backbone) for name, t in tickets.items()}
-        try:
-            first = True
-            while first or steered.alive:  # a submission's runs all end with its batch
-                if not first:
-                    steered.wait(self.poll_s)
-                first = False
-                started = [t.pass_ for t in tickets.values() if t.pass_ is not None]
-                running = [t for t in tickets.values() if started and t.pass_ is started[-1]]
-                shown = steered if steered in running else (running[0] if running else None)
-                audio = None
-                if preview_on and shown is not None and shown.alive:
-                    audio = previews[shown.name].update(shown.frames())
-                figure = (
-                    trace_figure(
-                        steered.trace(),
-                        reference.trace() if reference else None,
-                        total,
-                        lanes,
-                    )
-                    if plot
-                    else skip
-                )
-                sound = (steered.backbone.sample_rate, pcm16(audio)) if audio is not None else skip
-                yield (_live_status(running, self.holder.batcher), figure, sound, skip, skip, skip, skip)
-        finally:  # stopped or disconnected: detach (and end the batch if nobody else waits for it)
-            submission.stop()
-        return {name: t.result() for name, t in tickets.items()}
-
-    def _finish(
-        self,
-        backbone: Backbone,
-        steers: Sequence[Steer],
-        results: dict[str, Result],
-        total: float,
-        lanes: dict | None = None,
-    ) -> Outputs:
-        """Save each run as WAV and trace JSON (in this app's downloads folder); the final page update."""
-        out = self.downloads.new()
-        files, named = [], []
-        for name, result in results.items():
-            wav = result.save(out / f"{name}.wav", out / f"{name}-trace.json")[0]
-            files += [str(wav), str(out / f"{name}-trace.json")]
-            named.append((name, result.audio[0]))
-        steered_r, ref = results["steered"], results.get("unsteered")
-        shares = steered_r.trace.share_applied()
-        summary = (
-            ", ".join(f"{s.name} (alpha {s.alpha:+g}): edit on {shares[s.name]:.0%} of steps" for s in steers)
-            or "no traits"
-        )
-        times = ", ".join(f"{n} {r.trace.settings['seconds_taken']} s" for n, r in results.items())
-        size = steered_r.trace.settings.get("batch_requests", 1)
-        batch = f"; one batch of {size} requests" if size > 1 else ""
-        return (
-            f"done ({times}{batch}). {summary}.",
-            trace_figure(steered_r.trace, ref.trace if ref else None, total, lanes),
-            (backbone.sample_rate, pcm16(steered_r.audio[0])),
-            files[0] if ref else None,
-            files[-2],
-            spectrogram_figure(named, backbone.sample_rate),
-            files,
-        )
-
-
-def _live_status(running: Sequence[Ticket], batcher: Batcher) -> str:
-    """What the page says while a generation waits or runs."""
-    if not running:
-        queued = batcher.waiting
-        return "waiting for the model" + (f" ({queued} submissions queued)" if queued > 1 else "")
-    t = running[0]
-    names = " + ".join(r.name for r in running)
-    batch = f"; batch of {t.batch_requests} requests" if t.batch_requests > 1 else ""
-    return f"generating {names}: step {t.steps} / {t.total_steps} ({t.elapsed:.1f} s{batch})"
 
 
 def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "") -> gr.Blocks:
@@ -439,6 +172,7 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                         elem_id="lanes",
                     )
                     lanes_note = gr.Markdown("no lanes: every trait is steered for the whole clip")
+                    lanes_now = gr.Button("Apply lanes to the running generation", elem_id="lanes-now")
                     gain = gr.Radio(["switch", "ramp"], value="switch", label="monitor response")
             with gr.Column(scale=2):
                 prompt = gr.Textbox(label="text prompt (empty: unconditional)", elem_id="prompt")
@@ -449,14 +183,23 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                     guidance = gr.Slider(1, 10, value=3, step=0.5, label="guidance (CFG) scale")
                 with gr.Row():
                     compare = gr.Checkbox(value=True, label="also generate unsteered (same seed)")
-                    preview_on = gr.Checkbox(value=True, label="live audio preview")
+                    stream_on = gr.Checkbox(value=True, label="play while it is made (live stream)")
+                    endless = gr.Checkbox(
+                        value=False, label="endless: keep going until Stop", elem_id="endless"
+                    )
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop = gr.Button("Stop", elem_id="stop")
                 status = gr.Markdown(elem_id="status")
                 live = gr.Plot(label="monitor C(t): live", elem_id="trace-plot")
-                preview_audio = gr.Audio(label="live preview", elem_id="preview", interactive=False)
-                gr.Markdown(STREAM_NOTE)
+                stream_audio = gr.Audio(
+                    label="live stream",
+                    elem_id="stream",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                )
+                gr.Markdown(LIVE_NOTE)
                 with gr.Row():
                     audio_ref = gr.Audio(label="unsteered", elem_id="unsteered", interactive=False)
                     audio_out = gr.Audio(label="steered", elem_id="steered", interactive=False)
@@ -477,17 +220,47 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
         model_btn.click(on_model, [session, model_box], [session, model_info], **model_lane)
         train_btn.click(on_train, [session, folder_box, trait_box, *sliders], listing, **model_lane)
         gen_inputs = [session, prompt, audio_prompt, duration, seed, guidance, every, rows, gain]
-        gen_inputs += [monitor, threshold, heads, direction, compare, preview_on, lanes_box, *sliders]
+        gen_inputs += [monitor, threshold, heads, direction, compare, stream_on, lanes_box, *sliders, endless]
 
         def on_lanes(session: Session, text: str, duration_s: float) -> str:
             return lanes_message(text, [p.trait for p in session.probes], float(duration_s))
 
         for trigger in (lanes_box.change, duration.change):  # checked as it is typed
             trigger(on_lanes, [session, lanes_box, duration], lanes_note, queue=False)
-        gen_outputs = [status, live, preview_audio, audio_ref, audio_out, spec, files]
-        on_generate = _with_status(GenerateHandler(holder))
+        gen_outputs = [status, live, stream_audio, audio_ref, audio_out, spec, files]
+        handler = GenerateHandler(holder)
+        desk = handler.desk
+
+        def on_generate(request: gr.Request, *values: Any) -> Iterator[Any]:
+            *inputs, endless_on = values
+            yield from handler(*inputs, key=request.session_hash, endless=bool(endless_on))
+
         users: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": MAX_USERS}
-        running = go.click(on_generate, gen_inputs, gen_outputs, api_name="on_generate", **users)
-        stop.click(None, None, None, cancels=[running])
+        go.click(with_status(on_generate), gen_inputs, gen_outputs, api_name="on_generate", **users)
+
+        # the hand on the controls while it plays: each reaches only this session's run
+        def on_stop(request: gr.Request) -> None:
+            desk.stop(request.session_hash)
+
+        stop.click(on_stop, None, None, queue=False)
+
+        def moved(slot: int) -> Callable[..., None]:
+            def on_alpha(value: float, request: gr.Request) -> None:
+                desk.strength(request.session_hash, slot, value)
+
+            return on_alpha
+
+        for i, slider in enumerate(sliders):
+            slider.change(moved(i), [slider], None, queue=False)
+
+        def on_monitor(on: bool, request: gr.Request) -> None:
+            desk.monitor(request.session_hash, on)
+
+        monitor.change(on_monitor, [monitor], None, queue=False)
+
+        def on_lanes_now(text: str, duration_s: float, endless_on: bool, request: gr.Request) -> str:
+            return desk.lanes(request.session_hash, text, None if endless_on else float(duration_s))
+
+        lanes_now.click(on_lanes_now, [lanes_box, duration, endless], lanes_note, queue=False)
     demo.queue(default_concurrency_limit=1)
     return demo

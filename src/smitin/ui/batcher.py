@@ -4,6 +4,11 @@ A `Batcher` collects the submissions that arrive while the model is busy, or wit
 window, and runs them in a worker thread as one `generate_mixed` batch while it holds the model's
 lock; each user watches only their own row through a `Ticket`, which has the surface of
 `smitin.ui.live.LiveRun` (steps, live trace, recorded frames, wait, result, stop).
+
+Live: a run may come with its user's `Controls` (`smitin.controls`), applied to its own trait
+slots of the batch's steering at the next step, so one user's hand never reaches another's
+music; `ahead_s` paces the batch to stay that far ahead of its listeners. An endless submission
+runs alone, as a `smitin.stream.Stream`, until its user stops it.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..backbone import Backbone
+from ..controls import Controls, controlled
 from ..generate import max_new_tokens
 from ..mixed import Request as MixedRequest
 from ..mixed import generate_mixed
 from ..monitor import Trace
 from ..steering import Steer, Steering
+from ..stream import Stream
 from .live import SPARE_POSITIONS, Cancelled, CodeRecorder, Outcome, Request, live_trace, run_generation
 
 BATCH_WINDOW_S = 0.3  # how long a request that finds the model idle waits for others to join it
@@ -30,14 +37,42 @@ MAX_BATCH_REQUESTS = 32  # requests (rows before CFG) in one mixed batch at most
 class _Pass:
     """One model call of a batch (a mixed batch, or one run with an audio prompt), watched live."""
 
-    def __init__(self, backbone: Backbone, requests: int, total_steps: int, cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        requests: int,
+        total_steps: int,
+        cancel: threading.Event,
+        live: bool = False,
+        ahead_s: float | None = None,
+    ) -> None:
         self.requests = requests
         self.recorder = CodeRecorder(backbone, total_steps + SPARE_POSITIONS, requests, cancel)
         self.state: Steering | None = None
         self.started = time.perf_counter()
+        self.live, self.ahead_s, self.cancel = live, ahead_s, cancel
+        self.frame_rate = backbone.frame_rate
+        self.play_start: float | None = None  # when its first listener started hearing it
 
     def on_start(self, state: Steering) -> None:
+        if self.live:
+            state.go_live()
         self.state = state
+
+    def pace(self, _past: int, _ids: object) -> None:
+        """Hold the model while it is more than `ahead_s` ahead of its listeners (a decoder-step hook)."""
+        if self.ahead_s is None:
+            return
+        while not self.cancel.is_set():
+            made = max(0, self.recorder.length - self.recorder.k) / self.frame_rate
+            start = self.play_start
+            if (
+                made <= self.ahead_s + 1.0
+                if start is None
+                else made - (time.perf_counter() - start) <= self.ahead_s
+            ):
+                return
+            time.sleep(0.005)
 
     @property
     def steps(self) -> int:
@@ -58,13 +93,29 @@ class Ticket(Outcome):
     `result()`, `stop()` (detaches the whole submission: see `Batcher`).
     """
 
-    def __init__(self, submission: Submission, name: str, steers: Sequence[Steer], total_steps: int) -> None:
+    def __init__(
+        self,
+        submission: Submission,
+        name: str,
+        steers: Sequence[Steer],
+        total_steps: int,
+        controls: Controls | None = None,
+    ) -> None:
         self.submission, self.name, self.steers = submission, name, list(steers)
         self.backbone, self.request = submission.backbone, submission.request
         self.total_steps = total_steps
+        self.controls = controls
         self.pass_: _Pass | None = None  # set when the model starts on this run
+        self.stream: Stream | None = None  # an endless run's stream, once it started
         self.sample, self.slots = 0, list(range(len(self.steers)))
         self.done = threading.Event()
+
+    def playing(self) -> None:
+        """Its listener started hearing it: the model is paced from now on."""
+        if self.stream is not None and self.stream.play_start is None:
+            self.stream.play_start = time.perf_counter()
+        elif self.pass_ is not None and self.pass_.play_start is None:
+            self.pass_.play_start = time.perf_counter()
 
     @property
     def alive(self) -> bool:
@@ -73,7 +124,7 @@ class Ticket(Outcome):
 
     @property
     def running(self) -> bool:
-        return self.pass_ is not None and self.alive
+        return (self.pass_ is not None or self.stream is not None) and self.alive
 
     @property
     def batch_requests(self) -> int:
@@ -82,18 +133,26 @@ class Ticket(Outcome):
 
     @property
     def elapsed(self) -> float:
+        if self.stream is not None:
+            return time.perf_counter() - self.stream.started
         return self.pass_.elapsed() if self.pass_ is not None else 0.0
 
     @property
     def steps(self) -> int:
+        if self.stream is not None:
+            return int(self.stream.codes().shape[1])
         return self.pass_.steps if self.pass_ is not None else 0
 
     def trace(self) -> Trace | None:
         """This request's live trace (None before the first step or without any steer in the batch)."""
+        if self.stream is not None:
+            return self.stream.trace() if self.steers else None
         whole = live_trace(self.pass_.state) if self.pass_ is not None else None
         return whole.select(self.sample, self.slots) if whole is not None else None
 
     def frames(self) -> torch.Tensor:
+        if self.stream is not None:
+            return self.stream.codes()
         if self.pass_ is None:
             return torch.zeros(self.backbone.num_codebooks, 0, dtype=torch.long)
         return self.pass_.recorder.frames(self.sample)
@@ -120,25 +179,31 @@ class Submission:
         backbone: Backbone,
         request: Request,
         runs: Sequence[tuple[str, Sequence[Steer]]],
+        controls: dict[str, Controls] | None = None,
+        endless: bool = False,
+        ahead_s: float | None = None,
     ) -> None:
         self.batcher, self.backbone, self.request = batcher, backbone, request
+        self.endless, self.ahead_s = endless, ahead_s
         total = max_new_tokens(backbone, request.options.duration)
-        self.tickets = [Ticket(self, name, steers, total) for name, steers in runs]
+        controls = controls or {}
+        self.tickets = [Ticket(self, name, steers, total, controls.get(name)) for name, steers in runs]
         self.arrived = time.perf_counter()
         self.detached = False
         self.batch: _Batch | None = None
 
     @property
     def mixable(self) -> bool:
-        """Text to music: `generate_mixed` serves it (it has no audio prompts)."""
-        return self.request.audio_prompt is None
+        """Text to music of a set length: `generate_mixed` serves it (no audio prompt, not endless)."""
+        return self.request.audio_prompt is None and not self.endless
 
     def joins(self, other: Submission) -> bool:
-        """Whether `other` can share a mixed batch with this one: same model, duration and options."""
+        """Whether `other` can share a mixed batch with this one: same model, duration, options, pace."""
         return (
             self.mixable
             and other.mixable
             and self.backbone is other.backbone
+            and self.ahead_s == other.ahead_s
             and replace(self.request.options, seed=None) == replace(other.request.options, seed=None)
         )
 
@@ -187,10 +252,23 @@ class Batcher:
         self._worker: threading.Thread | None = None
 
     def submit(
-        self, backbone: Backbone, request: Request, runs: Sequence[tuple[str, Sequence[Steer]]]
+        self,
+        backbone: Backbone,
+        request: Request,
+        runs: Sequence[tuple[str, Sequence[Steer]]],
+        *,
+        controls: dict[str, Controls] | None = None,
+        endless: bool = False,
+        ahead_s: float | None = None,
     ) -> Submission:
-        """Queue one user's runs (name, steers) of `request`; watch them through `.tickets`."""
-        submission = Submission(self, backbone, request, runs)
+        """Queue one user's runs (name, steers) of `request`; watch them through `.tickets`.
+
+        controls: run name -> its live `Controls`; endless: one run, going on until stopped;
+        ahead_s: pace the model to stay that many seconds ahead of the listener.
+        """
+        if endless and len(runs) != 1:
+            raise ValueError("an endless submission has one run")
+        submission = Submission(self, backbone, request, runs, controls, endless, ahead_s)
         with self._cond:
             self._pending.append(submission)
             if self._worker is None:
@@ -218,7 +296,12 @@ class Batcher:
                 return
             if batch is None or not batch.abandoned:
                 return
+            if batch.ended.is_set():
+                return
             batch.cancel.set()
+            for t in submission.tickets:  # an endless stream stops on its own controls
+                if t.controls is not None:
+                    t.controls.stop()
         batch.ended.wait()
 
     # -- the worker ------------------------------------------------------------------------------
@@ -260,7 +343,9 @@ class Batcher:
     def _run(self, batch: _Batch) -> None:
         tickets = [t for s in batch.submissions for t in s.tickets]
         first = batch.submissions[0]
-        if first.mixable:
+        if first.endless:
+            self._stream(batch, tickets[0])
+        elif first.mixable:
             self._call(batch, tickets, mixed=True)
         else:  # an audio prompt: `continue_audio`, one run after another
             for t in tickets:
@@ -268,10 +353,43 @@ class Batcher:
                     break
                 self._call(batch, [t], mixed=False)
 
+    def _stream(self, batch: _Batch, ticket: Ticket) -> None:
+        """An endless run: a `Stream` going on in windows until its user (or a detach) stops it."""
+        request = ticket.request
+        controls = (
+            ticket.controls if ticket.controls is not None else Controls([s.name for s in ticket.steers])
+        )
+        ticket.controls = controls
+        self.sizes.append(1)
+        try:
+            stream = Stream(
+                ticket.backbone,
+                request.prompt or None,
+                ticket.steers,
+                options=request.options,
+                controls=controls,
+                audio_prompt=request.audio_prompt,
+                endless=True,
+                ahead_s=ticket.submission.ahead_s,
+            )
+            ticket.stream = stream.start()
+            while not stream.done:
+                if batch.cancel.wait(0.05):
+                    controls.stop()
+            stream._thread.join()
+            result = stream.result()
+        except Exception as exc:
+            ticket._error = exc
+            return
+        result.trace.settings.update(batch_requests=1, batch_users=1, seconds_taken=round(ticket.elapsed, 2))
+        ticket._result = result
+
     def _call(self, batch: _Batch, tickets: list[Ticket], mixed: bool) -> None:
         """One model call for `tickets` (one sample each); results and errors go to the tickets."""
         backbone, request = tickets[0].backbone, tickets[0].request
-        one = _Pass(backbone, len(tickets), tickets[0].total_steps, batch.cancel)
+        live = any(t.controls is not None for t in tickets)
+        ahead = tickets[0].submission.ahead_s
+        one = _Pass(backbone, len(tickets), tickets[0].total_steps, batch.cancel, live, ahead)
         requests, slot = [], 0
         for b, t in enumerate(tickets):
             t.sample, t.slots, t.pass_ = b, list(range(slot, slot + len(t.steers))), one
@@ -279,8 +397,17 @@ class Batcher:
             options = t.request.options
             requests.append(MixedRequest(t.request.prompt or None, t.steers, seed=options.seed or 0))
         self.sizes.append(len(tickets))
+        hands = [
+            (t.controls, {s.name: t.slots[i] for i, s in enumerate(t.steers)})
+            for t in tickets
+            if t.controls is not None
+        ]
         try:
-            with one.recorder.recording():
+            with (
+                one.recorder.recording(),
+                controlled(backbone, lambda: one.state, hands),
+                backbone.decoder_steps(one.pace),
+            ):
                 if mixed:
                     results = generate_mixed(
                         backbone, requests, options=request.options, progress=False, on_start=one.on_start

@@ -49,10 +49,31 @@ def trace_figure(
         ax.legend(loc="upper right", fontsize=7)
     if lanes:
         _lane_strips(ax, lanes)
+    if steered_trace is not None:
+        _change_marks(ax, steered_trace)
     if total_seconds:
         ax.set_xlim(0, total_seconds)
     fig.tight_layout()
     return fig
+
+
+def _change_marks(ax, trace: Trace) -> None:
+    """A dashed line where each live change took effect, labelled with what changed (old -> new)."""
+    for change in trace.changes:
+        i = trace.traits.index(change["trait"]) if change["trait"] in trace.traits else 0
+        ax.axvline(change["time"], color=f"C{i}", ls="--", lw=1)
+        old, new = change["old"], change["new"]
+        word = {"alpha": "", "monitor": "monitor ", "lane": "lane "}.get(change["what"], "")
+        ax.annotate(
+            f"{change['trait']} {word}{old if old is not None else '-'} -> {new if new is not None else '-'}",
+            (change["time"], 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            rotation=90,
+            va="top",
+            ha="right",
+            color=f"C{i}",
+        )
 
 
 def _lane_strips(ax, lanes: Mapping[str, Lane]) -> None:

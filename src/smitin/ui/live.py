@@ -3,7 +3,7 @@
 The engine is not changed: `run_generation` calls `generate`/`continue_audio` (and a `Batcher`
 calls `generate_mixed`), handing the live `Steering` state to a callback, so the watching thread
 can read its buffers (c, g, edited) for the monitor plot while a `CodeRecorder` keeps the tokens
-fed to the decoder for an audio preview. `LiveRun` puts the three together: one generation in a
+fed to the decoder for the live stream (`smitin.chunked` decodes them). `LiveRun` puts the three together: one generation in a
 worker thread that can be watched and stopped. Many users on one model: `smitin.ui.batcher`.
 """
 
@@ -11,22 +11,28 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..backbone import Backbone
 from ..generate import Result, continue_audio, generate, max_new_tokens
 from ..monitor import Trace
 from ..options import GenerationOptions
+from ..recorder import Cancelled, CodeRecorder
 from ..steering import Steer, Steering
 
-PREVIEW_FRAMES = 50  # decode the audio preview in chunks of at least this many new frames
-PREVIEW_CONTEXT = 4  # frames of left context per chunk, dropped after decoding (smooths joins)
+__all__ = [
+    "Cancelled",
+    "CodeRecorder",
+    "LiveRun",
+    "Request",
+    "live_trace",
+    "run_generation",
+]
+
 SPARE_POSITIONS = 4096  # recorder room past the new tokens: an audio prompt's positions
 
 
@@ -71,87 +77,16 @@ def live_trace(state: Steering | None) -> Trace | None:
     return state.trace()
 
 
-class Cancelled(Exception):
-    """Raised inside the model's forward pass to stop a generation nobody waits for any more."""
-
-
-class CodeRecorder:
-    """Records the tokens fed to the decoder at each step and undoes the delay pattern.
-
-    Step inputs are the previous step's samples, so `frames()` lags one step behind; enough for
-    a preview. The conditional rows of the first `samples` samples are kept. Setting `cancel` (an
-    event that may be shared by several recorders) stops the generation at its next step (the
-    engine's context managers then remove their hooks).
-    """
-
-    def __init__(
-        self, backbone: Backbone, capacity: int, samples: int = 1, cancel: threading.Event | None = None
-    ) -> None:
-        self.k = backbone.num_codebooks
-        self.ids = torch.full((samples * self.k, capacity), -1, dtype=torch.long)
-        self.length = 0
-        self.forwards = 0  # decoder forwards of the current generation (its prefill included)
-        self.cancel = cancel if cancel is not None else threading.Event()
-        self._backbone = backbone
-
-    @contextmanager
-    def recording(self) -> Iterator[CodeRecorder]:
-        rows = self.ids.shape[0]
-
-        def hook(past: int, ids: torch.Tensor | None) -> None:
-            if self.cancel.is_set():
-                raise Cancelled("generation stopped")
-            if past == 0:
-                self.length, self.forwards = 0, 0  # a new generation starts
-            self.forwards += 1
-            if ids is None:
-                return
-            end = min(past + ids.shape[1], self.ids.shape[1])
-            if end > past:
-                self.ids[:, past:end] = ids[:rows, : end - past].detach().cpu()
-                self.length = max(self.length, end)
-
-        with self._backbone.decoder_steps(hook):
-            yield self
-
-    def frames(self, sample: int = 0) -> torch.Tensor:
-        """Codes [K, frames] complete so far: codebook k of frame f sits at position f + 1 + k."""
-        n = max(0, self.length - self.k)
-        first = sample * self.k
-        return torch.stack([self.ids[first + k, 1 + k : 1 + k + n] for k in range(self.k)])
-
-
-class Preview:
-    """Decodes recorded codes in chunks and keeps the concatenated audio."""
-
-    def __init__(self, backbone: Backbone) -> None:
-        self.backbone = backbone
-        self.hop = round(backbone.sample_rate / backbone.frame_rate)
-        self.done = 0
-        self.chunks: list[np.ndarray] = []
-
-    def update(self, codes: torch.Tensor, final: bool = False) -> np.ndarray | None:
-        """Decode the frames past the last chunk if there are enough; the audio so far, or None."""
-        n = codes.shape[1]
-        if n - self.done < (1 if final else PREVIEW_FRAMES):
-            return None
-        start = max(0, self.done - PREVIEW_CONTEXT)
-        audio = self.backbone.decode(codes[None, :, start:n])[0].numpy()
-        self.chunks.append(audio[(self.done - start) * self.hop :])
-        self.done = n
-        return np.concatenate(self.chunks)
-
-
-def pcm16(audio: np.ndarray) -> np.ndarray:
-    """Float audio -> int16, as Gradio would (saying so in a warning) for a numpy player value."""
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-
-
 class Outcome:
     """What a run ended with: `result()` gives its Result, or raises what it raised."""
 
     _result: Result | None = None
     _error: BaseException | None = None
+
+    @property
+    def finished(self) -> Result | None:
+        """The Result if the run finished well, else None (still running, failed or stopped)."""
+        return self._result
 
     def result(self) -> Result:
         """The finished run's Result (call after it ended); re-raises the run's error (Cancelled if stopped)."""
