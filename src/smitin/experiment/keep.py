@@ -136,7 +136,7 @@ def _autocorrelation(env: np.ndarray) -> np.ndarray:
 def rhythm(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """([N] pulse clarity, [N] tempo in BPM): the best autocorrelation peak at 0.25-1 s and 60 / its lag.
 
-    Tempo is NaN where the clip is too short for a lag of 1 s to be seen twice.
+    Tempo is NaN where there is no pulse (silence) or the clip is too short for a lag of 0.25 s.
     """
     ac = _autocorrelation(onset_envelope(audio, sample_rate))
     lo, hi = int(round(PULSE_LAGS[0] * FRAME_RATE)), int(round(PULSE_LAGS[1] * FRAME_RATE))
@@ -146,7 +146,8 @@ def rhythm(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]
         return nan, nan
     window = ac[:, lo : hi + 1]
     lag = lo + window.argmax(-1)
-    return window.max(-1).clip(0.0, 1.0), 60.0 * FRAME_RATE / lag
+    pulse = window.max(-1).clip(0.0, 1.0)
+    return pulse, np.where(pulse > 0, 60.0 * FRAME_RATE / lag, np.nan)
 
 
 def pulse_clarity(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -11,6 +11,7 @@ an instrument) plus noise-only clips labelled negative.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def augment(
     audio = np.atleast_2d(np.asarray(audio, np.float32))
     labels = np.asarray(labels)
     n = len(audio)
-    levels = np.exp(rng.uniform(*np.log(TRAIN_LEVELS), n))
+    levels = np.exp(rng.uniform(np.log(TRAIN_LEVELS[0]), np.log(TRAIN_LEVELS[1]), n))
     colour = rng.integers(0, len(COLOURS), n)
     noisy = audio.copy()
     for c, name in enumerate(COLOURS):
@@ -71,28 +72,66 @@ def augment(
     return np.concatenate(parts), np.concatenate([labels, labels, np.zeros(k, labels.dtype)])
 
 
+def noisy_sets(
+    negatives: np.ndarray, levels: tuple[float, ...] = LEVELS, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """The clips of the check: "clean" negatives, each colour of noise added at each level
+    ("white 0.15", ...), and noise alone ("white alone", as many clips, RMS 0.1 as loaded clips)."""
+    rng = np.random.default_rng(seed)
+    negatives = np.atleast_2d(np.asarray(negatives, np.float32))
+    out = {"clean": negatives}
+    for colour in COLOURS:
+        for level in levels:
+            out[f"{colour} {level:g}"] = add_noise(negatives, level, colour, rng)
+        out[f"{colour} alone"] = 0.1 * noise(negatives.shape, colour, rng)
+    return out
+
+
 def false_positives(
     present: Decide,
-    negatives: np.ndarray,
+    negatives: np.ndarray | dict[str, np.ndarray],
     sample_rate: int,
     levels: tuple[float, ...] = LEVELS,
     seed: int = 0,
 ) -> dict[str, float]:
-    """A judge's share of "present" on negatives: clean, with each colour of noise at each level, and
-    on noise alone (as many clips, unit RMS). Keys: "clean", "white 0.15", ..., "white alone"."""
-    rng = np.random.default_rng(seed)
-    negatives = np.atleast_2d(np.asarray(negatives, np.float32))
-    out = {"clean": float(present(negatives, sample_rate)[0].mean())}
-    for colour in COLOURS:
-        for level in levels:
-            noisy = add_noise(negatives, level, colour, rng)
-            out[f"{colour} {level:g}"] = float(present(noisy, sample_rate)[0].mean())
-        alone = 0.1 * noise(negatives.shape, colour, rng)
-        out[f"{colour} alone"] = float(present(alone, sample_rate)[0].mean())
-    return out
+    """A judge's share of "present" on each set of `noisy_sets` (made from `negatives`, or given)."""
+    sets = negatives if isinstance(negatives, dict) else noisy_sets(negatives, levels, seed)
+    return {name: float(present(clips, sample_rate)[0].mean()) for name, clips in sets.items()}
 
 
 def worst(fp: dict[str, float], levels: tuple[float, ...] = LEVELS) -> float:
     """The highest false-positive rate with noise (any colour, any of `levels`, or alone)."""
     keys = [f"{c} {lv:g}" for c in COLOURS for lv in levels] + [f"{c} alone" for c in COLOURS]
     return max((fp[k] for k in keys if k in fp), default=float("nan"))
+
+
+def _rate(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.0f}%"
+
+
+def judge_noise_report(info: dict[str, dict[str, Any]], levels: tuple[float, ...] = LEVELS) -> str:
+    """Per trait and judge (trained with and without noise): held-out AUC and accuracy, and the
+    share of negatives called present, clean, with each colour of noise at each level, and on
+    noise alone; then the negatives' flatness at each level (to read the rows' flatness against)."""
+    keys = ["clean"] + [f"{c} {lv:g}" for c in COLOURS for lv in levels] + [f"{c} alone" for c in COLOURS]
+    lines = [
+        "| trait | judge | AUC | acc. (cross-fit) | " + " | ".join(f"FP {k}" for k in keys) + " | worst |",
+        "|---|---|---|---|" + "---|" * (len(keys) + 1),
+    ]
+    flat = []
+    for trait, v in info.items():
+        for name, j in v.get("noise_check", {}).items():
+            fp = j.get("fp", {})
+            lines.append(
+                f"| {trait} | {name} | {j.get('auc_resynthesised', float('nan')):.3f} "
+                f"| {j.get('resynthesised', float('nan')):.2f} ({j.get('resynthesised_crossfit', float('nan')):.2f}) | "
+                + " | ".join(_rate(fp.get(k)) for k in keys)
+                + f" | {_rate(worst(fp, levels))} |"
+            )
+        if v.get("noise_flatness"):
+            flat.append(
+                f"{trait}: " + ", ".join(f"{k} {x:.3f}" for k, x in v["noise_flatness"].items() if k in keys)
+            )
+    if flat:
+        lines += ["", "Flatness of those negatives (compare a row's flatness): " + "; ".join(flat) + "."]
+    return "\n".join(lines)
