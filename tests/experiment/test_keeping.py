@@ -11,6 +11,7 @@ from smitin.experiment.judges import ClassifierJudge
 from smitin.experiment.keep import clip_measures
 from smitin.experiment.keeping import (
     FLOOR,
+    MODEL,
     STEM,
     TRUE,
     add_keep_columns,
@@ -126,7 +127,9 @@ def test_a_drum_stem_added_gains_drums_and_keeps_the_rest_noise_in_its_place_doe
             for m in ("none", "smitin")]  # fmt: skip
     entries = keeping(rows, [c for c in clips if c not in refs], refs)
     by = {e["method"]: e for e in entries}
-    assert set(by) == {STEM, "smitin"}  # no floor: one sample per prompt
+    assert set(by) == {STEM, MODEL, "smitin"}  # no floor: one sample per prompt
+    same = by[MODEL]  # here no control is the song's own continuation: nothing lost
+    assert same["others"]["keys"]["cnn"].kept == 1.0 and same["continuity"].diff == 0.0
     added, noisy = by[STEM], by["smitin"]
     assert added["presence_cnn"].diff >= 0.8  # the stem adds drums ...
     keys_added, keys_noisy = added["others"]["keys"]["cnn"], noisy["others"]["keys"]["cnn"]
@@ -142,7 +145,9 @@ def test_a_drum_stem_added_gains_drums_and_keeps_the_rest_noise_in_its_place_doe
     assert rows[1]["keep_keys_cnn"] == keys_noisy.kept and rows[1]["flatness_diff"] == noisy["flatness"].diff
     cfg = Config(traits=["drums"], tasks=["continuation"], methods=["none", "smitin"])
     table = keep_table(cfg, entries, presence)
-    assert "rendered stem added (ceiling)" in table and "keys" in table and table.count("\n") == 3
+    assert (
+        "rendered stem added (ceiling)" in table and "keys" in table and table.count("\n") == 4
+    )  # header, rule, stem, model, smitin
     points = {p["method"]: p for p in frontier_points(entries, presence)}
     assert points[STEM]["retention"] >= 0.9 and points["smitin"]["retention"] <= 0.5
     assert not math.isnan(points["smitin"]["presence"]) and FLOOR not in points

@@ -13,7 +13,9 @@ Every difference carries a 95% bootstrap interval over prompts (`stats.bootstrap
 the rows stand three references: the noise floor (no control against itself: the two seeds of one
 prompt), the true continuation of each prompt's song with the trait's rendered stem added (or,
 for removal, taken away) through the codec (the ceiling: what adding the instrument really does
-to every measure), and the model's own text rows (text-to-music naming the instrument vs not).
+to every measure), the unsteered model's continuation against that true continuation (what the
+model keeps by itself: issue 23's continuation quality), and the model's own text rows
+(text-to-music naming the instrument vs not).
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ KEEP_JUDGES = ("cnn", "clf")  # the first is the table's; all go to results.csv
 FLOOR = "none (another seed)"  # the noise floor: no control against no control
 STEM = "stem"  # reference: the rendered stem added to (removed from) the true continuation
 TRUE = "true"  # its base: the song's own continuation through the codec
-REFERENCE_LABELS = {FLOOR: "no control, another seed (noise floor)", STEM: "rendered stem added (ceiling)"}
+MODEL = "none vs true"  # reference: the unsteered model's continuation against the song's own
+REFERENCE_LABELS = {
+    FLOOR: "no control, another seed (noise floor)",
+    STEM: "rendered stem added (ceiling)",
+    MODEL: "no control vs the song's own continuation",
+}
 
 
 @dataclass
@@ -143,6 +150,12 @@ def seed_pairs(base: list[Clip]) -> list[tuple[Clip, Clip]]:
     return [(reps[0], reps[1]) for reps in by.values() if 0 in reps and 1 in reps]
 
 
+def by_prompt(true: list[Clip], clips: list[Clip]) -> list[tuple[Clip, Clip]]:
+    """Each clip paired with the true continuation of its prompt (one per prompt)."""
+    of = {c.get("prompt"): c for c in true}
+    return [(of[c.get("prompt")], c) for c in clips if c.get("prompt") in of]
+
+
 def keeping(rows: list[Row], clips: list[Clip], references: list[Clip] | None = None) -> list[Entry]:
     """One entry per row other than no control (paired with it), plus the noise floor of every trait
     and task, plus the stem reference (`references`: clips of methods `TRUE` and `STEM`)."""
@@ -155,10 +168,12 @@ def keeping(rows: list[Row], clips: list[Clip], references: list[Clip] | None = 
         base = by_row.get((r["trait"], r["task"], "none", None), [])
         if (r["trait"], r["task"]) not in seen and base:
             seen.add((r["trait"], r["task"]))
+            true = by_row.get((r["trait"], r["task"], TRUE, None), [])
             for method, pairs in (
                 (FLOOR, seed_pairs(base)),
-                (STEM, pair_clips(by_row.get((r["trait"], r["task"], TRUE, None), []), by_row.get((r["trait"], r["task"], STEM, None), []))),
-            ):  # fmt: skip
+                (STEM, pair_clips(true, by_row.get((r["trait"], r["task"], STEM, None), []))),
+                (MODEL, by_prompt(true, base)),
+            ):
                 if pairs:
                     e = {**_ident(r, method), "reference": True, **keep_entry(pairs)}
                     if method == STEM:
@@ -265,7 +280,7 @@ def keep_table(cfg: Config, entries: list[Entry], presence: list[Entry], judge: 
         "| pulse clarity | flatness | tempo kept | pairs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    order = [FLOOR, STEM, *cfg.methods]
+    order = [FLOOR, STEM, MODEL, *cfg.methods]
     for trait in cfg.traits:
         for task in cfg.tasks:
             for m in order:
@@ -304,7 +319,7 @@ def frontier_points(
     pres = {(e["trait"], e["task"], e["method"], _alpha(e["alpha"])): e for e in presence}
     out = []
     for e in entries:
-        if e["task"] != task or e["method"] == FLOOR:
+        if e["task"] != task or e["method"] in (FLOOR, MODEL):
             continue
         p = pres.get((e["trait"], e["task"], e["method"], _alpha(e["alpha"])))
         q = p.get(judge) if p is not None else e.get(f"presence_{judge}")

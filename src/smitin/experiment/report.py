@@ -398,7 +398,9 @@ def keep_section(cfg: Config, keep: list[Entry], presence: list[Entry]) -> list[
         "each prompt's two no-control samples (the noise floor: what chance alone moves); *rendered "
         "stem added* pairs each prompt's true continuation in its song (without the trait's stem) "
         "with the same continuation with the stem added (removal: taken away), both through the codec: "
-        "the ceiling, what adding the instrument really does to every measure. The model's own "
+        "the ceiling, what adding the instrument really does to every measure; *no control vs the "
+        "song's own continuation* pairs each unsteered clip with that true continuation (base): what "
+        "the model keeps of the song by itself. The model's own "
         "text-conditioned clips are the *text* rows (text-to-music: the caption naming the instrument "
         "vs the same caption without it). Frontier: plots/frontier.png.",
         "",
