@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 
 from smitin.experiment.judges import ClassifierJudge
-from smitin.experiment.noise import COLOURS, LEVELS, add_noise, augment, false_positives, noise, worst
+from smitin.experiment.noise import (
+    COLOURS,
+    LEVELS,
+    add_noise,
+    augment,
+    equivalent_level,
+    false_positives,
+    judge_noise_report,
+    noise,
+    worst,
+)
 
 SR = 16000
 
@@ -58,3 +68,25 @@ def test_a_clean_judge_takes_noise_for_drums_and_an_augmented_one_does_not(tone_
     assert fp_clean["clean"] <= 0.1 and worst(fp_clean) >= 0.5
     assert worst(fp_robust) <= 0.1
     assert robust.present(add_noise(test_pos, 0.3, "white", np.random.default_rng(1)), SR)[0].mean() >= 0.8
+
+
+def test_equivalent_level_reads_a_flatness_off_the_checks_curve():
+    curve = {"clean": 0.01, "white 0.05": 0.02, "white 0.15": 0.06, "white 0.3": 0.12, "white 0.5": 0.2}
+    assert equivalent_level(0.09, curve) == pytest.approx(0.225)
+    assert equivalent_level(0.005, curve) == 0.0 and equivalent_level(0.3, curve) == float("inf")
+    assert np.isnan(equivalent_level(0.1, {}))
+
+
+def test_judge_noise_report_lists_every_judge_and_level():
+    fp = {"clean": 0.0, "white 0.3": 0.5, "pink alone": 1.0}
+    info = {
+        "drums": {
+            "noise_check": {"A": {"auc_resynthesised": 0.9, "fp": fp}},
+            "noise_flatness": {"clean": 0.01},
+        }
+    }
+    table = judge_noise_report(info)
+    head, _, row = table.splitlines()[:3]
+    assert "FP white 0.3" in head and "FP pink alone" in head
+    assert row.startswith("| drums | A | 0.900 |") and "| 50% |" in row and row.endswith("| 100% |")
+    assert "clean 0.010" in table

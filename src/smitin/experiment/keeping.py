@@ -28,6 +28,7 @@ import numpy as np
 
 from .config import LABELS, Config
 from .headline import JUDGES, Clip, Entry, Row, _alpha, pair_clips
+from .noise import equivalent_level
 from .stats import bootstrap_diff, paired
 
 MEASURES = {
@@ -336,3 +337,56 @@ def frontier_points(
             }
         )
     return out
+
+
+def keep_section(
+    cfg: Config, keep: list[Entry], presence: list[Entry], judge_info: dict[str, dict[str, Any]]
+) -> list[str]:
+    """results.md's keeping headline: presence beside what each row keeps of the music, and the
+    white-noise level each row's flatness matches (the level the judges' noise check must cover)."""
+    levels = []
+    for e in keep:
+        curve = judge_info.get(e["trait"], {}).get("noise_flatness")
+        if e["sweep"] or e["method"] in ("none",) or not curve or e["flatness"] is None:
+            continue
+        x = equivalent_level(e["flatness"].value, curve)
+        if x == x:
+            name = f"{e['trait']} {e['task']} {method_label(e['method'])}"
+            levels.append(f"{name} {'> 0.5' if x == float('inf') else format(x, '.2f')}")
+    return [
+        "## Keeping: what each row keeps of the music, paired against no control",
+        "",
+        keep_table(cfg, keep, presence),
+        "",
+        "Each steered or text row against the no-control clip of the same prompt and seed, as the "
+        "presence headline (judge B's presence diff is repeated in the first column). Other instruments: "
+        "each trait judged in this run other than the row's own; among the pairs whose no-control clip "
+        "has it (judge B), the share where the row's clip still has it, and the mean change of B's "
+        "probability [95% CI over prompts] (judge A's in results.csv). Harmonic continuity: per frame "
+        "of the continuation, the correlation of its pitch-class profile with the prompt's, averaged "
+        "(smitin.experiment.keep; ~0.4 for a rendered song's own continuation, ~0.1 for another "
+        "song's, 0 for noise). Pulse clarity: the onset envelope's best autocorrelation at 0.25-1 s "
+        "(0 no pulse, ~0.5-0.7 rendered music). Flatness: spectral flatness (0 tones, 0.56 white "
+        "noise). Tempo kept: the continuation's tempo within 8% of the prompt's (or double/half). "
+        "Cells read `row mean: paired diff [95% CI]`. References: *no control, another seed* pairs "
+        "each prompt's two no-control samples (the noise floor: what chance alone moves); *rendered "
+        "stem added* pairs each prompt's true continuation in its song (without the trait's stem) "
+        "with the same continuation with the stem added (removal: taken away), both through the codec: "
+        "the ceiling, what adding the instrument really does to every measure; *no control vs the "
+        "song's own continuation* pairs each unsteered clip with that true continuation (base): what "
+        "the model keeps of the song by itself. The model's own "
+        "text-conditioned clips are the *text* rows (text-to-music: the caption naming the instrument "
+        "vs the same caption without it). Frontier: plots/frontier.png.",
+        "",
+        *(
+            [
+                "Flatness as white noise: the level (x RMS) of white noise that gives the noise check's "
+                "negatives each row's flatness (judge_noise_report: judges must hold at these levels): "
+                + "; ".join(levels)
+                + ".",
+                "",
+            ]
+            if levels
+            else []
+        ),
+    ]

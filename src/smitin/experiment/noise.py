@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .config import Config
+from .headline import CLEAN_JUDGES, Entry, headline_table
+
 LEVELS = (0.05, 0.15, 0.3, 0.5)  # noise RMS relative to the clip's: the levels the check reports
 COLOURS = ("white", "pink")
 TRAIN_LEVELS = (0.03, 1.0)  # augmentation draws a level log-uniformly in this range
@@ -135,3 +138,44 @@ def judge_noise_report(info: dict[str, dict[str, Any]], levels: tuple[float, ...
     if flat:
         lines += ["", "Flatness of those negatives (compare a row's flatness): " + "; ".join(flat) + "."]
     return "\n".join(lines)
+
+
+def equivalent_level(flat: float, curve: dict[str, float], colour: str = "white") -> float:
+    """The noise level (x RMS) at which the check's negatives reach flatness `flat`: linear between
+    the measured levels of `curve` (`noisy_sets` name -> mean flatness); 0 at or under the clean
+    negatives', inf past the highest level. NaN without a curve."""
+    levels = sorted(float(k.split()[1]) for k in curve if k.startswith(f"{colour} ") and k[-1].isdigit())
+    if "clean" not in curve or not levels or flat != flat:
+        return float("nan")
+    xs = [0.0, *levels]
+    ys = [curve["clean"], *(curve[f"{colour} {lv:g}"] for lv in levels)]
+    if flat > max(ys):
+        return float("inf")
+    return float(np.interp(flat, np.maximum.accumulate(ys), xs))
+
+
+def noise_section(cfg: Config, judge_info: dict[str, dict[str, Any]], clean: list[Entry]) -> list[str]:
+    """results.md's judge_noise_report: every judge's false positives on noisy negatives, the judges
+    trained with noise beside those trained without, and the presence headline by the latter."""
+    levels = ", ".join(f"{lv:g}" for lv in LEVELS)
+    parts = [
+        "### judge_noise_report: false positives on noise",
+        "",
+        judge_noise_report(judge_info),
+        "",
+        "Negatives of the evaluation tracks through the codec (up to 64 per trait), clean, with white "
+        f"or pink noise added at {levels} x the clip's RMS, and noise alone: the share each judge calls "
+        "present (a false positive). A and B, the experiment's judges, are trained with noise-augmented "
+        "clips (each clip again with noise at 0.03-1x its RMS, label kept, plus noise-only negatives: "
+        "smitin.experiment.noise.augment); *no noise*: the same judges trained without (smitin 0.3's). "
+        "AUC and accuracy: held-out with/without pairs through the codec, as in the Judges table.",
+        "",
+    ]
+    if clean:
+        parts += [
+            "Presence by the judges trained without noise (the same rows):",
+            "",
+            headline_table(cfg, clean, CLEAN_JUDGES),
+            "",
+        ]
+    return parts

@@ -11,10 +11,10 @@ import numpy as np
 
 from ..recipes import recipe
 from .config import LABELS, SWEEP_METHODS, Config
-from .headline import CLEAN_JUDGES, HEADROOM, Entry, average_table, headline_notes, headline_table, validity
-from .keeping import keep_table
+from .headline import HEADROOM, Entry, average_table, headline_notes, headline_table, validity
+from .keeping import keep_section
 from .metrics import pearson
-from .noise import LEVELS, judge_noise_report
+from .noise import noise_section
 
 Row = dict[str, Any]  # one line of results.csv (also cached as JSON): open-ended, CLAP adds columns
 Clip = dict[str, Any]  # one line of clips.csv
@@ -292,7 +292,7 @@ def markdown(
         "",
     ]
     if keep:
-        parts += keep_section(cfg, keep, entries)
+        parts += keep_section(cfg, keep, entries, judge_info)
     for task in cfg.tasks:
         if any(r["task"] == task for r in rows):
             parts += [f"## {task}", "", summary_table(cfg, rows, task), ""]
@@ -375,60 +375,3 @@ def _schedule(cfg: Config) -> str:
     if cfg.every:
         return f"edits every {cfg.every} steps in every steered row"
     return "each steered row edits on its recipe's schedule"
-
-
-def keep_section(cfg: Config, keep: list[Entry], presence: list[Entry]) -> list[str]:
-    """results.md's keeping headline: presence beside what each row keeps of the music."""
-    return [
-        "## Keeping: what each row keeps of the music, paired against no control",
-        "",
-        keep_table(cfg, keep, presence),
-        "",
-        "Each steered or text row against the no-control clip of the same prompt and seed, as the "
-        "presence headline (judge B's presence diff is repeated in the first column). Other instruments: "
-        "each trait judged in this run other than the row's own; among the pairs whose no-control clip "
-        "has it (judge B), the share where the row's clip still has it, and the mean change of B's "
-        "probability [95% CI over prompts] (judge A's in results.csv). Harmonic continuity: per frame "
-        "of the continuation, the correlation of its pitch-class profile with the prompt's, averaged "
-        "(smitin.experiment.keep; ~0.4 for a rendered song's own continuation, ~0.1 for another "
-        "song's, 0 for noise). Pulse clarity: the onset envelope's best autocorrelation at 0.25-1 s "
-        "(0 no pulse, ~0.5-0.7 rendered music). Flatness: spectral flatness (0 tones, 0.56 white "
-        "noise). Tempo kept: the continuation's tempo within 8% of the prompt's (or double/half). "
-        "Cells read `row mean: paired diff [95% CI]`. References: *no control, another seed* pairs "
-        "each prompt's two no-control samples (the noise floor: what chance alone moves); *rendered "
-        "stem added* pairs each prompt's true continuation in its song (without the trait's stem) "
-        "with the same continuation with the stem added (removal: taken away), both through the codec: "
-        "the ceiling, what adding the instrument really does to every measure; *no control vs the "
-        "song's own continuation* pairs each unsteered clip with that true continuation (base): what "
-        "the model keeps of the song by itself. The model's own "
-        "text-conditioned clips are the *text* rows (text-to-music: the caption naming the instrument "
-        "vs the same caption without it). Frontier: plots/frontier.png.",
-        "",
-    ]
-
-
-def noise_section(cfg: Config, judge_info: dict[str, dict[str, Any]], clean: list[Entry]) -> list[str]:
-    """results.md's judge_noise_report: every judge's false positives on noisy negatives, the judges
-    trained with noise beside those trained without, and the presence headline by the latter."""
-    levels = ", ".join(f"{lv:g}" for lv in LEVELS)
-    parts = [
-        "### judge_noise_report: false positives on noise",
-        "",
-        judge_noise_report(judge_info),
-        "",
-        "Negatives of the evaluation tracks through the codec (up to 64 per trait), clean, with white "
-        f"or pink noise added at {levels} x the clip's RMS, and noise alone: the share each judge calls "
-        "present (a false positive). A and B, the experiment's judges, are trained with noise-augmented "
-        "clips (each clip again with noise at 0.03-1x its RMS, label kept, plus noise-only negatives: "
-        "smitin.experiment.noise.augment); *no noise*: the same judges trained without (smitin 0.3's). "
-        "AUC and accuracy: held-out with/without pairs through the codec, as in the Judges table.",
-        "",
-    ]
-    if clean:
-        parts += [
-            "Presence by the judges trained without noise (the same rows):",
-            "",
-            headline_table(cfg, clean, CLEAN_JUDGES),
-            "",
-        ]
-    return parts
