@@ -151,3 +151,19 @@ def test_a_drum_stem_added_gains_drums_and_keeps_the_rest_noise_in_its_place_doe
     points = {p["method"]: p for p in frontier_points(entries, presence)}
     assert points[STEM]["retention"] >= 0.9 and points["smitin"]["retention"] <= 0.5
     assert not math.isnan(points["smitin"]["presence"]) and FLOOR not in points
+
+
+def test_plot_frontier_draws_every_point(tmp_path):
+    from smitin.experiment.plots import plot_frontier
+
+    points = [
+        {"trait": t, "method": m, "alpha": a, "presence": 10.0 * i, "retention": 0.9 - 0.1 * i,
+         "continuity": -0.05 * i, "flatness": 0.02 * i}
+        for i, (t, m, a) in enumerate([("drums", STEM, None), ("drums", "smitin", 2.0), ("drums", "smitin", 5.0),
+                                        ("bass", "iti", 5.0)])
+    ]  # fmt: skip
+    path = plot_frontier(points, tmp_path / "frontier.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(path).shape[1] > 1000  # three panels side by side
