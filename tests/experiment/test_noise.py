@@ -72,8 +72,8 @@ def test_a_clean_judge_takes_noise_for_drums_and_an_augmented_one_does_not(tone_
 
 def test_equivalent_level_reads_a_flatness_off_the_checks_curve():
     curve = {"clean": 0.01, "white 0.05": 0.02, "white 0.15": 0.06, "white 0.3": 0.12, "white 0.5": 0.2}
-    assert equivalent_level(0.09, curve) == pytest.approx(0.225)
-    assert equivalent_level(0.005, curve) == 0.0 and equivalent_level(0.3, curve) == float("inf")
+    assert equivalent_level(0.08, curve) == pytest.approx(0.225)  # flatness 0.01 -> 0.09
+    assert equivalent_level(-0.01, curve) == 0.0 and equivalent_level(0.3, curve) == float("inf")
     assert np.isnan(equivalent_level(0.1, {}))
 
 

@@ -344,15 +344,15 @@ def keep_section(
 ) -> list[str]:
     """results.md's keeping headline: presence beside what each row keeps of the music, and the
     white-noise level each row's flatness matches (the level the judges' noise check must cover)."""
-    levels = []
+    levels: dict[tuple[str, str], list[str]] = {}
     for e in keep:
         curve = judge_info.get(e["trait"], {}).get("noise_flatness")
-        if e["sweep"] or e["method"] in ("none",) or not curve or e["flatness"] is None:
+        if e["sweep"] or e["reference"] or not curve or e["flatness"] is None:
             continue
-        x = equivalent_level(e["flatness"].value, curve)
+        x = equivalent_level(e["flatness"].diff, curve)
         if x == x:
-            name = f"{e['trait']} {e['task']} {method_label(e['method'])}"
-            levels.append(f"{name} {'> 0.5' if x == float('inf') else format(x, '.2f')}")
+            text = "> 0.5" if x == float("inf") else format(x, ".2f")
+            levels.setdefault((e["trait"], e["task"]), []).append(f"{method_label(e['method'])} {text}")
     return [
         "## Keeping: what each row keeps of the music, paired against no control",
         "",
@@ -380,9 +380,10 @@ def keep_section(
         "",
         *(
             [
-                "Flatness as white noise: the level (x RMS) of white noise that gives the noise check's "
-                "negatives each row's flatness (judge_noise_report: judges must hold at these levels): "
-                + "; ".join(levels)
+                "Flatness as white noise: the level (x RMS) of white noise whose addition raises the noise "
+                "check's negatives' flatness as much as each row raises it over no control (the levels "
+                "judge_noise_report's judges must hold at): "
+                + "; ".join(f"{t} {k}: " + ", ".join(v) for (t, k), v in levels.items())
                 + ".",
                 "",
             ]

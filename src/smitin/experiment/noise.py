@@ -140,18 +140,17 @@ def judge_noise_report(info: dict[str, dict[str, Any]], levels: tuple[float, ...
     return "\n".join(lines)
 
 
-def equivalent_level(flat: float, curve: dict[str, float], colour: str = "white") -> float:
-    """The noise level (x RMS) at which the check's negatives reach flatness `flat`: linear between
-    the measured levels of `curve` (`noisy_sets` name -> mean flatness); 0 at or under the clean
-    negatives', inf past the highest level. NaN without a curve."""
+def equivalent_level(rise: float, curve: dict[str, float], colour: str = "white") -> float:
+    """The noise level (x RMS) whose addition raises the check's negatives' flatness by `rise`:
+    linear between the measured levels of `curve` (`noisy_sets` name -> mean flatness); 0 for no
+    rise, inf past the highest level, NaN without a curve."""
     levels = sorted(float(k.split()[1]) for k in curve if k.startswith(f"{colour} ") and k[-1].isdigit())
-    if "clean" not in curve or not levels or flat != flat:
+    if "clean" not in curve or not levels or rise != rise:
         return float("nan")
-    xs = [0.0, *levels]
-    ys = [curve["clean"], *(curve[f"{colour} {lv:g}"] for lv in levels)]
-    if flat > max(ys):
+    ys = np.maximum.accumulate([0.0, *(curve[f"{colour} {lv:g}"] - curve["clean"] for lv in levels)])
+    if rise > ys[-1]:
         return float("inf")
-    return float(np.interp(flat, np.maximum.accumulate(ys), xs))
+    return float(np.interp(max(rise, 0.0), ys, [0.0, *levels]))
 
 
 def noise_section(cfg: Config, judge_info: dict[str, dict[str, Any]], clean: list[Entry]) -> list[str]:
