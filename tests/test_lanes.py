@@ -51,7 +51,7 @@ def test_cli_values():
         ("0-3:remove,2-6:add", r"spans '0-3:remove' and '2-6:add' overlap \(2-3 s\)"),
         ("3-1:add", r"span '3-1:add': ends \(1 s\) before it starts \(3 s\)"),
         ("2-2:add", r"ends \(2 s\) before it starts"),
-        ("0-3:louder", r"span '0-3:louder': unknown word 'louder'; a span wants add, remove or free"),
+        ("0-3:louder", r"span '0-3:louder': unknown word 'louder'; a span wants add, remove, free or keep"),
         ("0-3", r"span '0-3' has no ':WANT'"),
         ("0:add", r"write the time as START-END"),
         ("a-3:add", r"start 'a' is not a number of seconds"),
@@ -173,3 +173,26 @@ def test_parsing_needs_no_torch():
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     )
+
+
+def test_keep_is_a_wish_in_lanes_and_cli_values():
+    lane = parse_lane("0-3:add, 3-6:KEEP")
+    assert [s.want for s in lane.spans] == ["add", "keep"] and str(lane) == "0-3:add,3-6:keep"
+    assert Lane.of([(0, 6, "keep")]).spans[0].want == "keep"
+    trait, piano = parse_lane_arg("piano=0-6:keep")
+    assert trait == "piano" and piano.want_at(2.0) == "keep"
+
+
+def test_layout_holds_kept_steps():
+    """keep: pushed towards present when it pushes (relative to the alpha's sign), the monitor on
+    1 - C off, marked as held; a kept trait without a lane is held throughout."""
+    lane = parse_lane("0-0.3:remove,0.3-0.6:keep")
+    laid = layout([lane, None, None], [-5.0, 5.0, 5.0], steps=8, frame_rate=10, keeps=[False, True, False])
+    assert laid.want[:, 0].tolist() == [-1] * 3 + [2] * 3 + [-1] * 2
+    assert laid.hold[:, 0].tolist() == [False] * 3 + [True] * 3 + [False] * 2
+    assert laid.sign[:, 0].tolist() == [1.0] * 3 + [-1.0] * 3 + [1.0] * 2  # keep pushes against -5
+    assert laid.remove[:, 0].tolist() == [True] * 3 + [False] * 3 + [True] * 2
+    assert laid.hold[:, 1].all() and (laid.want[:, 1] == 2).all() and (laid.sign[:, 1] == 1).all()
+    assert not laid.hold[:, 2].any() and (laid.want[:, 2] == 1).all()
+    with pytest.raises(ValueError, match="keep flags"):
+        layout([None], [5.0], steps=4, frame_rate=10, keeps=[True, False])

@@ -134,3 +134,30 @@ def test_a_trace_without_a_lane_record_still_reads():
 
     tr = Trace(["drums"], 50.0, torch.zeros(2, 1, 1), torch.ones(2, 1, 1), torch.ones(2, dtype=torch.bool))
     assert tr.wanted("drums") == [] and "want" not in tr.to_dict()["steps"][0]["traits"]["drums"]
+
+
+@pytest.mark.slow
+def test_keep_holds_a_trait_on_the_bundled_model(probes_for):
+    """Against no control, a kept trait's probe reading is at or above the threshold more often.
+
+    The threshold is the median of the unsteered readings, so no control is there half the time.
+    """
+    from smitin.backbone import load
+
+    bundled = load("bundled")
+    probes = probes_for(bundled.layout)
+    held, free = 0.0, 0.0
+    for seed in (0, 1):
+        watch = Steer(probes, alpha=0.0, direction="probe", threshold=0.9)  # alpha 0: reads, never edits
+        base = generate(bundled, None, steer=[watch], duration=2.0, seed=seed, progress=False).trace.c[
+            :, 0, 0
+        ]
+        tau = float(base.median())
+        keep = Steer(probes, alpha=5.0, direction="probe", threshold=tau, keep=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tau under 0.5 warns; here it is the unsteered median
+            kept = generate(bundled, None, steer=[keep], duration=2.0, seed=seed, progress=False).trace
+        free += float((base >= tau).float().mean())
+        held += float((kept.c[:, 0, 0] >= tau).float().mean())
+        assert kept.applied[:, 0, 0][1:].any() and not kept.applied[0, 0, 0]  # it pushed, after a reading
+    assert held > free + 0.2, (held, free)

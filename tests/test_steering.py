@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from smitin.generate import generate, max_new_tokens
+from smitin.plots import laned_traits
 from smitin.steering import Steer, Steering, apply
 
 DUR = 0.5  # seconds: 25 frames, 28 steps
@@ -234,3 +235,98 @@ def test_a_threshold_at_the_positive_class_mean(tiny, probes_for):
         check_threshold("high")
     trace = generate(tiny, None, steer=[steer], duration=0.3, progress=False).trace
     assert trace.settings["traits"][0]["threshold"] == pytest.approx(steer.tau)
+
+
+# -- keep and bounded edits ---------------------------------------------------------------------
+
+
+def test_keep_never_pushes_while_the_trait_reads_present(tiny, probes_for):
+    """A kept trait the probes read as present is never edited: not at step 0 (no reading yet),
+    not later; the same probes with "add" push at step 0 and change the music."""
+    present = probes_for(tiny.layout, bias=20.0)
+    ref = generate(tiny, None, duration=DUR, seed=0, progress=False)
+    kept = generate(
+        tiny,
+        None,
+        steer=[Steer(present, alpha=50.0, threshold=0.6, keep=True)],
+        duration=DUR,
+        seed=0,
+        progress=False,
+    )
+    assert kept.trace.c.min() > 0.99 and kept.trace.applied.sum() == 0 and (kept.trace.g == 0).all()
+    assert torch.equal(ref.codes, kept.codes) and np.array_equal(ref.audio, kept.audio)
+    added = generate(
+        tiny, None, steer=[Steer(present, alpha=50.0, threshold=0.6)], duration=DUR, seed=0, progress=False
+    )
+    assert added.trace.applied[:, 0, 0].nonzero().flatten().tolist() == [0]
+    assert not torch.equal(ref.codes, added.codes)
+    delta, _ = edits(tiny, [Steer(present, alpha=50.0, threshold=0.6, keep=True)])
+    assert all((d == 0).all() for d in delta.values())  # every layer's edit at every step is zero
+
+
+def test_keep_pushes_back_after_a_reading_below_the_threshold(tiny, probes_for):
+    absent = probes_for(tiny.layout, bias=-20.0)
+    for monitor in (True, False):  # a kept trait is always watched
+        s = Steer(absent, alpha=3.0, threshold=0.6, keep=True, monitor=monitor)
+        delta, state = edits(tiny, [s])
+        tr = state.trace()
+        assert tr.applied[:, 0, 0].tolist() == [False] + [True] * (len(tr.edited) - 1)
+        assert tr.wanted("drums") == ["keep"] * len(tr.edited) and s.settings()["keep"] is True
+        assert laned_traits(tr) == [0]  # the plot shades a kept trait's wishes, as a lane's
+        for (step, layer), d in delta.items():  # +alpha's shift, as adding, from step 1 on
+            assert torch.allclose(d, (step > 0) * s.shift()[layer].expand_as(d), atol=1e-5), (step, layer)
+    with pytest.raises(ValueError, match="strength must be positive"):
+        Steer(absent, alpha=-3.0, keep=True)
+
+
+def test_a_keep_span_in_a_lane(tiny, probes_for):
+    present = probes_for(tiny.layout, bias=20.0)
+    s = Steer(present, alpha=3.0, threshold=0.6, monitor=False, lane="0-0.1:add,0.1-0.3:keep")
+    _, state = edits(tiny, [s], duration=DUR)
+    tr = state.trace()
+    assert tr.wanted(0)[:16] == ["add"] * 5 + ["keep"] * 10 + ["add"]
+    # monitor off: add pushes throughout; the keep span is watched and the trait reads present
+    assert tr.applied[:16, 0, 0].tolist() == [True] * 5 + [False] * 10 + [True]
+
+
+def test_bounded_edits_push_to_the_class_mean_and_no_further(tiny, probes_for):
+    p = probes_for(tiny.layout)
+    s = Steer(p, alpha=3.0, monitor=False, edit="bounded", direction="probe", heads=5)
+    unit, pos, _neg, size = s.bounds()
+    assert (size.flatten() > 0).sum() == 5  # only the pushed heads have a cap
+    delta, _ = edits(tiny, [s])  # (test_edits checks the class mean is never passed, on tensors)
+    lay = tiny.layout
+    moved_any = False
+    for (_step, layer), d in delta.items():
+        amount = (d.reshape(-1, lay.heads, lay.head_dim) * unit[layer]).sum(-1)  # [rows, H]
+        assert torch.allclose(
+            d.reshape(-1, lay.heads, lay.head_dim), amount[..., None] * unit[layer], atol=1e-5
+        )
+        assert (amount >= -1e-5).all() and (amount <= size[layer] + 1e-5).all()
+        moved_any |= bool((amount > 1e-3).any())
+    assert moved_any
+    # a target below every reading: nothing to do, so the music is the unsteered music
+    low = probes_for(tiny.layout)
+    low.mean_pos.fill_(0.0)
+    low.mean_pos[..., :] = -1e3 * low.direction  # the positive class mean far on the negative side
+    ref = generate(tiny, None, duration=DUR, seed=0, progress=False)
+    got = generate(
+        tiny,
+        None,
+        steer=[Steer(low, alpha=50.0, monitor=False, edit="bounded", direction="probe")],
+        duration=DUR,
+        seed=0,
+        progress=False,
+    )
+    assert torch.equal(ref.codes, got.codes)
+    shifted = generate(
+        tiny,
+        None,
+        steer=[Steer(low, alpha=50.0, monitor=False, direction="probe")],
+        duration=DUR,
+        seed=0,
+        progress=False,
+    )
+    assert not torch.equal(ref.codes, shifted.codes)
+    with pytest.raises(ValueError, match="edit must be one of"):
+        Steer(p, edit="clamp")

@@ -147,19 +147,21 @@ class Backbone:
 
     @contextmanager
     def decoder_steps(self, fn: Callable[[int, torch.Tensor | None], None]) -> Iterator[None]:
-        """Call `fn(past, input_ids)` before every forward of the decoder stack.
+        """Call `fn(past, input_ids)` before every forward of the decoder (the language model).
 
         `past` is the number of positions already in the KV cache (0 on a prefill, when a new
         generation starts), so a step's position is `past + offset`; `input_ids` is what the
         decoder is fed ([rows * K, positions]; None when it is fed embeddings). The one place that
-        reads the cache length, whatever `transformers` calls the cache argument.
+        reads the cache length, whatever `transformers` calls the cache argument. Hooked on the
+        language model rather than the stack inside it, so captured steps (`smitin.captured`),
+        which replace its forward, are seen too.
         """
 
         def pre_hook(_module, _args, kwargs):
             cache = kwargs.get("cache", kwargs.get("past_key_values"))
             fn(cache.get_seq_length() if cache is not None else 0, kwargs.get("input_ids"))
 
-        handle = self.decoder_stack.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        handle = self.model.decoder.register_forward_pre_hook(pre_hook, with_kwargs=True)
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_io
 from .backbone import Backbone
+from .captured import engine
 from .files import staged
 from .monitor import Trace
 from .options import GenerationOptions
@@ -144,8 +145,8 @@ def generate(
 ) -> Result:
     """Text-to-music (prompt None: unconditional) with the given traits steered.
 
-    `options` holds duration, seed, batch, guidance_scale, every, rows, gain and sampling (see
-    `GenerationOptions`); any of them may also be given as a keyword (`duration=8`), and other
+    `options` holds duration, seed, batch, guidance_scale, every, rows, gain, engine and sampling
+    (see `GenerationOptions`; engine "auto" runs captured steps on CUDA, `smitin.captured`); any of them may also be given as a keyword (`duration=8`), and other
     keywords go to `transformers`' `generate` unchanged (temperature, top_k...); sampling is on by
     default. `on_start(state)` receives the live steering state before the first step (a UI can
     poll its trace from another thread while the model runs).
@@ -252,6 +253,7 @@ def _run(
     hook_options = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
         apply(backbone, steers, **hook_options, max_steps=steps + 1, duration=opts.duration) as state,
+        engine(backbone, opts.engine, state, steps) as ran,
         keep_codes(backbone) as codes,
         step_bar(backbone, steps, progress),
     ):
@@ -263,7 +265,7 @@ def _run(
             values = backbone.model.generate(**cond, **kwargs)
     trace = state.trace()
     settings = opts.settings()
-    trace.settings.update({k: settings[k] for k in ("duration", "seed", "guidance_scale")})
+    trace.settings.update({k: settings[k] for k in ("duration", "seed", "guidance_scale")}, engine=ran)
     trace.settings.update(opts.sampling)
     return Result(values[:, 0].float().cpu().numpy(), backbone.sample_rate, codes[0], trace)
 

@@ -1,15 +1,18 @@
 """Trait automation: when each trait should be there, as a piecewise lane over the generated time.
 
 A `Lane` is a list of `Span`s, each over [start, end) seconds of NEW audio (a continuation's
-time starts after the prompt), wanting the trait present (`add`), absent (`remove`) or left
-alone (`free`: no edit). Outside every span the trait keeps its constant behaviour (its alpha's
-sign, monitored as without a lane). An optional `ramp` (seconds) crossfades the push from one
+time starts after the prompt), wanting the trait present (`add`), absent (`remove`), left
+alone (`free`: no edit) or held where it is (`keep`: watched, and pushed back only when the
+probes read it falling below the threshold; no push before the first reading, never one past
+the threshold). Outside every span the trait keeps its constant behaviour (its alpha's sign, or
+held when its `Steer` keeps it, monitored as without a lane). An optional `ramp` (seconds) crossfades the push from one
 state to the next at every change.
 
 Written as text (the CLI's `--lane`, the studio's field)::
 
     drums=0-3:remove,3-6:add,6-8:free          # TRAIT=START-END:WANT,...
     piano=0-4:add,4-8:remove,ramp=0.5          # a 0.5 s crossfade at each change
+    piano=0-6:keep                              # hold the prompt's piano, push only if it fades
 
 or as JSON (`--lanes lanes.json`), one entry per trait: a lane string, a list of
 `[start, end, want]`, or `{"spans": [...], "ramp": 0.5}`.
@@ -31,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-WANTS = ("add", "remove", "free")
-SYNTAX = "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove or free; optional ramp=SECONDS)"
+WANTS = ("add", "remove", "free", "keep")
+SYNTAX = "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove, free or keep; optional ramp=SECONDS)"
+WISH = {"add": 1, "remove": -1, "free": 0, "keep": 2}  # per-step wish codes (`Laid.want`, `Trace.want`)
+_PUSH = {1: 1.0, -1: -1.0, 0: 0.0, 2: 1.0}  # a wish as a push: keep pushes towards present when it pushes
 _EPS = 1e-9
 
 
@@ -46,7 +51,8 @@ def _seconds(x: float) -> str:
 
 @dataclass(frozen=True)
 class Span:
-    """[start, end) seconds of new audio wanting the trait present (add), absent (remove) or alone (free)."""
+    """[start, end) seconds of new audio wanting the trait present (add), absent (remove), alone
+    (free) or held (keep)."""
 
     start: float
     end: float
@@ -57,7 +63,9 @@ class Span:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise LaneError(f"span {self}: {name} must be a finite number of seconds, not {v!r}")
         if self.want not in WANTS:
-            raise LaneError(f"span {self}: unknown word {self.want!r}; a span wants add, remove or free")
+            raise LaneError(
+                f"span {self}: unknown word {self.want!r}; a span wants add, remove, free or keep"
+            )
         if self.start < 0:
             raise LaneError(f"span {self}: starts before 0 s (times are seconds of new audio)")
         if self.end <= self.start:
@@ -190,7 +198,7 @@ def parse_lane(text: str) -> Lane:
         if not dash or not start.strip() or not end.strip():
             raise LaneError(f"span '{item}': write the time as START-END in seconds, e.g. 0-3")
         if want not in WANTS:
-            raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove or free")
+            raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove, free or keep")
         spans.append(Span(_number(start, "start", item), _number(end, "end", item), want))
     if not spans:
         raise LaneError(f"lane {text!r} has no spans, only a ramp: {SYNTAX}")
@@ -266,13 +274,16 @@ class Laid:
 
     scale: |push| in [0, 1] (1 outside lanes, 0 in free spans, between on a ramp); sign: +1 or -1,
     the push's direction relative to the trait's alpha; remove: monitor 1 - C (the trait wanted
-    absent); want: the wish, +1 add, -1 remove, 0 free (the trait's own sign outside lanes).
+    absent); want: the wish (`WISH`), +1 add, -1 remove, 0 free, 2 keep (the trait's own
+    behaviour outside lanes); hold: the step keeps the trait (monitored even with the monitor
+    off, and no push before the first reading).
     """
 
     scale: torch.Tensor
     sign: torch.Tensor
     remove: torch.Tensor
     want: torch.Tensor
+    hold: torch.Tensor
 
 
 def layout(
@@ -281,22 +292,24 @@ def layout(
     steps: int,
     frame_rate: float,
     duration: float | None = None,
+    keeps: Sequence[bool] | None = None,
 ) -> Laid:
     """Per step and trait: the lane's push, laid out once before generation (on the CPU).
 
     Step s is new frame s (time s / frame_rate); a span ending at `duration` also covers the steps
     after it (the delay pattern's last codebooks of the clip's last frames). A trait without a lane,
-    or a step outside its spans, gets its constant behaviour: scale 1, sign +1, remove = alpha < 0.
+    or a step outside its spans, gets its constant behaviour: held when `keeps` says so, else
+    scale 1, sign +1, remove = alpha < 0.
     """
     import torch
 
     n = len(lanes)
-    if len(alphas) != n:
-        raise ValueError(f"{n} lanes for {len(alphas)} traits")
+    keeps = list(keeps) if keeps is not None else [False] * n
+    if len(alphas) != n or len(keeps) != n:
+        raise ValueError(f"{n} lanes for {len(alphas)} traits ({len(keeps)} keep flags)")
     own = torch.tensor([-1.0 if a < 0 else 1.0 for a in alphas])  # [T] the trait's constant direction
-    target = own.repeat(steps, 1)  # [steps, T] wished direction: +1 present, -1 absent, 0 free
-    value = own.repeat(steps, 1)  # the push after ramps, in absolute direction
-    code = {"add": 1.0, "remove": -1.0, "free": 0.0}
+    own_wish = [WISH["keep"] if k else int(o) for k, o in zip(keeps, own.tolist(), strict=True)]
+    wish = torch.tensor(own_wish, dtype=torch.long).repeat(steps, 1)  # [steps, T] WISH codes
     for t, lane in enumerate(lanes):
         if lane is None:
             continue
@@ -307,12 +320,18 @@ def layout(
                 if duration is not None and span.end >= duration - _EPS
                 else round(span.end * frame_rate)
             )
-            target[a:b, t] = code[span.want]
+            wish[a:b, t] = WISH[span.want]
+    # wished direction: +1 present (add, and keep when it pushes), -1 absent, 0 free
+    target = torch.tensor([_PUSH[w] for w in sorted(_PUSH)])[wish - min(_PUSH)]
+    value = target.clone()  # the push after ramps, in absolute direction
+    for t, lane in enumerate(lanes):
+        if lane is None or lane.ramp <= 0:
+            continue
         col = target[:, t].tolist()
         out, ramp = list(col), max(1, round(lane.ramp * frame_rate))
         start: int | None = None  # the step of the last change, once there was one
         frm = 0.0
-        for s in range(1, steps if lane.ramp > 0 else 0):
+        for s in range(1, steps):
             if col[s] != col[s - 1]:  # a change: fade from where the push is now
                 start, frm = s, out[s - 1]
             if start is not None:
@@ -325,5 +344,6 @@ def layout(
         scale=relative.abs(),
         sign=torch.where(relative < 0, -1.0, 1.0),
         remove=remove,
-        want=target.to(torch.int8),
+        want=wish.to(torch.int8),
+        hold=wish == WISH["keep"],
     )

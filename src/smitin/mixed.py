@@ -27,6 +27,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from .backbone import Backbone
+from .captured import engine
 from .generate import Result, check_request, keep_codes, max_new_tokens, step_bar
 from .options import GenerationOptions
 from .steering import Steer, Steering, apply
@@ -127,7 +128,7 @@ def generate_mixed(
     """Many requests in one batch, each with its own prompt, steers and seed: text-to-music, or
     continuations when every request has an audio prompt (cut to the shortest, as `continue_audio`).
 
-    `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, sampling;
+    `options` (or keywords) are shared: duration, guidance, schedule, rows, gain, engine, sampling;
     `options.batch` and `options.seed` are not used (one sample per request, each its own seed).
     Returns one Result per request, with its own audio, codes and trace (its traits only).
     `on_start(state)` receives the live steering state of the whole batch before the first step
@@ -173,6 +174,7 @@ def generate_mixed(
     hook = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (
         apply(backbone, steers, **hook, max_steps=steps + 1, duration=opts.duration, owners=owners) as state,
+        engine(backbone, opts.engine, state, steps) as ran,
         keep_codes(backbone) as codes,
         step_bar(backbone, steps, progress),
     ):
@@ -183,7 +185,7 @@ def generate_mixed(
             values = backbone.model.generate(**cond, **kwargs)
     trace = state.trace()
     settings = opts.settings()
-    trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")})
+    trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")}, engine=ran)
     trace.settings.update(opts.sampling)
     audio = values[:, 0].float().cpu().numpy()
     out, first = [], 0

@@ -17,7 +17,7 @@ from .options import GAINS
 
 __all__ = ["GAINS", "WANT_WORDS", "Trace", "confidence", "next_gain"]
 
-WANT_WORDS = {1: "add", -1: "remove", 0: "free"}  # a trace's `want` codes, as lanes spell them
+WANT_WORDS = {1: "add", -1: "remove", 0: "free", 2: "keep"}  # a trace's `want` codes (`lanes.WISH`)
 
 
 def confidence(probs: torch.Tensor) -> torch.Tensor:
@@ -48,8 +48,8 @@ class Trace:
     """What the probes read and what the steering did, step by step (a user-facing output).
 
     c, g: [steps, samples, traits]; edited: [steps] whether the schedule named the step; want:
-    [steps, traits] what each step wanted of each trait, +1 add, -1 remove, 0 free (a lane's
-    wish, or the sign of alpha without one; None in traces made before lanes existed).
+    [steps, traits] what each step wanted of each trait, +1 add, -1 remove, 0 free, 2 keep (a
+    lane's wish, or the trait's own behaviour without one; None in traces made before lanes).
     """
 
     traits: list[str]
@@ -61,7 +61,7 @@ class Trace:
     want: torch.Tensor | None = None
 
     def wanted(self, trait: str | int) -> list[str]:
-        """Per step: "add", "remove" or "free" for one trait (by name or index); [] without a record."""
+        """Per step: "add", "remove", "free" or "keep" for one trait (by name or index); [] without a record."""
         i = trait if isinstance(trait, int) else self.traits.index(trait)
         if self.want is None:
             return []

@@ -13,6 +13,8 @@ from typing import Any
 
 ROWS = ("both", "cond")  # CFG rows the edit goes to: conditional and unconditional, or conditional only
 GAINS = ("switch", "ramp")  # the monitor's response: on/off at the threshold, or a fade towards it
+ENGINES = ("auto", "eager", "captured")  # how steps run: `smitin.captured` (auto: captured on CUDA)
+EDITS = ("shift", "bounded")  # a fixed alpha * sigma push, or to the class-mean reading and no further
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,8 @@ class GenerationOptions:
     duration: seconds of new audio; seed: torch seed (None: not reseeded); batch: samples per
     prompt; guidance_scale: classifier-free guidance (<= 1 turns CFG off); every: edit every N-th
     step (default 1, smitin's recipe; the paper's sparse schedule is 5); rows: CFG rows to edit; gain: the monitor's response;
-    sampling: passed to `transformers`' `generate` unchanged (temperature, top_k, do_sample...).
+    sampling: passed to `transformers`' `generate` unchanged (temperature, top_k, do_sample...);
+    engine: "auto" (captured on CUDA, eager elsewhere), "eager" or "captured" (`smitin.captured`).
     """
 
     duration: float = 5.0
@@ -32,6 +35,7 @@ class GenerationOptions:
     every: int = 1  # smitin's recipe edits every step; the paper's edits every 5th (smitin.recipes)
     rows: str = "both"
     gain: str = "switch"
+    engine: str = "auto"
     sampling: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,6 +53,8 @@ class GenerationOptions:
             raise ValueError(f"rows must be one of {ROWS}, not {self.rows!r}")
         if self.gain not in GAINS:
             raise ValueError(f"gain must be one of {GAINS}, not {self.gain!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
 
     @property
     def cfg(self) -> bool:

@@ -33,22 +33,22 @@ def heatmap(probes: ProbeSet, ax=None):
     return ax
 
 
-LANE_COLORS = {"add": "tab:green", "remove": "tab:red", "free": "0.55"}  # a lane's wishes, shaded
+LANE_COLORS = {"add": "tab:green", "remove": "tab:red", "free": "0.55", "keep": "tab:blue"}  # shaded wishes
 
 
 def laned_traits(tr: Trace) -> list[int]:
-    """Indices of the traits that followed a lane (their settings name one) and whose wishes were recorded."""
+    """Indices of the traits that followed a lane or were kept, and whose wishes were recorded."""
     if tr.want is None:
         return []
     settings = tr.settings.get("traits", [])
-    return [i for i, s in enumerate(settings[: len(tr.traits)]) if s.get("lane")]
+    return [i for i, s in enumerate(settings[: len(tr.traits)]) if s.get("lane") or s.get("keep")]
 
 
 def shade_lanes(ax, tr: Trace) -> list:
-    """Shade each laned trait's wishes behind the curves (add green, remove red, free grey).
+    """Shade each laned trait's wishes behind the curves (add green, remove red, free grey, keep blue).
 
     Several laned traits share the height in strips, bottom to top in trait order, each named at
-    its right edge. Returns legend handles for the three wishes ([] when no trait had a lane).
+    its right edge. Returns legend handles for the wishes ([] when no trait had a lane).
     """
     from matplotlib.patches import Patch
 

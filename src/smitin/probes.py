@@ -21,7 +21,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from .backbone import Backbone, HeadLayout
-from .holdout import check_split
 from .logistic import fit_logistic
 from .version import __version__
 
@@ -315,6 +314,8 @@ def train(
     `direction`: "probe" (unit probe weights, the paper's default) or "mass_mean" (unit difference
     of class means, ITI's default). `chunk` heads are copied and solved at a time (a cache-sized block).
     """
+    from .holdout import check_split  # here: it brings smitin.data (audio I/O), which steering never needs
+
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -408,6 +409,7 @@ def fit(
     the model, its head layout and weights digest, and a summary of the data.
     """
     from .activations import extract
+    from .holdout import check_split
 
     summary = getattr(segments, "summary", {}) or {}
     check_split(  # before extracting: too few tracks fail now, not after minutes of work

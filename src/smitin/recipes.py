@@ -5,7 +5,9 @@ model. `smitin` (the default) is what moved independent judges most per unit of 
 bundled model (docs/diagnosis.md, docs/results.md): the 16 most accurate heads at weight 1, pushed
 along the class-mean difference (ITI's direction) at every step, self-monitored, pushing until the
 watched heads read what they read on the trait's class mean ("positive"; the paper's
-median(acc) - std(acc) stopped too early, most with weak probes).
+median(acc) - std(acc) stopped too early, most with weak probes). Every recipe adds a fixed
+shift per edit; `edit="bounded"` (`--edit bounded`) instead pushes each head to the trait's
+class-mean reading and no further (`smitin.edits`).
 `paper` is the paper's exact recipe: soft accuracy weights over all heads, the probe-weight
 direction, every 5th step. `iti` is plain ITI: `smitin` without the monitor.
 """
@@ -30,6 +32,9 @@ class Recipe:
     threshold: float | str = (
         "paper"  # the monitor's tau: "paper" (median - std of acc.), "positive", a number
     )
+    edit: str = (
+        "shift"  # "shift": alpha * sigma along theta; "bounded": to the class-mean reading, no further
+    )
 
     def steer_kwargs(self) -> dict[str, Any]:
         """The `Steer` fields this recipe sets."""
@@ -38,6 +43,7 @@ class Recipe:
             "direction": self.direction,
             "monitor": self.monitor,
             "threshold": self.threshold,
+            "edit": self.edit,
         }
 
 

@@ -1,5 +1,8 @@
 """The per-step edit: z_lh += alpha * g(t) * w_lh * sigma_lh * theta_lh, on scheduled steps.
 
+(Or, with `edit="bounded"`, a push of z_lh's projection on theta_lh towards the trait's
+class-mean projection by at most that much and never past it: `smitin.edits`.)
+
 All traits and heads of a layer are edited by one small matmul: the shifts of every trait are
 stacked into [traits, heads * head_dim] per layer once, before generation, and each step's gains
 [rows, traits] stay on the device, written by the monitor at the end of the previous step. The
@@ -18,6 +21,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone
+from .edits import EDITS, bounded_edit
 from .lanes import Lane, layout
 from .monitor import Trace, confidence, next_gain
 from .options import GAINS, ROWS
@@ -43,9 +47,15 @@ class Steer:
     or "unpushed" (the most accurate among the heads not pushed).
 
     lane: when the trait should be there (`smitin.lanes`): spans of new audio that want it present
-    ("add", pushed with +|alpha|), absent ("remove", -|alpha|) or left alone ("free", no edit), e.g.
-    `[(0, 3, "remove"), (3, 6, "add")]`, `"0-3:remove,3-6:add"` or a `Lane`; outside its spans, and
-    with no lane, the trait is steered as the sign of alpha says. The monitor follows the lane.
+    ("add", pushed with +|alpha|), absent ("remove", -|alpha|), left alone ("free", no edit) or
+    held ("keep"), e.g. `[(0, 3, "remove"), (3, 6, "add")]`, `"0-3:remove,3-6:add"` or a `Lane`;
+    outside its spans, and with no lane, the trait is steered as `keep` and the sign of alpha say.
+    The monitor follows the lane.
+    keep: hold a trait that is already there (e.g. the prompt's piano) instead of adding it: the
+    monitor watches it (even with monitor=False) and pushes with +alpha only on steps after the
+    probes read it below the threshold; never before the first reading, never past the threshold.
+    edit: "shift" (default) adds alpha * w * sigma * theta; "bounded" pushes each head towards the
+    trait's class-mean reading by at most that, and no further (`smitin.edits`).
     """
 
     probes: ProbeSet
@@ -57,8 +67,16 @@ class Steer:
     direction: str | None = RECIPES[DEFAULT_RECIPE].direction
     lane: Lane | str | Sequence[Any] | Mapping[str, Any] | None = None
     watch: str = "best"
+    keep: bool = False
+    edit: str = RECIPES[DEFAULT_RECIPE].edit
 
     def __post_init__(self) -> None:
+        if self.edit not in EDITS:
+            raise ValueError(f"edit must be one of {EDITS}, not {self.edit!r}")
+        if self.keep and self.alpha < 0:
+            raise ValueError(
+                f"{self.name}: keep holds a trait present, so its strength must be positive, not {self.alpha:g}"
+            )
         if self.lane is not None:
             self.lane = Lane.of(self.lane)  # a bad lane is refused here, with a LaneError
         if self.watch not in WATCH:
@@ -114,6 +132,15 @@ class Steer:
         per_head = self.alpha * self.head_weights() * sigma.float()
         return (per_head[..., None] * unit.float()).flatten(1)
 
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What a bounded edit needs: unit directions [L, H, D], the projections of the positive
+        and negative class means on them [L, H], and the cap |alpha| * w * sigma [L, H]."""
+        unit, sigma = self.probes.steering_vectors(self.direction)
+        unit = unit.float()
+        pos = (unit * self.probes.mean_pos.float()).sum(-1)
+        neg = (unit * self.probes.mean_neg.float()).sum(-1)
+        return unit, pos, neg, abs(self.alpha) * self.head_weights() * sigma.float()
+
     def settings(self) -> dict:
         return {
             "trait": self.name,
@@ -126,6 +153,8 @@ class Steer:
             "direction": self.direction or self.probes.default_direction,
             "model": self.probes.meta.get("model"),
             "lane": str(self.automation) if self.lane is not None else None,
+            "keep": self.keep,
+            "edit": self.edit,
         }
 
     @property
@@ -172,7 +201,7 @@ class Steering:
             s.probes.check(backbone)
             if s.automation is not None and duration is not None:
                 s.automation.check(duration, s.name)
-            if s.monitor and s.tau <= 0.5:
+            if (s.monitor or s.keep) and s.tau <= 0.5:
                 other = (
                     "a number in (0, 1)"
                     if s.threshold == "positive"
@@ -191,23 +220,54 @@ class Steering:
         lay = backbone.layout
         n = len(self.steers)
         self.tau = torch.tensor([s.tau for s in self.steers], device=dev, dtype=torch.float32)
-        self.remove = torch.tensor([s.alpha < 0 for s in self.steers], device=dev)
-        self.active = torch.tensor([s.monitor for s in self.steers], device=dev)
-        # Lanes, laid out per step once (`smitin.lanes.layout`): row `step` of each tensor is what
-        # that step wants, indexed like `g[step]`. Without lanes none of them is read per step.
+        self.remove = torch.tensor([s.alpha < 0 for s in self.steers], device=dev, dtype=torch.bool)
+        self.active = torch.tensor([s.monitor for s in self.steers], device=dev, dtype=torch.bool)
+        # Lanes (and kept traits), laid out per step once (`smitin.lanes.layout`): row `step` of
+        # each tensor is what that step wants, indexed like `g[step]`. Without lanes or kept
+        # traits none of them is read per step.
         lanes = [s.automation for s in self.steers]
-        self.lanes_on = any(lane is not None for lane in lanes)
-        laid = layout(lanes, [s.alpha for s in self.steers], max_steps + 1, backbone.frame_rate, duration)
+        keeps = [s.keep for s in self.steers]
+        self.lanes_on = any(lane is not None for lane in lanes) or any(keeps)
+        alphas = [s.alpha for s in self.steers]
+        laid = layout(lanes, alphas, max_steps + 1, backbone.frame_rate, duration, keeps)
         self.lane_scale = laid.scale.to(dev)  # [steps + 1, T] |push| in [0, 1], multiplies the gain
         self.lane_sign = laid.sign.to(dev, dt)  # [steps + 1, T] +-1: with or against the alpha's sign
         self.lane_remove = laid.remove.to(dev)  # [steps + 1, T] the monitor watches 1 - C
-        self.want = laid.want  # [steps + 1, T] +1 add, -1 remove, 0 free: the trace's record (CPU)
+        self.lane_hold = laid.hold.to(dev)  # [steps + 1, T] kept: no push before the first reading
+        self.lane_active = self.lane_hold | self.active  # [steps + 1, T] kept traits are always monitored
+        self.want = laid.want  # [steps + 1, T] +1 add, -1 remove, 0 free, 2 keep: the trace's record (CPU)
         # Everything the hook touches is laid out per layer here, once, so that a layer call is a
         # handful of fused ops on preallocated buffers: no indexing, no allocation per head.
-        shift = torch.stack([s.shift() for s in self.steers]).to(dev, dt) if n else None  # [T, L, HD]
+        bounded = [s.edit == "bounded" for s in self.steers]
+        self.shift_on = not all(bounded)
+        shift = (
+            torch.stack(
+                [
+                    torch.zeros(lay.layers, lay.width) if b else s.shift()
+                    for s, b in zip(self.steers, bounded, strict=True)
+                ]
+            ).to(dev, dt)
+            if n
+            else None
+        )  # [T, L, HD]
         self.shifts = (
             [shift[:, layer].contiguous() for layer in range(lay.layers)] if shift is not None else []
         )
+        # Bounded edits (`smitin.edits`): per layer the traits' unit directions [T, H, D], class-mean
+        # projections [T, H] and caps [T, H] (0 for traits that shift instead), and per step the
+        # push's absolute sign [T] (+1 towards present), all laid out here.
+        self.bounded_on = any(bounded)
+        self.bounded: list[tuple[torch.Tensor, ...]] = []
+        if self.bounded_on:
+            parts = [s.bounds() for s in self.steers]
+            unit, pos, neg = (torch.stack([p[i] for p in parts]).to(dev, dt) for i in range(3))
+            size = torch.stack([p[3] * b for p, b in zip(parts, bounded, strict=True)]).to(dev, dt)
+            self.bounded = [
+                (unit[:, layer].contiguous(), pos[:, layer], neg[:, layer], size[:, layer])
+                for layer in range(lay.layers)
+            ]
+        alpha_sign = torch.tensor([-1.0 if a < 0 else 1.0 for a in alphas])
+        self.push_sign = (laid.sign * alpha_sign).to(dev, dt)  # [steps + 1, T]
         # Monitored (trait, head) pairs, ordered by layer: pair i's reading goes to row i of `read`.
         # `slots[t, j]` is the row of trait t's j-th watched head; traits watching fewer heads
         # point their spare slots at a last row that stays NaN (the median ignores it).
@@ -240,6 +300,7 @@ class Steering:
         self.watched = [layer in self.read_rows for layer in range(lay.layers)]
         self.last_watched = max(self.read_rows) if self.read_rows else -1
         self.past = 0
+        self.static = False  # set by `static_step` (captured decoding) once the prefill ran
         self.first: int | None = None
         self.rows_n: int | None = None
 
@@ -254,8 +315,8 @@ class Steering:
         self.read[pairs] = float("nan")  # the padding row of traits that watch fewer heads
         self.c = torch.zeros(self.max_steps, batch, t, device=dev)
         self.g = torch.ones(self.max_steps + 1, batch, t, device=dev)  # g(0) = 1: no reading yet
-        if self.lanes_on:
-            self.g[0] = self.lane_scale[0]  # ... unless the lane says otherwise
+        if self.lanes_on:  # ... unless the lane says otherwise; a kept trait waits for a reading
+            self.g[0] = torch.where(self.lane_hold[0], 0.0, self.lane_scale[0])
         self.edited = torch.zeros(self.max_steps, dtype=torch.bool)
         keep = torch.ones(rows, 1, device=dev, dtype=self.backbone.dtype)
         if self.rows == "cond" and self.cfg:
@@ -272,6 +333,11 @@ class Steering:
                 owner[b, j] = 1
         self.keep = keep * owner[self.sample_of_row]  # [rows, T]
         self.gain_rows = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)
+        # Captured decoding (`smitin.captured`): after the prefill, steps read their index from this
+        # device tensor instead of Python, so one captured graph serves every step.
+        self.step_t = torch.zeros(1, dtype=torch.long, device=dev)
+        self.static = False
+        self.gain_size = torch.zeros(rows, t, device=dev, dtype=self.backbone.dtype)  # bounded: |gain|
         self.steps_seen = 0
         self.rows_n = rows  # last: a watching thread (studio) reads rows_n as "the buffers exist"
 
@@ -281,6 +347,9 @@ class Steering:
 
     def on_heads(self, layer: int, x: torch.Tensor) -> None:
         """Head hook (`Backbone.head_hooks`): read the monitored heads, then edit this step's last position."""
+        if self.static and self.rows_n is not None:
+            self._on_heads_static(layer, x[:, -1])
+            return
         if layer == 0 and self.past == 0:  # a prefill: a new generation starts
             self._begin(x.shape[0])
             self.first = x.shape[1] - 1  # the prefill's last position is step 0
@@ -299,18 +368,74 @@ class Steering:
             if layer == 0:  # this step's gains per CFG row, shared by every layer
                 self.edited[step] = True
                 torch.mul(self.g[step][self.sample_of_row], self.keep, out=self.gain_rows)
+                if self.bounded_on:  # the push's size; its sign is push_sign[step]
+                    self.gain_size.copy_(self.gain_rows)
                 if self.lanes_on:  # a lane may push against the alpha's sign at this step
                     self.gain_rows.mul_(self.lane_sign[step])
-            last.addmm_(self.gain_rows, self.shifts[layer])
+            if self.bounded_on:  # read before any edit of this layer, added after the shifts
+                unit, pos, neg, size = self.bounded[layer]
+                delta = bounded_edit(last, unit, pos, neg, size, self.gain_size, self.push_sign[step])
+            if self.shift_on:
+                last.addmm_(self.gain_rows, self.shifts[layer])
+            if self.bounded_on:
+                last.add_(delta)
         if layer == self.last_watched:
             c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
             self.c[step] = c
             if self.lanes_on:  # the monitor watches the lane's direction; the lane scales its gain
-                g = next_gain(c, self.tau, self.lane_remove[step + 1], self.active, self.gain)
+                g = next_gain(c, self.tau, self.lane_remove[step + 1], self.lane_active[step + 1], self.gain)
                 torch.mul(g, self.lane_scale[step + 1], out=self.g[step + 1])
             else:
                 self.g[step + 1] = next_gain(c, self.tau, self.remove, self.active, self.gain)
             self.steps_seen = max(self.steps_seen, step + 1)
+
+    def static_step(self, step: int) -> None:
+        """Captured decoding: the next replay is step `step` (set on the device, no sync) of a decode
+        loop whose prefill ran through `on_heads` as usual; the host keeps the schedule's record."""
+        if self.rows_n is None or not 0 <= step < self.max_steps:
+            return
+        self.static = True
+        self.step_t.fill_(step)
+        self.edited[step] = step % self.every == 0
+        self.steps_seen = max(self.steps_seen, step + 1)
+
+    def _on_heads_static(self, layer: int, last: torch.Tensor) -> None:
+        """`on_heads` for a step whose index is the device tensor `step_t`: the same arithmetic on the
+        same buffers, indexed on the device; an off-schedule step adds a zero push (bit-identical)."""
+        step = self.step_t
+        if self.watched[layer]:
+            lo, hi = self.read_rows[layer]
+            torch.addmm(
+                self.read_bias[layer], self.read_weight[layer], last[: self.batch].T, out=self.read[lo:hi]
+            )
+        if layer == 0:
+            torch.mul(self.g.index_select(0, step)[0][self.sample_of_row], self.keep, out=self.gain_rows)
+            if self.every > 1:
+                self.gain_rows.mul_((step % self.every == 0).to(self.gain_rows.dtype))
+            if self.bounded_on:
+                self.gain_size.copy_(self.gain_rows)
+            if self.lanes_on:
+                self.gain_rows.mul_(self.lane_sign.index_select(0, step)[0])
+        if self.bounded_on:
+            unit, pos, neg, size = self.bounded[layer]
+            sign = self.push_sign.index_select(0, step)[0]
+            delta = bounded_edit(last, unit, pos, neg, size, self.gain_size, sign)
+        if self.shift_on:
+            last.addmm_(self.gain_rows, self.shifts[layer])
+        if self.bounded_on:
+            last.add_(delta)
+        if layer == self.last_watched:
+            c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
+            self.c.index_copy_(0, step, c[None])
+            after = step + 1
+            if self.lanes_on:
+                remove = self.lane_remove.index_select(0, after)[0]
+                active = self.lane_active.index_select(0, after)[0]
+                g = next_gain(c, self.tau, remove, active, self.gain)
+                g = g * self.lane_scale.index_select(0, after)[0]
+            else:
+                g = next_gain(c, self.tau, self.remove, self.active, self.gain)
+            self.g.index_copy_(0, after, g[None])
 
     def trace(self) -> Trace:
         """The record of the last generation (C, gain, edited) for the steps it ran."""

@@ -50,6 +50,10 @@ def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
                "--every", "2", "--heads", "3", "--duration", "0.3", "--out", str(wav), "--trace", str(trace)])  # fmt: skip
     s = json.loads(trace.read_text())["settings"]
     assert s["every"] == 2 and s["traits"][0]["heads"] == 3  # flags override the recipe
+    assert s["engine"] == "eager"  # auto on CPU
+    rc = main(["generate", "", "--model", str(model_dir), "--steer", str(probes), "--engine", "captured",
+               "--duration", "0.3", "--out", str(wav), "--trace", str(trace)])  # fmt: skip
+    assert rc == 0 and json.loads(trace.read_text())["settings"]["engine"] == "captured"
 
     rc = main(["continue", str(wav), "--model", str(model_dir), "--steer", f"{probes}:-3", "--no-monitor",
                "--duration", "0.2", "--out", str(tmp_path / "cont.wav")])  # fmt: skip

@@ -51,3 +51,25 @@ def test_bad_lanes_are_refused_before_the_model_loads(probe_file, tmp_path, caps
     )
     assert code == 2 and message in text and "Traceback" not in text, text
     assert not out.exists()
+
+
+def test_keep_from_the_command_line(probe_file, tmp_path, capsys):
+    """--keep and a keep span: recorded as kept, edited only after a reading, with a bounded edit."""
+    trace = tmp_path / "t.json"
+    code, text = run_cli(["generate", "x", "--keep", str(probe_file), "--duration", "0.6", "--edit", "bounded",
+                      "--out", str(tmp_path / "o.wav"), "--trace", str(trace)], capsys)  # fmt: skip
+    assert code == 0, text
+    t = json.loads(trace.read_text())
+    assert t["settings"]["traits"][0]["keep"] is True and t["settings"]["traits"][0]["edit"] == "bounded"
+    steps = [s["traits"]["drums"] for s in t["steps"]]
+    assert {s["want"] for s in steps} == {"keep"} and steps[0]["applied"] == [False]
+    code, text = run_cli(["generate", "x", "--steer", f"{probe_file}:2", "--duration", "0.6",
+                      "--lane", "drums=0-0.3:add,0.3-0.6:keep", "--out", str(tmp_path / "o.wav"),
+                      "--trace", str(trace)], capsys)  # fmt: skip
+    assert code == 0, text
+    wants = [s["traits"]["drums"]["want"] for s in json.loads(trace.read_text())["steps"]]
+    assert wants[0] == "add" and wants[20] == "keep"
+    code, text = run_cli(
+        ["generate", "x", "--keep", f"{probe_file}:-2", "--out", str(tmp_path / "o.wav")], capsys
+    )
+    assert code == 2 and "must be positive" in text

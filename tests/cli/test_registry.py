@@ -17,7 +17,16 @@ REQUIRED = {  # the options a command cannot parse without
 def test_every_command_resolves():
     paths = [cmd.path for cmd in COMMANDS]
     assert len(set(paths)) == len(paths)
-    assert {p[0] for p in paths} == {"probes", "generate", "continue", "data", "demo", "experiment", "ui"}
+    assert {p[0] for p in paths} == {
+        "probes",
+        "generate",
+        "continue",
+        "data",
+        "demo",
+        "experiment",
+        "diagnose",
+        "ui",
+    }
     for cmd in COMMANDS:
         assert callable(resolve(cmd.handler)), cmd.name
         args = build_parser().parse_args([*cmd.path, *REQUIRED.get(cmd.path, [])])

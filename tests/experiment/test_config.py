@@ -43,3 +43,33 @@ def test_rows_take_their_recipes_threshold_unless_one_is_given():
     assert steer("smitin-paper", "--threshold", "0.6").tau == 0.6
     assert steer("smitin").tau != pytest.approx(steer("smitin", "--threshold", "paper").tau)
     assert not steer("iti").monitor and not steer("no-monitor").monitor
+
+
+def test_edit_reaches_the_smitin_rows_only():
+    probes = make_probes(build("tiny", seed=0).layout)
+
+    def steer(method, *argv):
+        job = Job("drums", "continuation", method, 5.0, sweep=False, texts=None, waves=None, count=2)
+        return job.steers(probes, _config(*argv))[0]
+
+    assert steer("smitin").edit == "shift" and _config().edit is None  # one flag away, not the default
+    assert steer("smitin", "--edit", "bounded").edit == "bounded"
+    assert steer("no-monitor", "--edit", "bounded").edit == "bounded"
+    assert (
+        steer("iti", "--edit", "bounded").edit == "shift"
+        and steer("smitin-paper", "--edit", "bounded").edit == "shift"
+    )
+
+
+def test_the_default_edit_leaves_cached_rows_their_keys():
+    """Rows cached before edits had a choice keep their cache key; a bounded row gets its own."""
+    from smitin.experiment.runner import Experiment
+
+    exp = Experiment.__new__(Experiment)  # only what row_path reads
+    exp.cfg, exp.digest = _config(), "weights"
+    job = Job("drums", "continuation", "smitin", 5.0, sweep=False, texts=None, waves=None, count=2)
+    key, path, _ = exp.row_path(job)
+    assert "edit" not in key["recipe"] and key["recipe"]["heads"] == 16
+    exp.cfg = _config("--edit", "bounded")
+    bounded, other, _ = exp.row_path(job)
+    assert bounded["recipe"]["edit"] == "bounded" and other != path

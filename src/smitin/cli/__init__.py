@@ -7,7 +7,7 @@ imported when a command runs: building the parser imports no torch.
 """
 
 from .commands import COMMANDS, build_parser, main
-from .generation import parse_steer
 from .registry import Command, UsageError
+from .steers import parse_steer
 
 __all__ = ["COMMANDS", "Command", "UsageError", "build_parser", "main", "parse_steer"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..options import EDITS
 from ..recipes import DEFAULT_RECIPE, RECIPES
 
 DEMO_PROMPT = "a calm piano piece"
@@ -75,9 +76,18 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         "--steer",
         action="append",
         default=[],
-        metavar="FILE[:ALPHA]",
+        metavar="FILE[:ALPHA][:keep]",
         help="probe file to steer with, optionally with its strength (default 5; negative removes the trait; "
-        "|ALPHA| <= 100). Repeat for several traits",
+        "|ALPHA| <= 100); ':keep' holds the trait instead of adding it (as --keep). Repeat for several traits",
+    )
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="FILE[:ALPHA]",
+        help="probe file of a trait to hold (e.g. the prompt's piano while adding drums): watched from the "
+        "first step and pushed back with +ALPHA only while the probes read it below the threshold, never "
+        "before a reading and never past the threshold. Repeat for several traits",
     )
     p.add_argument(
         "--recipe",
@@ -97,7 +107,8 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         metavar="TRAIT=SPANS",
         help="trait automation: when the trait should be there, e.g. drums=0-3:remove,3-6:add,6-8:free "
         "(seconds of new audio; add pushes until the probes read it present, remove until absent, free "
-        "leaves it alone; outside the spans: the strength's sign; optional ,ramp=SECONDS crossfades). "
+        "leaves it alone, keep holds it: pushes only after the probes read it falling below the threshold; "
+        "outside the spans: the strength's sign, or keep for --keep; optional ,ramp=SECONDS crossfades). "
         "TRAIT as in the probe file; repeat for several traits",
     )
     p.add_argument(
@@ -132,9 +143,24 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="intervene every N steps (default: the recipe's; 1, or 5 for the paper's sparse schedule)",
     )
+    p.add_argument(
+        "--edit",
+        choices=EDITS,
+        default=None,
+        help="shift: add alpha * sigma along the direction at every edit (every recipe's, the default); "
+        "bounded: push each head towards the trait's class-mean reading by at most that, and no further",
+    )
     p.add_argument("--rows", choices=("both", "cond"), default="both", help="CFG rows to edit (default both)")
     p.add_argument(
         "--gain", choices=("switch", "ramp"), default="switch", help="monitor response (default switch)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", "eager", "captured"),
+        default="auto",
+        help="how decoder steps run: captured (static KV cache, each step replayed as one CUDA graph; "
+        "same codes as eager), eager (transformers' own loop), or auto (default: captured on CUDA, "
+        "eager on CPU)",
     )
     p.add_argument(
         "--duration",

@@ -1,7 +1,8 @@
 """``smitin generate --prompts FILE``: many generations from one file, split across ranks, resumable.
 
 FILE holds one request per line: a plain text prompt, or a JSON object with "prompt" and any of
-"steer" (a list of "FILE[:ALPHA]", replacing the command line's --steer), "seed" and "duration".
+"steer" (a list of "FILE[:ALPHA][:keep]", replacing the command line's --steer and --keep), "seed"
+and "duration".
 Blank lines and lines starting with '#' are skipped but still count, so line numbers stay stable.
 Line i (counting from 0 over the requests) writes OUT/NNNN.wav and OUT/NNNN.json (its trace);
 its seed is the line's own, else --seed + i, so every file is the same however many processes
@@ -15,9 +16,10 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .generation import parse_steer
 from .registry import UsageError
+from .steers import SteerSpec, parse_steer
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Line:
     index: int  # position among the requests: names the output files
     number: int  # line number in the file, for messages
     prompt: str
-    steer: tuple[tuple[Path, float], ...] | None  # None: the command line's --steer
+    steer: tuple[SteerSpec, ...] | None  # None: the command line's --steer and --keep
     seed: int | None
     duration: float | None
 
@@ -61,7 +63,7 @@ def read_prompts(path: Path) -> list[Line]:
             raise UsageError(f"{where}: unknown keys {sorted(unknown)}; use prompt, steer, seed, duration")
         steer = item.get("steer")
         if steer is not None and not (isinstance(steer, list) and all(isinstance(s, str) for s in steer)):
-            raise UsageError(f'{where}: "steer" must be a list of "FILE[:ALPHA]" strings')
+            raise UsageError(f'{where}: "steer" must be a list of "FILE[:ALPHA][:keep]" strings')
         seed, duration = item.get("seed"), item.get("duration")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise UsageError(f'{where}: "seed" must be a whole number >= 0, not {seed!r}')
@@ -81,8 +83,9 @@ def done(out: Path, line: Line) -> bool:
     return (out / f"{line.name()}.wav").exists() and (out / f"{line.name()}.json").exists()
 
 
-def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
-    """Generate every line of --prompts this rank owns that is not written yet."""
+def run(args: argparse.Namespace, options, settings: dict[str, Any]) -> int:
+    """Generate every line of --prompts this rank owns that is not written yet; `settings` are
+    the `Steer` keywords the command line gives every trait (`steers.steer_settings`)."""
     from dataclasses import replace
 
     from ..files import OutputError, check_writable
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
             per_line.append(replace(options, **fields))
         except ValueError as err:
             raise UsageError(f"--prompts {args.prompts}, line {line.number}: {err}") from None
-    probe_files = {p for line in lines for p, _ in (line.steer or ())} | {p for p, _ in args.steers}
+    probe_files = {s.path for line in lines for s in (line.steer or ())} | {s.path for s in args.steers}
     from ..distributed import barrier, joined
 
     with joined(args.device) as world:
@@ -137,15 +140,8 @@ def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
             bar.update(len(lines) - len([x for x in lines if not done(out, x)]))
             for line in todo:
                 steers = [
-                    Steer(
-                        probes[path],
-                        alpha=alpha,
-                        heads=heads,
-                        monitor=how.monitor and not args.no_monitor,
-                        threshold=threshold,
-                        direction=args.direction or how.direction,
-                    )
-                    for path, alpha in (line.steer if line.steer is not None else args.steers)
+                    Steer(probes[s.path], alpha=s.alpha, keep=s.keep, **settings)
+                    for s in (line.steer if line.steer is not None else args.steers)
                 ]
                 result = generate_audio(
                     backbone,

@@ -88,6 +88,17 @@ COMMANDS: tuple[Command, ...] = (
         folders=("out",),
     ),
     Command(
+        ("diagnose",),
+        "find a model's steering lever: directions, push strength and place, monitor, sampling",
+        "smitin.diagnose:run",
+        "smitin.diagnose:add_arguments",
+        description="Measure, for one trait, whether loudness or noise is part of the push direction, how "
+        "presence and noisiness change with alpha, heads, layers, schedule and fixed vs bounded edits, whether "
+        "the monitor reads noise as the trait, and what sampling does; writes OUT/diagnosis.json and "
+        "OUT/summary.md.",
+        folders=("out",),
+    ),
+    Command(
         ("ui",), "the steering studio: a web UI on localhost", "smitin.ui:run", "smitin.ui:add_arguments"
     ),
 )

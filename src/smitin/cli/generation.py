@@ -11,23 +11,9 @@ import sys
 from pathlib import Path
 
 from ..options import GenerationOptions
-from ..recipes import check_alpha, check_threshold, parse_heads, recipe
+from ..recipes import recipe
 from .registry import UsageError, check_paths
-
-
-def parse_steer(spec: str) -> tuple[Path, float]:
-    """FILE[:ALPHA] -> (path, alpha), the strength checked; a colon that is part of a path is kept.
-
-    A UsageError says what is wrong with the strength (not a number, not finite, out of range).
-    """
-    path, sep, alpha = spec.rpartition(":")
-    if not sep or not path or "/" in alpha or "\\" in alpha or Path(spec).exists():
-        return Path(spec), 5.0  # no strength given (or the colon belongs to the path)
-    try:
-        return Path(path), check_alpha(alpha)
-    except ValueError as err:
-        raise UsageError(f"--steer {spec}: {err}") from None
-
+from .steers import steer_settings, steer_specs
 
 FLAGS = {"guidance_scale": "--guidance", "duration": "--duration", "batch": "--batch", "every": "--every"}
 
@@ -43,13 +29,6 @@ def options_from_args(args: argparse.Namespace, **fields) -> GenerationOptions:
                 message = flag + message[len(name) :]
                 break
         raise UsageError(message) from None
-
-
-def _heads(spec: str | None, default: str | int) -> str | int:
-    try:
-        return parse_heads(spec, default)
-    except ValueError as err:
-        raise UsageError(f"--{err}") from None
 
 
 def _outputs(args: argparse.Namespace) -> None:
@@ -92,15 +71,11 @@ def generate(args: argparse.Namespace) -> int:
         every=args.every if args.every is not None else how.every,
         rows=args.rows,
         gain=args.gain,
+        engine=args.engine,
     )
-    heads = _heads(args.heads, how.heads)
-    try:
-        threshold = check_threshold(args.threshold)
-    except ValueError as err:
-        raise UsageError(f"--{err}") from None
-    if threshold is None:  # not given: the recipe's
-        threshold = how.threshold
-    steers_spec = [parse_steer(s) for s in args.steer]
+    settings = steer_settings(args, how)
+    heads = settings["heads"]
+    steers_spec = steer_specs(args)
     if args.command == "generate" and (args.prompts is None) == (args.prompt is None):
         raise UsageError("give a PROMPT or --prompts FILE (one of them)")
     if args.command == "generate" and args.prompts is not None:
@@ -111,7 +86,7 @@ def generate(args: argparse.Namespace) -> int:
         if args.out == Path("out.wav"):  # the single-file default: a folder in batch mode
             args.out = Path("generations")
         args.steers = steers_spec
-        return batch.run(args, options, heads, threshold, how)
+        return batch.run(args, options, settings)
     from ..distributed import world_from_env
 
     if world_from_env().distributed:
@@ -130,7 +105,7 @@ def generate(args: argparse.Namespace) -> int:
     from ..probes import ProbeSet
     from ..steering import Steer
 
-    traits = [ProbeSet.load(path).trait for path, _ in steers_spec]  # bad files fail before the model
+    traits = [ProbeSet.load(spec.path).trait for spec in steers_spec]  # bad files fail before the model
     lanes = _lanes(args, traits, options.duration)
     backbone = load(args.model, device=args.device, dtype=args.dtype)
     total = backbone.layout.layers * backbone.layout.heads
@@ -141,15 +116,13 @@ def generate(args: argparse.Namespace) -> int:
         )
     steers = [
         Steer(
-            ProbeSet.load(path, backbone),
-            alpha=alpha,
-            heads=heads,
-            monitor=how.monitor and not args.no_monitor,
-            threshold=threshold,
-            direction=args.direction or how.direction,
+            ProbeSet.load(spec.path, backbone),
+            alpha=spec.alpha,
+            keep=spec.keep,
             lane=lanes.get(trait),
+            **settings,
         )
-        for (path, alpha), trait in zip(steers_spec, traits, strict=True)
+        for spec, trait in zip(steers_spec, traits, strict=True)
     ]
     if args.command == "generate":
         result = generate_audio(backbone, args.prompt or None, steer=steers, options=options)

@@ -97,6 +97,7 @@ def user_error(err: BaseException) -> bool:
         ("smitin.files", "OutputError"),
         ("smitin.generate", "RequestError"),
         ("smitin.lanes", "LaneError"),
+        ("smitin.diagnose.settings", "DiagnoseError"),
     )
     classes = tuple(
         getattr(sys.modules[m], name)

@@ -1,6 +1,6 @@
 """`smitin experiment`: the paper's experiment table (success, FAD, similarity per method), in one command.
 
-Modules, in the order data flows: `config` (settings and the command line), `split` (songs split
+Modules, in the order data flows: `config` (settings and the command line; `command` runs it), `split` (songs split
 by track, prompts, captions), `rows` (what each row runs and its generation), `features`,
 `metrics`, `judges` and `cnn` (what the judges hear and decide, quality and coherence numbers),
 `noise` (noise that judges must not take for the trait: training augmentation and the check),
@@ -9,7 +9,7 @@ experiment: judges per trait, rows, caches), `stats`, `headline` and `keeping` (
 differences to no control, intervals, tests: presence, and what is kept), `report` (tables,
 results.md, CSV) and `plots`.
 
-Only `config` is imported eagerly, so `smitin experiment --help` loads no torch; every other name
+Only `config` and `command` are imported eagerly, so `smitin experiment --help` loads no torch; every other name
 here is imported on first use.
 """
 
@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import METHODS, QUICK, TASKS, Config, add_arguments, config_from_args, run
+from .command import run
+from .config import METHODS, QUICK, TASKS, Config, add_arguments, config_from_args
 
 if TYPE_CHECKING:
     from .cnn import CNNJudge

@@ -1,19 +1,18 @@
 """What the experiment runs: its settings (`Config`), the quick preset, and its command line.
 
-No torch here: `smitin experiment --help` builds its parser from this module alone; `run`
-imports the runner only when the experiment starts.
+No torch here: `smitin experiment --help` builds its parser from this module alone. Running
+the experiment is `smitin.experiment.command.run`, so that nothing here imports the runner
+(which imports this module).
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..options import GenerationOptions
+from ..options import EDITS, GenerationOptions
 from ..recipes import DEFAULT_RECIPE, RECIPES, check_threshold, recipe
 
 TASKS = ("continuation", "text-to-music", "removal")
@@ -69,6 +68,7 @@ class Config:
         DEFAULT_RECIPE  # the SMITIN rows' recipe (smitin.recipes); ITI and the paper's rows have theirs
     )
     every: int | None = None  # None: each row's recipe's schedule
+    edit: str | None = None  # of the SMITIN rows: None (the recipe's), "shift" or "bounded" (smitin.edits)
     guidance: float = 3.0
     batch: int = 16
     batch_rows: bool = False  # the rows of a trait and task generated together (smitin.mixed)
@@ -165,6 +165,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="edit every N steps in all steered rows (default: each row's recipe: 1, the paper's 5)",
     )
     p.add_argument(
+        "--edit",
+        choices=EDITS,
+        default=None,
+        help="edit of the SMITIN rows: shift (alpha * sigma along the direction; every recipe's) or bounded "
+        "(towards the trait's class-mean reading and no further); default: the recipe's",
+    )
+    p.add_argument(
         "--threshold",
         type=_threshold,
         default=None,
@@ -220,6 +227,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         recipe=args.recipe,
         every=args.every,
         threshold=args.threshold,
+        edit=args.edit,
         batch=args.batch,
         batch_rows=args.batch_rows,
         clap=args.clap,
@@ -232,17 +240,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
-
-
-def run(args: argparse.Namespace) -> int:
-    from .runner import run_experiment
-
-    cfg = config_from_args(args)
-    command = "smitin " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-    results = run_experiment(cfg, command=command)
-    print(results["markdown"])
-    print(f"wrote {cfg.out / 'results.md'}, {cfg.out / 'results.csv'} and plots in {cfg.out / 'plots'}")
-    return 0
 
 
 def _threshold(text: str) -> float | str | None:

@@ -72,7 +72,7 @@ class Job:
             return replace(recipe("iti"), heads=cfg.iti_heads)
         if self.method == "smitin-paper":
             return recipe("paper")
-        base = recipe(cfg.recipe)
+        base = replace(recipe(cfg.recipe), edit=cfg.edit or recipe(cfg.recipe).edit)
         return replace(base, monitor=False) if self.method == "no-monitor" else replace(base, monitor=True)
 
     def steers(self, probes: ProbeSet, cfg: Config) -> list[Steer]:

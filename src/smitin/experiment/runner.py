@@ -132,13 +132,15 @@ class Experiment:
         self.ref_clap = self.clap.embed(self.reference_audio, self.sr) if self.clap else None
 
     # -- per trait -------------------------------------------------------------------------
-    def prepare_trait(self, trait: str) -> None:
-        """Probes and the two independent judges (cached), with their accuracy on the evaluation tracks."""
+    def prepare_trait(self, trait: str, probes: ProbeSet | None = None) -> None:
+        """Probes (`probes`, or fitted on the probe tracks and cached) and the two independent judges
+        (cached), with their accuracy on the evaluation tracks."""
         from ..probes import fit_cached
 
         cfg, td = self.cfg, self.data[trait]
         path = cfg.out / "probes" / f"{trait}.safetensors"
-        probes = fit_cached(self.backbone, td.probe, path, progress=cfg.progress)
+        if probes is None:
+            probes = fit_cached(self.backbone, td.probe, path, progress=cfg.progress)
         self.probes[trait] = probes
         self.detectors[trait] = ProbeDetector(self.backbone, probes)
 
@@ -324,7 +326,12 @@ class Experiment:
             "weights": self.digest,
             "texts": job.texts,
             "clap": str(cfg.clap),
-            "recipe": {k: v for k, v in asdict(job.recipe(cfg)).items() if k != "threshold"}
+            # (the default fixed shift is left out: rows cached before edits had a choice stay valid)
+            "recipe": {
+                k: v
+                for k, v in asdict(job.recipe(cfg)).items()
+                if k != "threshold" and not (k == "edit" and v == "shift")
+            }
             if job.steered
             else None,
             "v": ROW_VERSION,

@@ -70,6 +70,29 @@ def add_train_arguments(parser: Any) -> None:
         default=d.empty_caption_prob,
         help="share of rows trained with CFG's null condition",
     )
+    parser.add_argument(
+        "--segment-frames",
+        type=int,
+        default=d.segment_frames,
+        help="crop length in codec frames (50 per second); continuations need crops as long as they run",
+    )
+    parser.add_argument("--dropout", type=float, default=d.sizes.dropout)
+    parser.add_argument("--eval-every", type=int, default=d.eval_every)
+    parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    parser.add_argument("--log-every", type=int, default=d.log_every)
+    parser.add_argument(
+        "--device",
+        default=d.device,
+        help="cpu, or cuda (bf16 autocast) on a GPU machine (default %(default)s)",
+    )
+    parser.add_argument(
+        "--time-schedule",
+        action="store_true",
+        help="end the lr cosine at --max-minutes when that comes before --steps (a fixed GPU lease)",
+    )
+    parser.add_argument(
+        "--keep-best", action="store_true", help="save the weights of the best held-out CE seen, not the last"
+    )
     parser.add_argument("--layers", type=int, default=d.sizes.layers)
     parser.add_argument("--heads", type=int, default=d.sizes.heads)
     parser.add_argument("--hidden", type=int, default=d.sizes.hidden)
@@ -79,7 +102,7 @@ def add_train_arguments(parser: Any) -> None:
 def config_from_args(args: Any) -> TrainConfig:
     """The `TrainConfig` that parsed `add_train_arguments` options describe."""
     sizes = TinySizes(
-        layers=args.layers, heads=args.heads, hidden=args.hidden, ffn=4 * args.hidden, dropout=0.0
+        layers=args.layers, heads=args.heads, hidden=args.hidden, ffn=4 * args.hidden, dropout=args.dropout
     )
     return TrainConfig(
         data=list(args.data),
@@ -100,6 +123,13 @@ def config_from_args(args: Any) -> TrainConfig:
         tag_weight=args.tag_weight,
         tag_rows=args.tag_rows,
         empty_caption_prob=args.empty_caption_prob,
+        segment_frames=args.segment_frames,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        device=args.device,
+        keep_best=args.keep_best,
+        time_schedule=args.time_schedule,
     )
 
 

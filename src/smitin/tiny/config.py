@@ -36,6 +36,9 @@ class TrainConfig:
     max_minutes: float = 45.0  # hard wall-time cap (the run stops and saves early if hit)
     empty_caption_prob: float = 0.15
     threads: int = 2
+    device: str = "cpu"  # "cuda" trains in bf16 autocast (a lent GPU: minutes there are days here)
+    time_schedule: bool = False  # the lr cosine follows the wall-time cap when it ends before `steps`
+    keep_best: bool = False  # save the weights of the best held-out cross-entropy seen, not the last
     checkpoint_every: int = 100
     eval_every: int = 200
     log_every: int = 20

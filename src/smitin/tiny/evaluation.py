@@ -112,7 +112,7 @@ def evaluate(
     n_gen: int = 16,
     seconds: float = 5.0,
     seed: int = 0,
-    probe_traits: Sequence[str] = ("drums", "bass", "piano"),
+    probe_traits: Sequence[str] = ("drums", "bass", "guitar", "piano"),
     log: Any = print,
 ) -> dict[str, Any]:
     """Measure the codec, the LM, text adherence (on songs neither ever saw) and the probes."""

@@ -6,6 +6,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,7 +51,7 @@ def fit_codec(songs: list[dict], cfg: TrainConfig, log: Any = print) -> MelCodec
 
 
 def clip_activities(
-    songs: list[dict],
+    songs: list[dict] | Callable[[], list[dict]],
     parts: dict[str, list[Example]],
     families: list[str],
     cfg: TrainConfig,
@@ -70,6 +71,8 @@ def clip_activities(
     if state is not None and state[1] == json.loads(json.dumps(key)):
         tensors, _ = state
         return {k: [tensors[f"{k}/{i}"].bool() for i in range(len(v))] for k, v in parts.items()}
+    if callable(songs):  # read the songs only when the cache cannot serve
+        songs = songs()
     by_id = {s.get("uid", s["id"]): s for s in songs}
     counts = Counter(s["id"] for s in songs)
     # clips cached before songs carried their uid name the song by id: fine where ids are unique
@@ -101,23 +104,31 @@ def prepare(
 ) -> tuple[MelCodecModel, list[Example], list[Example], list[str]]:
     """Stage 1 (cached on disk): split songs, fit the codec, encode every clip."""
     out = Path(cfg.out)
-    songs = [s for d in cfg.data for s in read_songs(d)]
-    rng = random.Random(cfg.seed)
-    ids = sorted(s["id"] + "@" + str(i) for i, s in enumerate(songs))
-    rng.shuffle(ids)
-    held = set(ids[: cfg.heldout_songs])
-    for i, s in enumerate(songs):
-        s["uid"] = s["id"] + "@" + str(i)
-    train_songs = [s for s in songs if s["uid"] not in held]
-    held_songs = [s for s in songs if s["uid"] in held]
-    families = sorted({f for s in songs for f in s["stem_paths"]})
+    split: dict[str, list[dict]] = {}
+
+    def songs_split() -> dict[str, list[dict]]:
+        # read only when a stage needs the audio: a run folder with every cache in it (codes, activity)
+        # trains on a machine without the rendered songs (a lent GPU)
+        if not split:
+            songs = [s for d in cfg.data for s in read_songs(d)]
+            rng = random.Random(cfg.seed)
+            ids = sorted(s["id"] + "@" + str(i) for i, s in enumerate(songs))
+            rng.shuffle(ids)
+            held = set(ids[: cfg.heldout_songs])
+            for i, s in enumerate(songs):
+                s["uid"] = s["id"] + "@" + str(i)
+            split["all"] = songs
+            split["train"] = [s for s in songs if s["uid"] not in held]
+            split["heldout"] = [s for s in songs if s["uid"] in held]
+        return split
+
     codec_dir = out / "codec"
     if (codec_dir / "config.json").exists():
         codec = MelCodecModel.from_pretrained(codec_dir)
         log(f"codec loaded from {codec_dir}")
     else:
         t0 = time.time()
-        codec = fit_codec(train_songs, cfg, log)
+        codec = fit_codec(songs_split()["train"], cfg, log)
         codec.save_pretrained(codec_dir)
         log(f"codec stage done in {time.time() - t0:.0f} s", stage="codec", seconds=time.time() - t0)
     codes_path = out / "codes"
@@ -126,17 +137,21 @@ def prepare(
         log(f"clips loaded from {codes_path}.safetensors")
     else:
         t0 = time.time()
+        sp = songs_split()
+        families = sorted({f for s in sp["all"] for f in s["stem_paths"]})
         blob = {
-            "train": encode_songs(train_songs, codec, cfg.submixes, cfg.seed, families, log),
-            "heldout": encode_songs(held_songs, codec, cfg.submixes, cfg.seed + 1, families, log),
+            "train": encode_songs(sp["train"], codec, cfg.submixes, cfg.seed, families, log),
+            "heldout": encode_songs(sp["heldout"], codec, cfg.submixes, cfg.seed + 1, families, log),
             "families": families,
-            "heldout_songs": sorted(s["uid"] for s in held_songs),
+            "heldout_songs": sorted(s["uid"] for s in sp["heldout"]),
         }
         save_examples(blob, codes_path)
         log(f"encode stage done in {time.time() - t0:.0f} s", stage="encode", seconds=time.time() - t0)
     if cfg.tag_weight > 0:
         parts = {"train": blob["train"], "heldout": blob["heldout"]}
-        acts = clip_activities(songs, parts, blob["families"], cfg, out / "activity", log)
+        acts = clip_activities(
+            lambda: songs_split()["all"], parts, blob["families"], cfg, out / "activity", log
+        )
         for k, examples in parts.items():
             for ex, a in zip(examples, acts[k], strict=True):
                 ex.activity = a

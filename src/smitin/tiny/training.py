@@ -41,6 +41,17 @@ def delay_pattern(codes: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Te
 # ============================================================================ training
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The batch's tensors on `device` (non-blocking from the host: the step is queued behind it)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _autocast(device: torch.device | str) -> Any:
+    """bf16 autocast on a GPU (the training there), a no-op on CPU (fp32, as the shipped stages ran)."""
+    kind = torch.device(device).type
+    return torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=kind == "cuda")
+
+
 class RunLog:
     """Log of a run: prints each message and appends it, with its numbers, to a JSON-lines file."""
 
@@ -137,8 +148,9 @@ def tag_targets(tags: torch.Tensor, valid: torch.Tensor, length: int) -> tuple[t
     position 0 has heard nothing and is masked, as are positions past the crop.
     """
     s = tags.shape[-1]
-    frame = (torch.arange(length) - 1).clamp(0, s - 1)
-    return tags[:, :, frame].transpose(1, 2), valid[:, frame] & (torch.arange(length) >= 1)
+    pos = torch.arange(length, device=tags.device)
+    frame = (pos - 1).clamp(0, s - 1)
+    return tags[:, :, frame].transpose(1, 2), valid[:, frame] & (pos >= 1)
 
 
 class TagHead(torch.nn.Module):
@@ -188,9 +200,11 @@ def heldout_ce(
     assert isinstance(decoder_cfg, PreTrainedConfig)
     pad = decoder_cfg.pad_token_id
     total = 0.0
+    device = next(model.parameters()).device
     for _ in range(n_batches):
         batch = make_batch(examples, cfg, tokenizer, rng, pad, 1.0 if empty else 0.0, caption_rng=captions)
-        total += float(lm_loss(model, batch))
+        with _autocast(device):
+            total += float(lm_loss(model, to_device(batch, device)))
     model.train(was_training)
     return total / n_batches
 
@@ -206,6 +220,10 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out / "train_log.jsonl")
     torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     cfg_path = out / "train_config.json"
     cfg_dict = asdict(cfg)
     if cfg_path.exists() and json.loads(cfg_path.read_text()) != json.loads(json.dumps(cfg_dict)):
@@ -231,15 +249,18 @@ def train(cfg: TrainConfig) -> Path:
         start = MusicgenForConditionalGeneration.from_pretrained(cfg.init_from)
         model.load_state_dict(start.state_dict())
         log(f"starting from the weights of {cfg.init_from}")
+    torch.nn.Module.to(model, device)  # (transformers' typed `to` wrapper rejects a device)
     model.train()
     params = [p for n, p in model.named_parameters() if not n.startswith("audio_encoder")]
     n_params = sum(p.numel() for p in params)
     tagger = None
     if cfg.tag_weight > 0:
         layers = cfg.sizes.layers
-        tagger = TagHead(cfg.sizes.hidden, families, (layers // 2, layers))
+        tagger = TagHead(cfg.sizes.hidden, families, (layers // 2, layers)).to(device)
         params += list(tagger.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    opt = torch.optim.AdamW(
+        params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01, fused=device.type == "cuda" or None
+    )
     step, elapsed = 0, 0.0
     rng = random.Random(cfg.seed)
     ck = load_checkpoint(model, opt, ckpt_path, tagger)
@@ -261,6 +282,8 @@ def train(cfg: TrainConfig) -> Path:
         if i < cfg.warmup:
             return cfg.lr * (i + 1) / cfg.warmup
         frac = (i - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        if cfg.time_schedule:  # the cosine ends when the wall-time cap does, if that comes first
+            frac = max(frac, (elapsed + time.time() - t_seg) / (cfg.max_minutes * 60))
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
     def save_ckpt() -> None:
@@ -269,7 +292,9 @@ def train(cfg: TrainConfig) -> Path:
         )
 
     t_seg = time.time()
-    run_loss, run_tag, run_hit = 0.0, 0.0, 0.0
+    # running sums stay on the device: one host sync per log line, not per step
+    run_loss, run_tag, run_hit = (torch.zeros((), device=device) for _ in range(3))
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
     while step < cfg.steps:
         if elapsed + (time.time() - t_seg) > cfg.max_minutes * 60:
             log(f"wall-time cap of {cfg.max_minutes} min reached at step {step}; stopping early")
@@ -278,36 +303,42 @@ def train(cfg: TrainConfig) -> Path:
             g["lr"] = lr_at(step)
         short = cfg.short_prob > 0 and rng.random() < cfg.short_prob
         frames = cfg.short_frames if short else cfg.segment_frames
-        batch = make_batch(train_ex, cfg, tokenizer, rng, pad, cfg.empty_caption_prob, frames)
-        if tagger is None:
-            loss = ce = lm_loss(model, batch)
-        else:
-            ce, hidden = lm_loss(model, batch, hidden=True)
-            tag, hit = tagger(hidden, batch)
-            loss = ce + cfg.tag_weight * tag
-            run_tag += tag.item()
-            run_hit += hit.item()
+        batch = to_device(
+            make_batch(train_ex, cfg, tokenizer, rng, pad, cfg.empty_caption_prob, frames), device
+        )
+        with _autocast(device):
+            if tagger is None:
+                loss = ce = lm_loss(model, batch)
+            else:
+                ce, hidden = lm_loss(model, batch, hidden=True)
+                tag, hit = tagger(hidden, batch)
+                loss = ce + cfg.tag_weight * tag
+                run_tag += tag.detach().float()
+                run_hit += hit.detach().float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        run_loss += ce.item()
+        run_loss += ce.detach().float()
         if step % cfg.log_every == 0:
             now = elapsed + time.time() - t_seg
             n = cfg.log_every
-            tags = f" tag {run_tag / n:.3f} (acc {run_hit / n:.3f})" if tagger is not None else ""
+            mean_loss, mean_tag, mean_hit = (float(x) / n for x in (run_loss, run_tag, run_hit))
+            tags = f" tag {mean_tag:.3f} (acc {mean_hit:.3f})" if tagger is not None else ""
             log(
-                f"step {step} loss {run_loss / n:.3f}{tags} lr {lr_at(step):.2e} {now / 60:.1f} min",
+                f"step {step} loss {mean_loss:.3f}{tags} lr {lr_at(step):.2e} {now / 60:.1f} min",
                 step=step,
-                loss=run_loss / n,
-                **({"tag_loss": run_tag / n, "tag_acc": run_hit / n} if tagger is not None else {}),
+                loss=mean_loss,
+                **({"tag_loss": mean_tag, "tag_acc": mean_hit} if tagger is not None else {}),
                 minutes=now / 60,
             )
-            run_loss, run_tag, run_hit = 0.0, 0.0, 0.0
+            run_loss, run_tag, run_hit = (torch.zeros((), device=device) for _ in range(3))
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            ce = heldout_ce(model, held_ex, tokenizer, cfg)
-            log(f"step {step} held-out CE {ce:.3f}", step=step, heldout_ce=ce)
+            held = heldout_ce(model, held_ex, tokenizer, cfg)
+            log(f"step {step} held-out CE {held:.3f}", step=step, heldout_ce=held)
+            if cfg.keep_best and (best is None or held < best[0]):
+                best = (held, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             elapsed += time.time() - t_seg
             t_seg = time.time()
@@ -315,7 +346,10 @@ def train(cfg: TrainConfig) -> Path:
     elapsed += time.time() - t_seg
     t_seg = time.time()
     save_ckpt()
-    model.eval()
+    if best is not None:
+        model.load_state_dict(best[1])
+        log(f"keeping the weights of the best held-out CE seen ({best[0]:.3f})", best_heldout_ce=best[0])
+    torch.nn.Module.to(model, "cpu").eval()
     model_dir = out / "model"
     save_bundle(model, build_processor(tokenizer, codec.config.sampling_rate), model_dir)
     summary = {
@@ -328,6 +362,8 @@ def train(cfg: TrainConfig) -> Path:
         "heldout_songs": len({e.song for e in held_ex}),
         "families": families,
         "threads": cfg.threads,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "best_heldout_ce": best[0] if best is not None else None,
     }
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
     log(f"saved {model_dir}: {json.dumps(summary)}")

@@ -433,8 +433,9 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                     lanes_box = gr.Textbox(
                         value="",
                         lines=2,
-                        label="one lane per line, e.g. drums=0-3:remove,3-6:add,6-8:free "
-                        "(seconds of new audio; add / remove / free; optional ,ramp=0.5)",
+                        label="one lane per line, e.g. drums=0-3:remove,3-6:add,6-8:free or piano=0-8:keep "
+                        "(seconds of new audio; add / remove / free / keep: hold, push only if it fades; "
+                        "optional ,ramp=0.5)",
                         elem_id="lanes",
                     )
                     lanes_note = gr.Markdown("no lanes: every trait is steered for the whole clip")
