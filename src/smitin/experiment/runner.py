@@ -39,7 +39,7 @@ from .judges import ClassifierJudge, ProbeDetector, optional_judges
 from .keep import clip_measures, flatness
 from .keeping import STEM, TRUE, add_keep_columns, frontier_points, keeping, other_fields
 from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
-from .noise import augment, false_positives, noisy_sets
+from .noise import NOISE_ONLY_SHARE, TRAIN_LEVELS, augment, false_positives, noisy_sets
 from .report import Agreement, Clip, Row, add_nll_shift, header, judge_agreement, markdown, write_csv
 from .rows import Batch, Job, generate_row, generate_rows, plan_jobs
 from .split import prepare_data
@@ -47,6 +47,7 @@ from .stats import accuracy_at, crossfit_accuracy, youden_threshold
 
 JUDGE_VERSION = 3  # bump when the judges' training or calibration changes (cached judges are refitted)
 ROW_VERSION = 5  # bump when what a cached row holds changes (cached rows are regenerated)
+JUDGE_NOISE = [list(TRAIN_LEVELS), NOISE_ONLY_SHARE]  # the judges' noise augmentation: part of both keys
 Judge = ClassifierJudge | CNNJudge
 KEEP_MEANS = ("continuity", "pulse", "flatness", "tempo_kept", "prompt_pulse")  # row means in results.csv
 NOISE_JUDGES = ("A", "B", "A (no noise)", "B (no noise)")  # judge_info["noise_check"]'s names
@@ -189,6 +190,7 @@ class Experiment:
             "train": td.judge.fingerprint(),
             "eval": td.judge_eval.fingerprint(),
             "v": JUDGE_VERSION,
+            "noise": JUDGE_NOISE,
         }
         names = (f"{trait}", f"{trait}-cnn", f"{trait}-clean", f"{trait}-cnn-clean")
         paths = [cfg.out / "judges" / f"{n}.safetensors" for n in names]
@@ -335,6 +337,7 @@ class Experiment:
             if job.steered
             else None,
             "v": ROW_VERSION,
+            "judges": [JUDGE_VERSION, JUDGE_NOISE],  # rows hold the judges' verdicts
         }
         if cfg.batch_rows:  # other clips (each its own seed): never mixed with unbatched rows
             key["batch_rows"] = True
