@@ -70,6 +70,25 @@ def test_experiment_end_to_end_on_a_tiny_model(tiny, stems, tmp_path, one_thread
     for r in rows:
         assert 0 <= r["success_cnn"] <= 1 and (r["method"] == "none") == (r["pairs"] == 0)
     assert 0 < res["judges"]["drums"]["cnn_threshold"] < 1
+    # keeping beside presence: measures per clip, paired entries, the references, the noise check
+    assert {"continuity", "pulse", "flatness", "tempo_kept", "clf_clean_prob", "cnn_clean_present"} <= set(
+        clips[0]
+    )
+    kept = res["keeping"]
+    methods_kept = {(e["task"], e["method"]) for e in kept}
+    assert ("continuation", "smitin") in methods_kept and ("continuation", "stem") in methods_kept
+    assert ("removal", "stem") in methods_kept and ("continuation", "none (another seed)") not in methods_kept
+    stem = next(e for e in kept if e["method"] == "stem" and e["task"] == "continuation")
+    assert stem["n"] == 2 and stem["flatness"] is not None
+    assert np.isfinite(stem["continuity"].diff) and stem["presence_cnn"].n == 2
+    with open(out / "references.csv") as f:
+        assert {r["method"] for r in csv.DictReader(f)} == {"true", "stem"}
+    assert "## Keeping" in md and "judge_noise_report" in md and (out / "plots" / "frontier.png").exists()
+    noise = res["judges"]["drums"]["noise_check"]
+    assert set(noise) == {"A", "B", "A (no noise)", "B (no noise)"}
+    assert all(0 <= v["fp"]["white 0.3"] <= 1 for v in noise.values())
+    assert (out / "judges" / "drums-clean.safetensors").exists()
+    assert "continuity_diff" in [r for r in rows if r["method"] == "smitin"][0]
     # a rerun resumes from the cached rows: same numbers, no generation
     again = run_experiment(cfg, backbone=tiny)
     assert [r["success_clf"] for r in again["rows"]] == [r["success_clf"] for r in rows]

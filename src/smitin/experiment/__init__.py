@@ -3,8 +3,11 @@
 Modules, in the order data flows: `config` (settings and the command line; `command` runs it), `split` (songs split
 by track, prompts, captions), `rows` (what each row runs and its generation), `features`,
 `metrics`, `judges` and `cnn` (what the judges hear and decide, quality and coherence numbers),
-`runner` (the experiment: judges per trait, rows, caches), `stats` and `headline` (paired
-differences to no control, intervals, tests), `report` (tables, results.md, CSV) and `plots`.
+`noise` (noise that judges must not take for the trait: training augmentation and the check),
+`keep` (what is kept of the music: harmonic continuity, pulse, tempo, flatness), `runner` (the
+experiment: judges per trait, rows, caches), `stats`, `headline` and `keeping` (paired
+differences to no control, intervals, tests: presence, and what is kept), `report` (tables,
+results.md, CSV) and `plots`.
 
 Only `config` and `command` are imported eagerly, so `smitin experiment --help` loads no torch; every other name
 here is imported on first use.
@@ -23,7 +26,10 @@ if TYPE_CHECKING:
     from .features import clip_features, window_embeddings
     from .headline import headline
     from .judges import ClapJudge, ClassifierJudge, ProbeDetector, fit_classifier, optional_judges
+    from .keep import clip_measures, flatness, harmonic_continuity, pulse_clarity, rhythm
+    from .keeping import keep_table, keeping
     from .metrics import auc, fad, frechet_distance, pearson, token_nll
+    from .noise import add_noise, augment, false_positives, judge_noise_report
     from .report import markdown
     from .rows import Batch, Job, generate_row
     from .runner import Experiment, Results, run_experiment
@@ -44,6 +50,17 @@ _LAZY = {
     "ProbeDetector": "judges",
     "fit_classifier": "judges",
     "optional_judges": "judges",
+    "clip_measures": "keep",
+    "flatness": "keep",
+    "harmonic_continuity": "keep",
+    "pulse_clarity": "keep",
+    "rhythm": "keep",
+    "keep_table": "keeping",
+    "keeping": "keeping",
+    "add_noise": "noise",
+    "augment": "noise",
+    "false_positives": "noise",
+    "judge_noise_report": "noise",
     "auc": "metrics",
     "fad": "metrics",
     "frechet_distance": "metrics",
@@ -83,6 +100,17 @@ __all__ = [
     "ProbeDetector",
     "fit_classifier",
     "optional_judges",
+    "clip_measures",
+    "flatness",
+    "harmonic_continuity",
+    "pulse_clarity",
+    "rhythm",
+    "keep_table",
+    "keeping",
+    "add_noise",
+    "augment",
+    "false_positives",
+    "judge_noise_report",
     "auc",
     "fad",
     "frechet_distance",

@@ -27,6 +27,10 @@ from .stats import Paired, paired
 HEADROOM = 0.7  # a base success rate above this leaves too little room to show an effect
 MIN_PAIRS = 48  # pairs per row for a headline the issue calls measured
 JUDGES = {"clf": "A (classifier)", "cnn": "B (CNN)"}  # clip columns <key>_prob, <key>_present
+CLEAN_JUDGES = {
+    "clf_clean": "A without noise",
+    "cnn_clean": "B without noise",
+}  # the judges before noise training
 
 Row = dict[str, Any]
 Clip = dict[str, Any]

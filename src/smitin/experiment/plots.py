@@ -1,8 +1,10 @@
-"""The experiment's figures: success against FAD per method and task, and the alpha sweep."""
+"""The experiment's figures: success against FAD per method and task, the alpha sweep, and the
+frontier of presence against keeping."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..plots import plt, save
 from .config import LABELS, METHODS, SWEEP_METHODS, Config
@@ -72,3 +74,46 @@ def plot_results(cfg: Config, rows: list[Row]) -> list[Path]:
         a2.legend(fontsize=7)
         out.append(save(fig, cfg.out / "plots" / "alpha_sweep.png"))
     return out
+
+
+FRONTIER_PANELS = (
+    ("retention", "other instruments kept (share of pairs)", (-0.05, 1.05)),
+    ("continuity", "harmonic continuity change (paired)", None),
+    ("flatness", "flatness change (paired; up = noisier)", None),
+)
+
+
+def plot_frontier(points: list[dict[str, Any]], path: Path, title: str = "continuation") -> Path:
+    """Presence against keeping, one point per method and alpha (and the stem reference, a star):
+    `keeping.frontier_points`'s dicts. A recipe worth having sits right (adds) and, per panel, high
+    (keeps the others and the harmony) or low (no noisier than the stem)."""
+    from .keeping import STEM, method_label
+
+    fig, axes = plt.subplots(1, len(FRONTIER_PANELS), figsize=(4.2 * len(FRONTIER_PANELS), 3.8))
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
+    markers = dict(zip(dict.fromkeys(p["trait"] for p in points), "osD^vP", strict=False))
+    for ax, (key, label, ylim) in zip(axes, FRONTIER_PANELS, strict=True):
+        for m in methods:
+            for p in (p for p in points if p["method"] == m):
+                star = m == STEM
+                ax.scatter(
+                    p["presence"],
+                    p[key],
+                    color="k" if star else colors[m],
+                    marker="*" if star else markers[p["trait"]],
+                    s=120 if star else 30,
+                    label=f"{method_label(m)}" if p is next(q for q in points if q["method"] == m) else None,
+                )
+                if p["alpha"] is not None and not star:
+                    ax.annotate(f"{p['alpha']:g}", (p["presence"], p[key]), fontsize=6, alpha=0.7)
+        ax.axvline(0, color="0.8", lw=0.8)
+        ax.set_xlabel("presence gain, judge B (points, paired)")
+        ax.set_ylabel(label)
+        if ylim:
+            ax.set_ylim(*ylim)
+    axes[0].legend(fontsize=6, loc="best")
+    traits = ", ".join(f"{t} {mk}" for t, mk in markers.items())
+    fig.suptitle(f"{title}: presence vs keeping (markers: {traits}; numbers: alpha)", fontsize=9)
+    return save(fig, path)

@@ -12,7 +12,9 @@ import numpy as np
 from ..recipes import recipe
 from .config import LABELS, SWEEP_METHODS, Config
 from .headline import HEADROOM, Entry, average_table, headline_notes, headline_table, validity
+from .keeping import keep_section
 from .metrics import pearson
+from .noise import noise_section
 
 Row = dict[str, Any]  # one line of results.csv (also cached as JSON): open-ended, CLAP adds columns
 Clip = dict[str, Any]  # one line of clips.csv
@@ -232,8 +234,12 @@ def markdown(
     notes: list[str],
     info: dict[str, Any],
     plots: list[Path],
+    keep: list[Entry] | None = None,
+    clean: list[Entry] | None = None,
 ) -> str:
-    """results.md: the command and data, one table per task, per trait, the sweep, judges, metrics."""
+    """results.md: the command and data, presence and keeping, one table per task, per trait, the
+    sweep, judges (with the noise check), metrics. `keep`: `keeping.keeping`'s entries; `clean`:
+    the headline by the judges trained without noise."""
     if cfg.threshold is None:
         tau = (
             "each recipe's: smitin's is what the watched heads read on the trait's class mean, the "
@@ -285,6 +291,8 @@ def markdown(
         "steer also judge, so it is never the headline.",
         "",
     ]
+    if keep:
+        parts += keep_section(cfg, keep, entries, judge_info)
     for task in cfg.tasks:
         if any(r["task"] == task for r in rows):
             parts += [f"## {task}", "", summary_table(cfg, rows, task), ""]
@@ -301,6 +309,10 @@ def markdown(
         "(resynthesised = passed through the model's codec, the domain of generated audio). AUC is "
         "threshold-free: a detector can rank clips well (AUC near 1) yet decide badly at its threshold.",
         "",
+    ]
+    if any(v.get("noise_check") for v in judge_info.values()):
+        parts += noise_section(cfg, judge_info, clean or [])
+    parts += [
         f"Agreement of self-report (probes) and judge A: success rates across {agreement['rows']} rows r = {_f(agreement['row_success_r'])}; "
         f"per clip ({agreement['clips']}): score correlation r = {_f(agreement['clip_score_r'])}, same decision on "
         f"{_f(agreement['clip_decision_agreement'], pct=True)} of clips. Per trait (rows r / clip-score r): "

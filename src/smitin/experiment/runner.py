@@ -34,16 +34,24 @@ from .automation import automation_table, run_automation
 from .cnn import CNNJudge
 from .config import Config
 from .features import window_embeddings
-from .headline import Entry, add_paired_columns, headline
+from .headline import CLEAN_JUDGES, Entry, add_paired_columns, headline
 from .judges import ClassifierJudge, ProbeDetector, optional_judges
+from .keep import clip_measures, flatness
+from .keeping import STEM, TRUE, add_keep_columns, frontier_points, keeping, other_fields
 from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
+from .noise import NOISE_ONLY_SHARE, TRAIN_LEVELS, augment, false_positives, noisy_sets
 from .report import Agreement, Clip, Row, add_nll_shift, header, judge_agreement, markdown, write_csv
 from .rows import Batch, Job, generate_row, generate_rows, plan_jobs
 from .split import prepare_data
 from .stats import accuracy_at, crossfit_accuracy, youden_threshold
 
-JUDGE_VERSION = 2  # bump when the judges' training or calibration changes (cached judges are refitted)
-ROW_VERSION = 4  # bump when what a cached row holds changes (cached rows are regenerated)
+JUDGE_VERSION = 3  # bump when the judges' training or calibration changes (cached judges are refitted)
+ROW_VERSION = 5  # bump when what a cached row holds changes (cached rows are regenerated)
+JUDGE_NOISE = [list(TRAIN_LEVELS), NOISE_ONLY_SHARE]  # the judges' noise augmentation: part of both keys
+Judge = ClassifierJudge | CNNJudge
+KEEP_MEANS = ("continuity", "pulse", "flatness", "tempo_kept", "prompt_pulse")  # row means in results.csv
+NOISE_JUDGES = ("A", "B", "A (no noise)", "B (no noise)")  # judge_info["noise_check"]'s names
+NOISE_CHECK_CLIPS = 64  # negatives of the evaluation tracks each judge's noise check runs on
 
 
 class Results(TypedDict):
@@ -54,6 +62,7 @@ class Results(TypedDict):
     judges: dict[str, dict[str, Any]]
     agreement: Agreement
     headline: list[Entry]
+    keeping: list[Entry]  # what each row keeps of the music (`keeping`), with the references
     markdown: str
     automation: list[dict[str, Any]]  # the automation part's rows (`--tasks automation`), [] without it
 
@@ -77,6 +86,7 @@ class Experiment:
         self.detectors: dict[str, ProbeDetector] = {}
         self.classifiers: dict[str, ClassifierJudge] = {}
         self.cnns: dict[str, CNNJudge] = {}
+        self.clean: dict[str, tuple[ClassifierJudge, CNNJudge]] = {}  # the same judges without noise
         self.judge_info: dict[str, dict[str, Any]] = {}
         self._guard_cache()
         self._reference()
@@ -153,14 +163,26 @@ class Experiment:
             "cnn_threshold": cnn.threshold,
             "cnn_params": cnn.info.get("params"),
             **{f"cnn_{k}": v for k, v in cnn.accuracy.items()},
+            "noise_check": {
+                name: {**j.accuracy, "fp": j.info.get("noise_check", {})}
+                for name, j in zip(NOISE_JUDGES, self._four(trait), strict=True)
+            },
+            "noise_flatness": judge.info.get("noise_flatness", {}),
         }
+
+    def _four(self, trait: str) -> tuple[Judge, ...]:
+        """A, B, and A, B trained without noise: the order of `NOISE_JUDGES`."""
+        return (self.classifiers[trait], self.cnns[trait], *self.clean[trait])
 
     def _judges(self, trait: str) -> tuple[ClassifierJudge, CNNJudge]:
         """The two independent judges of a trait (cached), thresholds calibrated on real pairs.
 
-        Both train on the classifier tracks' clips, original and through the codec; both
-        thresholds maximise Youden's J on the evaluation tracks' with/without pairs passed through
-        the codec (the domain generated audio lives in), where their AUC and accuracy are measured.
+        Both train on the classifier tracks' clips, original and through the codec, augmented with
+        noise (`noise.augment`: noise is not the trait); both thresholds maximise Youden's J on the
+        evaluation tracks' with/without pairs passed through the codec (the domain generated audio
+        lives in), where their AUC and accuracy are measured. The same judges trained without the
+        noise (smitin <= 0.3's) are kept in `self.clean` for the noise check's comparison; every
+        judge's false positives on noisy negatives go to `info["noise"]`.
         """
         cfg, td = self.cfg, self.data[trait]
         key = {
@@ -168,20 +190,31 @@ class Experiment:
             "train": td.judge.fingerprint(),
             "eval": td.judge_eval.fingerprint(),
             "v": JUDGE_VERSION,
+            "noise": JUDGE_NOISE,
         }
-        paths = cfg.out / "judges" / f"{trait}.safetensors", cfg.out / "judges" / f"{trait}-cnn.safetensors"
+        names = (f"{trait}", f"{trait}-cnn", f"{trait}-clean", f"{trait}-cnn-clean")
+        paths = [cfg.out / "judges" / f"{n}.safetensors" for n in names]
         if all(p.exists() for p in paths):
             clf, cnn = ClassifierJudge.load(paths[0]), CNNJudge.load(paths[1])
-            if clf.info.get("key") == key and cnn.info.get("key") == key:
+            clf0, cnn0 = ClassifierJudge.load(paths[2]), CNNJudge.load(paths[3])
+            if all(j.info.get("key") == key for j in (clf, cnn, clf0, cnn0)):
+                self.clean[trait] = (clf0, cnn0)
                 return clf, cnn
         audio, labels = td.judge.load(range(len(td.judge))), td.judge.labels()
         both, both_labels = np.concatenate([audio, self.resynth(audio)]), np.concatenate([labels, labels])
-        clf = ClassifierJudge.train(trait, both, both_labels, self.sr, key=key)
-        cnn = CNNJudge.train(trait, both, both_labels, self.sr, seed=cfg.seed, key=key)
+        noisy, noisy_labels = augment(both, both_labels, seed=cfg.seed)
+        clf = ClassifierJudge.train(trait, noisy, noisy_labels, self.sr, key=key, noise="augmented")
+        cnn = CNNJudge.train(trait, noisy, noisy_labels, self.sr, seed=cfg.seed, key=key, noise="augmented")
+        clf0 = ClassifierJudge.train(trait, both, both_labels, self.sr, key=key, noise="none")
+        cnn0 = CNNJudge.train(trait, both, both_labels, self.sr, seed=cfg.seed, key=key, noise="none")
         ev, ev_labels = td.judge_eval.load(range(len(td.judge_eval))), td.judge_eval.labels()
         ev_rs = self.resynth(ev)
         tracks = [s.track for s in td.judge_eval.segments]
-        for j in (clf, cnn):
+        negatives = ev_rs[ev_labels == 0]
+        pick = np.random.default_rng(cfg.seed).permutation(len(negatives))[:NOISE_CHECK_CLIPS]
+        check = noisy_sets(negatives[np.sort(pick)], seed=cfg.seed)
+        four: tuple[Judge, ...] = (clf, cnn, clf0, cnn0)
+        for j in four:
             p = j.proba(ev_rs, self.sr)
             j.threshold = youden_threshold(ev_labels, p)
             j.accuracy = {
@@ -192,6 +225,8 @@ class Experiment:
                 "auc_resynthesised": auc(ev_labels, p),
                 "eval_clips": int(len(ev_labels)),
             }
+            j.info["noise_check"] = false_positives(j.present, check, self.sr)
+        clf.info["noise_flatness"] = {k: float(flatness(v, self.sr).mean()) for k, v in check.items()}
         det_p, det_s = self.detectors[trait].present(ev_rs, self.sr)
         clf.accuracy["probe_detector_resynthesised"] = float((det_p == ev_labels.astype(bool)).mean())
         clf.accuracy["probe_detector_auc"] = auc(ev_labels, det_s)
@@ -199,9 +234,77 @@ class Experiment:
             clf.accuracy["clap_resynthesised"] = float(
                 ((self.clap.proba(ev_rs, self.sr, trait) >= 0.5) == ev_labels.astype(bool)).mean()
             )
-        clf.save(paths[0])
-        cnn.save(paths[1])
+        for j, path in zip(four, paths, strict=True):
+            j.save(path)
+        self.clean[trait] = (clf0, cnn0)
         return clf, cnn
+
+    def keep_fields(self, trait: str, audio: np.ndarray, prompt: np.ndarray | None) -> list[dict[str, Any]]:
+        """Per clip, beside the trait's presence: the judges trained without noise on the trait
+        (`<judge>_clean_prob/present`), the keep measures (`keep.clip_measures`) and every other
+        judged trait's presence (`keeping.other_fields`)."""
+        out = [{**m} for m in clip_measures(audio, self.sr, prompt)]
+        clean: tuple[Judge, ...] = self.clean[trait]
+        for name, judge in zip(CLEAN_JUDGES, clean, strict=True):
+            present, prob = judge.present(audio, self.sr)
+            for d, p, q in zip(out, present, prob, strict=True):
+                d[f"{name}_prob"], d[f"{name}_present"] = float(q), bool(p)
+        others = {t: {"cnn": self.cnns[t], "clf": self.classifiers[t]} for t in self.cnns if t != trait}
+        for d, o in zip(out, other_fields(others, audio, self.sr), strict=True):
+            d.update(o)
+        return out
+
+    def references(self, trait: str) -> list[Clip]:
+        """The stem reference's clips (`keeping.TRUE` / `keeping.STEM`) of continuation and removal.
+
+        For each continuation prompt (the rows' own, a mix without the trait), the song's true
+        continuation after it without the trait's stem (TRUE) and with it (STEM), both through the
+        codec; for removal the same with the roles swapped (the prompts have the trait).
+        """
+        from dataclasses import replace as _replace
+
+        from .split import pick_prompts
+
+        cfg, td = self.cfg, self.data[trait]
+        out: list[Clip] = []
+        for task, label in (("continuation", 0), ("removal", 1)):
+            if task not in cfg.tasks:
+                continue
+            idx = pick_prompts(td.prompts, label, cfg.prompts)
+            sibling = {(s.track, s.start, s.label): s for s in td.prompts.segments}
+            segs = [td.prompts.segments[i] for i in idx]
+            keep = [k for k, s in enumerate(segs) if (s.track, s.start, 1 - label) in sibling]
+            if not keep:
+                continue
+            prompt = self.resynth(td.prompts.load([idx[k] for k in keep]))
+            after = _replace(td.prompts, seconds=cfg.duration, segments=[])
+            for method, lab in ((TRUE, label), (STEM, 1 - label)):
+                chosen = [sibling[(segs[k].track, segs[k].start, lab)] for k in keep]
+                later = [_replace(s, start=round(s.start + cfg.prompt_seconds, 3)) for s in chosen]
+                audio = self.resynth(_replace(after, segments=later).load(range(len(later))))
+                clf_p, clf_s = self.classifiers[trait].present(audio, self.sr)
+                cnn_p, cnn_s = self.cnns[trait].present(audio, self.sr)
+                extra = self.keep_fields(trait, audio, prompt)
+                for n, k in enumerate(keep):
+                    out.append(
+                        {
+                            "trait": trait,
+                            "task": task,
+                            "method": method,
+                            "alpha": None,
+                            "clip": n,
+                            "prompt": k,
+                            "segment": int(idx[k]),
+                            "seed": 0,
+                            "rep": 0,
+                            "clf_prob": float(clf_s[n]),
+                            "clf_present": bool(clf_p[n]),
+                            "cnn_prob": float(cnn_s[n]),
+                            "cnn_present": bool(cnn_p[n]),
+                            **extra[n],
+                        }
+                    )
+        return out
 
     def jobs(self, trait: str) -> list[Job]:
         """Rows of one trait: the table at `alpha` plus the alpha sweep (continuation, ITI and SMITIN)."""
@@ -234,6 +337,7 @@ class Experiment:
             if job.steered
             else None,
             "v": ROW_VERSION,
+            "judges": [JUDGE_VERSION, JUDGE_NOISE],  # rows hold the judges' verdicts
         }
         if cfg.batch_rows:  # other clips (each its own seed): never mixed with unbatched rows
             key["batch_rows"] = True
@@ -276,6 +380,7 @@ class Experiment:
         clf_p, clf_s = self.classifiers[trait].present(batch.audio, self.sr)
         cnn_p, cnn_s = self.cnns[trait].present(batch.audio, self.sr)
         emb = window_embeddings(batch.audio, self.sr)
+        extra = self.keep_fields(trait, batch.audio, batch.prompt)
         row: Row = {
             **ident,
             "sweep": job.sweep,
@@ -292,6 +397,7 @@ class Experiment:
             "share_applied": batch.share_applied,
             "gen_seconds": round(gen_s, 1),
             "example_text": job.example_text,
+            **{k: float(np.mean([d[k] for d in extra])) for k in KEEP_MEANS if k in extra[0]},
         }
         if batch.prompt is not None:
             whole, edge = continuation_similarity(batch.prompt, batch.audio, self.sr, self.standardise)
@@ -318,6 +424,7 @@ class Experiment:
                 "cnn_prob": float(cnn_s[i]),
                 "cnn_present": bool(cnn_p[i]),
                 **({"clap_prob": float(clap_s[i])} if clap_s is not None else {}),
+                **extra[i],
             }
             for i in range(len(det_s))
         ]
@@ -344,7 +451,7 @@ def _run(cfg: Config, command: str | None, backbone: Backbone | None, world: Wor
     others then find them cached), the rows are split by index (row i on rank i % size, each row
     seeded on its own, so the table does not depend on the split), and rank 0 assembles the table
     and runs the automation part; the other ranks return an empty result."""
-    from .plots import plot_results
+    from .plots import plot_frontier, plot_results
 
     t0 = time.time()
     if world.distributed and backbone is None:
@@ -384,11 +491,18 @@ def _run(cfg: Config, command: str | None, backbone: Backbone | None, world: Wor
     add_nll_shift(rows)
     entries = headline(rows, clips)
     add_paired_columns(rows, entries)
+    references = [c for t in cfg.traits for c in exp.references(t)] if rows else []
+    kept = keeping(rows, clips, references)
+    add_keep_columns(rows, kept)
+    clean = headline(rows, clips, CLEAN_JUDGES)
     if rows or not auto:
         write_csv(cfg.out / "results.csv", rows)
         write_csv(cfg.out / "clips.csv", clips)
+        write_csv(cfg.out / "references.csv", references)
     agreement = judge_agreement(rows, clips)
     plots = plot_results(cfg, rows)
+    if kept:
+        plots.append(plot_frontier(frontier_points(kept, entries), cfg.out / "plots" / "frontier.png"))
     info = {
         "smitin": __version__,
         "model": cfg.model,
@@ -400,7 +514,9 @@ def _run(cfg: Config, command: str | None, backbone: Backbone | None, world: Wor
         "command": command,
     }
     if rows or not auto:
-        md = markdown(cfg, rows, entries, exp.judge_info, agreement, exp.notes, info, plots)
+        md = markdown(
+            cfg, rows, entries, exp.judge_info, agreement, exp.notes, info, plots, keep=kept, clean=clean
+        )
         md = md + ("\n" + auto_md if auto_md else "")
     else:  # the automation part alone
         md = header(cfg, info) + "\n\n" + auto_md
@@ -413,6 +529,7 @@ def _run(cfg: Config, command: str | None, backbone: Backbone | None, world: Wor
         "judges": exp.judge_info,
         "agreement": agreement,
         "headline": entries,
+        "keeping": kept,
         "markdown": md,
         "automation": auto,
     }
@@ -426,6 +543,7 @@ def _empty() -> Results:
         "judges": {},
         "agreement": {},
         "headline": [],
+        "keeping": [],
         "markdown": "",
         "automation": [],
     }
