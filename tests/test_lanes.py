@@ -55,10 +55,13 @@ def test_cli_values():
         ("0-3", r"span '0-3' has no ':WANT'"),
         ("0:add", r"write the time as START-END"),
         ("a-3:add", r"start 'a' is not a number of seconds"),
-        ("0-inf:add", r"end 'inf' is not a finite number"),
+        ("0-inf:add", r"end 'inf' is not a number of seconds up to 3600"),
+        ("0-1e308:add", r"end '1e308' is not a number of seconds up to 3600"),
+        ("0-3:add,ramp=1e308", r"ramp must be a number of seconds from 0 to 3600, not 1e\+308"),
+        ("0-3:add,ramp=nan", r"ramp must be a number of seconds from 0 to 3600"),
         ("0-3:add,,3-4:free", r"empty span"),
         ("0-3:add,ramp=fast", r"the ramp 'fast' is not a number"),
-        ("0-3:add,ramp=-1", r"ramp must be a number of seconds >= 0"),
+        ("0-3:add,ramp=-1", r"ramp must be a number of seconds from 0 to 3600"),
         ("ramp=1", r"has no spans"),
         ("", r"empty lane"),
     ],
@@ -125,8 +128,53 @@ def test_lanes_file(tmp_path):
     bad.write_text('{"drums": "0-3:loud"}')
     with pytest.raises(LaneError, match=r"bad.json: drums: span '0-3:loud': unknown word"):
         load_lanes(bad)
-    with pytest.raises(LaneError, match=r"cannot read the lanes file .*missing.json"):
+    with pytest.raises(LaneError, match=r"lanes file .*missing.json: cannot read it"):
         load_lanes(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"drums": "0-3:add", "x": "\xff\xfe"}', r"not UTF-8 text"),
+        (b"\xff\xfe{}", r"not UTF-8 text \(byte 0"),
+        (b"[" * 100_000 + b"]" * 100_000, r"nested too deeply"),
+        (b'{"drums": [[0, 3, "add"]], "x": ' + b"[" * 40 + b"]" * 40 + b"}", r"nested too deeply"),
+        (b'{"drums": [[0, ' + b"9" * 5000 + b', "add"]]}', r"numbers must stay below|out of range"),
+        (b'{"drums": [[0, 1e308, "add"]]}', r"out of range"),
+        (b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e300}}', r"out of range"),
+        (b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e9}}', r"ramp must be a number of seconds from 0 to 3600"),
+        (b'{"drums": [[0, NaN, "add"]]}', r"NaN is not a number JSON allows"),
+        (b'{"drums": "0-3:add"}' + b" " * (1 << 20), r"is 1,048,5\d\d bytes; at most 1,048,576 are read"),
+    ],
+    ids=["utf8-inside", "utf8-start", "deep", "deep-40", "huge-int", "1e308", "ramp-1e300", "ramp-1e9", "nan", "big"],
+)
+def test_hostile_lanes_files_are_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "lanes.json"
+    path.write_bytes(content)
+    with pytest.raises(LaneError, match=message) as err:
+        load_lanes(path)
+    assert len(str(err.value)) < 400 and "lanes.json" in str(err.value)
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "fifo", "folder"])
+def test_special_files_are_not_read_as_lanes(tmp_path, special):
+    import os
+
+    if special == "fifo":
+        special = str(tmp_path / "fifo")
+        os.mkfifo(special)
+    elif special == "folder":
+        special = str(tmp_path)
+    with pytest.raises(LaneError, match=r"not a regular file|is a folder"):
+        load_lanes(special)
+
+
+def test_a_pushing_lane_on_a_trait_of_strength_zero_is_refused():
+    lanes = parse_lane_args(["drums=0-3:add"])
+    with pytest.raises(LaneError, match=r"drums: span '0-3:add' wants the trait present, but its strength is 0"):
+        check_lanes(lanes, ["drums"], duration=4, strengths={"drums": 0.0})
+    check_lanes(lanes, ["drums"], duration=4, strengths={"drums": -5.0})
+    check_lanes(parse_lane_args(["drums=0-3:free"]), ["drums"], duration=4, strengths={"drums": 0.0})
 
 
 def test_layout_per_step():

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import audio as audio_io
+from . import budget
 from .backbone import Backbone
 from .files import staged
 from .monitor import Trace
@@ -108,9 +109,17 @@ def max_seconds(backbone: Backbone, prompt_seconds: float = 0.0) -> float:
 
 
 def check_request(
-    backbone: Backbone, steers: Sequence[Steer], opts: GenerationOptions, prompt_seconds: float = 0.0
+    backbone: Backbone,
+    steers: Sequence[Steer],
+    opts: GenerationOptions,
+    prompt_seconds: float = 0.0,
+    samples: int | None = None,
 ) -> None:
-    """Refuse, before generating, what the model cannot serve; each message states the limit."""
+    """Refuse, before generating, what the model cannot serve; each message states the limit.
+
+    `samples`: clips generated together (default `opts.batch`; a mixed batch: its requests),
+    checked against the memory the machine has free (`smitin.budget`).
+    """
     limit = max_seconds(backbone, prompt_seconds)
     if opts.duration > limit:
         room = max_seconds(backbone) - opts.duration
@@ -130,6 +139,16 @@ def check_request(
             check_threshold(s.threshold)
         except ValueError as err:
             raise RequestError(f"{s.name}: {err}") from None
+    n = opts.batch if samples is None else samples
+    steps = max_new_tokens(backbone, opts.duration)
+    need = budget.estimate(backbone, n, steps, opts.duration + prompt_seconds, opts.cfg)
+    if not need.fits:
+        raise RequestError(
+            f"{n} clips at once need about {budget.gib(need.need)} of memory (estimated: "
+            f"{budget.gib(need.per_row)} per {opts.duration:g} s clip on {backbone.name}), more than the "
+            f"{budget.gib(need.free or 0)} free on {backbone.device}; generate at most {need.most_rows()} "
+            "at once (--batch)"
+        )
 
 
 def generate(
@@ -247,7 +266,7 @@ def _run(
         "do_sample": True,
         **opts.sampling,
         "max_new_tokens": steps,
-        "guidance_scale": opts.guidance_scale,
+        "guidance_scale": opts.model_guidance,
     }
     hook_options = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (

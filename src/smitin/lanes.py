@@ -22,7 +22,6 @@ model); `layout` lays the lanes out once per generation as per-step tensors for
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
 WANTS = ("add", "remove", "free")
 SYNTAX = "TRAIT=START-END:WANT,... (seconds of new audio; WANT is add, remove or free; optional ramp=SECONDS)"
 _EPS = 1e-9
+MAX_SECONDS = 3600.0  # any time in a lane (MusicGen makes at most about 40 s): bounds the arithmetic
+MAX_FILE_BYTES = 1 << 20  # a lanes file: a few hundred bytes per trait are plenty
 
 
 class LaneError(ValueError):
@@ -42,6 +43,21 @@ class LaneError(ValueError):
 
 def _seconds(x: float) -> str:
     return f"{x:g}"
+
+
+def _seconds_ok(v: Any) -> bool:
+    """A real number of seconds within +-MAX_SECONDS (huge ints are compared, never converted)."""
+    return (
+        not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and -MAX_SECONDS <= v <= MAX_SECONDS  # False for NaN
+    )
+
+
+def _short(value: Any) -> str:
+    """repr, cut short: a message never quotes ten thousand digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -54,8 +70,10 @@ class Span:
 
     def __post_init__(self) -> None:
         for name, v in (("start", self.start), ("end", self.end)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise LaneError(f"span {self}: {name} must be a finite number of seconds, not {v!r}")
+            if not _seconds_ok(v):
+                raise LaneError(
+                    f"span {self}: {name} must be a number of seconds up to {MAX_SECONDS:g}, not {_short(v)}"
+                )
         if self.want not in WANTS:
             raise LaneError(f"span {self}: unknown word {self.want!r}; a span wants add, remove or free")
         if self.start < 0:
@@ -66,9 +84,10 @@ class Span:
             )
 
     def __str__(self) -> str:
-        start = _seconds(self.start) if isinstance(self.start, (int, float)) else repr(self.start)
-        end = _seconds(self.end) if isinstance(self.end, (int, float)) else repr(self.end)
-        return f"'{start}-{end}:{self.want}'"
+        start = _seconds(self.start) if _seconds_ok(self.start) else _short(self.start)
+        end = _seconds(self.end) if _seconds_ok(self.end) else _short(self.end)
+        want = self.want if isinstance(self.want, str) and len(self.want) <= 40 else _short(self.want)
+        return f"'{start}-{end}:{want}'"
 
     @property
     def text(self) -> str:
@@ -86,12 +105,10 @@ class Lane:
         spans = tuple(self.spans)
         if not spans:
             raise LaneError(f"a lane needs at least one span: {SYNTAX}")
-        if (
-            isinstance(self.ramp, bool)
-            or not isinstance(self.ramp, (int, float))
-            or not (math.isfinite(self.ramp) and self.ramp >= 0)
-        ):
-            raise LaneError(f"ramp must be a number of seconds >= 0, not {self.ramp!r}")
+        if not _seconds_ok(self.ramp) or self.ramp < 0:
+            raise LaneError(
+                f"ramp must be a number of seconds from 0 to {MAX_SECONDS:g}, not {_short(self.ramp)}"
+            )
         ordered = tuple(sorted(spans, key=lambda s: (s.start, s.end)))
         for a, b in zip(ordered, ordered[1:], strict=False):
             if b.start < a.end - _EPS:
@@ -159,8 +176,8 @@ def _number(text: str, what: str, item: str) -> float:
         v = float(text)
     except ValueError:
         raise LaneError(f"span '{item}': {what} {text!r} is not a number of seconds") from None
-    if not math.isfinite(v):
-        raise LaneError(f"span '{item}': {what} {text!r} is not a finite number of seconds")
+    if not _seconds_ok(v):
+        raise LaneError(f"span '{item}': {what} {text!r} is not a number of seconds up to {MAX_SECONDS:g}")
     return v
 
 
@@ -236,28 +253,41 @@ def lanes_from_json(data: Any, source: str = "lanes") -> dict[str, Lane]:
 
 
 def load_lanes(path: str | Path) -> dict[str, Lane]:
-    """A lanes file (`--lanes lanes.json`) -> {trait: Lane}; a missing or non-JSON file is refused."""
+    """A lanes file (`--lanes lanes.json`) -> {trait: Lane}; refused: missing, not a regular file,
+    over MAX_FILE_BYTES, not UTF-8, not JSON, nested too deeply or holding out-of-range numbers."""
+    from .textfiles import TextFileError, loads, read_text
+
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise LaneError(f"cannot read the lanes file {path}: {err.strerror or err}") from None
-    try:
-        data = json.loads(text)
+        data = loads(read_text(path, "lanes file", MAX_FILE_BYTES), str(path))
     except json.JSONDecodeError as err:
         raise LaneError(f"{path} is not JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+    except TextFileError as err:
+        raise LaneError(str(err)) from None
     return lanes_from_json(data, str(path))
 
 
-def check_lanes(lanes: Mapping[str, Lane], steered: Iterable[str], duration: float | None = None) -> None:
-    """Every lane names a steered trait (as in its probe file) and, given `duration`, fits in the clip."""
+def check_lanes(
+    lanes: Mapping[str, Lane],
+    steered: Iterable[str],
+    duration: float | None = None,
+    strengths: Mapping[str, float] | None = None,
+) -> None:
+    """Every lane names a steered trait (as in its probe file) and, given `duration`, fits in the
+    clip; given the traits' `strengths`, a lane that wants add or remove needs a non-zero one."""
     names = list(steered)
     for trait, lane in lanes.items():
         if trait not in names:
             have = ", ".join(names) if names else "none"
-            raise LaneError(f"a lane for {trait!r}, which is not steered (steered traits: {have})")
+            raise LaneError(f"a lane for {_short(trait)}, which is not steered (steered traits: {have})")
         if duration is not None:
             lane.check(duration, trait)
+        pushing = [s for s in lane.spans if s.want != "free"]
+        if strengths is not None and strengths.get(trait, 1.0) == 0 and pushing:
+            raise LaneError(
+                f"{trait}: span {pushing[0]} wants the trait {'present' if pushing[0].want == 'add' else 'absent'}, "
+                "but its strength is 0, so nothing would push; give it a strength (e.g. FILE:5)"
+            )
 
 
 @dataclass

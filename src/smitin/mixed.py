@@ -138,7 +138,7 @@ def generate_mixed(
     opts = GenerationOptions.build(options, **overrides)
     steers = [s for r in requests for s in r.steer]
     owners = [b for b, r in enumerate(requests) for _ in r.steer]
-    check_request(backbone, steers, opts)
+    check_request(backbone, steers, opts, samples=len(requests))
     steps = max_new_tokens(backbone, opts.duration)
     cond = _condition(backbone, [r.prompt for r in requests])
     waves = [r.audio for r in requests]
@@ -147,7 +147,7 @@ def generate_mixed(
         if any(w is None for w in waves):
             raise ValueError("a mixed batch continues audio prompts for every request or for none")
         prompt_n = min(len(w) for w in waves if w is not None)
-        check_request(backbone, steers, opts, prompt_n / backbone.sample_rate)
+        check_request(backbone, steers, opts, prompt_n / backbone.sample_rate, samples=len(requests))
         prompts = np.stack([np.asarray(w, dtype=np.float32)[:prompt_n] for w in waves if w is not None])
         values = torch.from_numpy(prompts)[:, None].to(backbone.device, torch.float32)
         cond = {**cond, "input_values": values}
@@ -155,7 +155,7 @@ def generate_mixed(
         "do_sample": True,
         **opts.sampling,
         "max_new_tokens": steps,
-        "guidance_scale": opts.guidance_scale,
+        "guidance_scale": opts.model_guidance,
     }
     if own_seeds and kwargs["do_sample"]:
         config = backbone.model.generation_config
@@ -163,7 +163,7 @@ def generate_mixed(
             [r.seed for r in requests],
             backbone.num_codebooks,
             steps,
-            guidance_scale=float(opts.guidance_scale or 1.0),
+            guidance_scale=opts.model_guidance,
             temperature=float(kwargs.get("temperature", config.temperature) or 1.0),
             top_k=int(kwargs.get("top_k", config.top_k) or 0),
             top_p=float(kwargs.get("top_p", config.top_p) or 1.0),

@@ -53,8 +53,16 @@ def _heads(spec: str | None, default: str | int) -> str | int:
 
 
 def _outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable --out/--trace/--plot (and a batch's out-N.wav) before any model is loaded."""
+    """Refuse unwritable --out/--trace/--plot (and a batch's out-N.wav), or a --out or --plot of an
+    unknown file type, before any model is loaded."""
+    from ..audio import WRITABLE_SUFFIXES
+    from ..files import OutputError, check_writable
+
     check_paths(args, files=("out", "trace", "plot"))
+    try:
+        check_writable(args.out, "--out", suffixes=WRITABLE_SUFFIXES)
+    except OutputError as err:
+        raise UsageError(str(err)) from None
     for i in range(args.batch if args.batch > 1 else 0):  # out-0.wav, out-1.wav... next to --out
         check_paths(
             argparse.Namespace(out=args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}")),
@@ -62,8 +70,9 @@ def _outputs(args: argparse.Namespace) -> None:
         )
 
 
-def _lanes(args: argparse.Namespace, traits: list[str], duration: float) -> dict:
-    """--lane and --lanes as {trait: Lane}, checked against the steered traits and the duration."""
+def _lanes(args: argparse.Namespace, traits: list[str], duration: float, strengths: dict[str, float]) -> dict:
+    """--lane and --lanes as {trait: Lane}, checked against the steered traits, their strengths and
+    the duration."""
     from ..lanes import LaneError, check_lanes, load_lanes, parse_lane_args
 
     try:
@@ -74,7 +83,7 @@ def _lanes(args: argparse.Namespace, traits: list[str], duration: float) -> dict
             if both:
                 raise LaneError(f"{', '.join(both)}: given by --lane and in {args.lanes}; keep one")
             lanes.update(more)
-        check_lanes(lanes, traits, duration)
+        check_lanes(lanes, traits, duration, strengths)
     except LaneError as err:
         raise UsageError(str(err)) from None
     return lanes
@@ -131,7 +140,7 @@ def generate(args: argparse.Namespace) -> int:
     from ..steering import Steer
 
     traits = [ProbeSet.load(path).trait for path, _ in steers_spec]  # bad files fail before the model
-    lanes = _lanes(args, traits, options.duration)
+    lanes = _lanes(args, traits, options.duration, {t: a for t, (_, a) in zip(traits, steers_spec, strict=True)})
     backbone = load(args.model, device=args.device, dtype=args.dtype)
     total = backbone.layout.layers * backbone.layout.heads
     if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
