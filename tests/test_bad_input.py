@@ -250,7 +250,9 @@ def test_every_command_checks_its_outputs_before_working(argv, cwd, no_model, ca
 
 
 def test_guidance_below_one_turns_cfg_off_as_the_help_says(cwd, capsys):
-    code, text = run_cli(["generate", "x", "--guidance", "0.5", "--duration", "0.2", "--trace", "t.json"], capsys)
+    code, text = run_cli(
+        ["generate", "x", "--guidance", "0.5", "--duration", "0.2", "--trace", "t.json"], capsys
+    )
     assert code == 0 and "Traceback" not in text, text
     assert json.loads((cwd / "t.json").read_text())["settings"]["guidance_scale"] == 0.5
 

@@ -142,11 +142,25 @@ def test_lanes_file(tmp_path):
         (b'{"drums": [[0, ' + b"9" * 5000 + b', "add"]]}', r"numbers must stay below|out of range"),
         (b'{"drums": [[0, 1e308, "add"]]}', r"out of range"),
         (b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e300}}', r"out of range"),
-        (b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e9}}', r"ramp must be a number of seconds from 0 to 3600"),
+        (
+            b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e9}}',
+            r"ramp must be a number of seconds from 0 to 3600",
+        ),
         (b'{"drums": [[0, NaN, "add"]]}', r"NaN is not a number JSON allows"),
         (b'{"drums": "0-3:add"}' + b" " * (1 << 20), r"is 1,048,5\d\d bytes; at most 1,048,576 are read"),
     ],
-    ids=["utf8-inside", "utf8-start", "deep", "deep-40", "huge-int", "1e308", "ramp-1e300", "ramp-1e9", "nan", "big"],
+    ids=[
+        "utf8-inside",
+        "utf8-start",
+        "deep",
+        "deep-40",
+        "huge-int",
+        "1e308",
+        "ramp-1e300",
+        "ramp-1e9",
+        "nan",
+        "big",
+    ],
 )
 def test_hostile_lanes_files_are_refused_naming_the_file(tmp_path, content, message):
     path = tmp_path / "lanes.json"
@@ -171,7 +185,9 @@ def test_special_files_are_not_read_as_lanes(tmp_path, special):
 
 def test_a_pushing_lane_on_a_trait_of_strength_zero_is_refused():
     lanes = parse_lane_args(["drums=0-3:add"])
-    with pytest.raises(LaneError, match=r"drums: span '0-3:add' wants the trait present, but its strength is 0"):
+    with pytest.raises(
+        LaneError, match=r"drums: span '0-3:add' wants the trait present, but its strength is 0"
+    ):
         check_lanes(lanes, ["drums"], duration=4, strengths={"drums": 0.0})
     check_lanes(lanes, ["drums"], duration=4, strengths={"drums": -5.0})
     check_lanes(parse_lane_args(["drums=0-3:free"]), ["drums"], duration=4, strengths={"drums": 0.0})

@@ -93,5 +93,7 @@ def estimate(backbone: Backbone, samples: int, steps: int, seconds: float, cfg: 
     With CFG each clip runs two decoder rows (conditional and unconditional); each is decoded once.
     """
     rows = 2 if cfg else 1
-    one = rows * decoder_row_bytes(backbone, steps) + decode_bytes(backbone, round(seconds * backbone.sample_rate))
+    one = rows * decoder_row_bytes(backbone, steps) + decode_bytes(
+        backbone, round(seconds * backbone.sample_rate)
+    )
     return Estimate(samples, samples * one, free_bytes(backbone.device), one)

@@ -17,9 +17,7 @@ class OutputError(ValueError):
     """An output path cannot be written; the message names it and the fix."""
 
 
-def check_writable(
-    path: str | Path, what: str = "output", suffixes: Collection[str] | None = None
-) -> Path:
+def check_writable(path: str | Path, what: str = "output", suffixes: Collection[str] | None = None) -> Path:
     """Refuse, before any work, a path that cannot be written (no folder, not a folder, no permission,
     a folder where files cannot be created, such as /proc, or a full disk) or, given `suffixes`
     (lower case, no dot), a suffix the writer does not know."""

@@ -16,6 +16,7 @@ ROWS = ("both", "cond")  # CFG rows the edit goes to: conditional and unconditio
 GAINS = ("switch", "ramp")  # the monitor's response: on/off at the threshold, or a fade towards it
 MAX_SEED = 2**63 - 1  # torch and numpy seeds: a signed 64-bit number
 MAX_GUIDANCE = 30.0  # MusicGen uses 3; beyond a few tens the guided logits overflow into NaN
+MAX_DURATION = 3600.0  # seconds; the model's positions refuse far less (about 40 s), with the limit
 MAX_EVERY = 10_000  # more steps than any MusicGen can take (2,048 positions)
 
 
@@ -39,9 +40,8 @@ class GenerationOptions:
     sampling: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (
-            isinstance(self.duration, (int, float)) and math.isfinite(self.duration) and self.duration > 0
-        ):
+        d = self.duration
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= MAX_DURATION:
             raise ValueError(f"duration must be a positive number of seconds, not {self.duration!r}")
         if self.seed is not None and (not _whole(self.seed) or not 0 <= self.seed <= MAX_SEED):
             raise ValueError(f"seed must be a whole number from 0 to 2**63-1, not {self.seed!r}")

@@ -140,7 +140,9 @@ def generate(args: argparse.Namespace) -> int:
     from ..steering import Steer
 
     traits = [ProbeSet.load(path).trait for path, _ in steers_spec]  # bad files fail before the model
-    lanes = _lanes(args, traits, options.duration, {t: a for t, (_, a) in zip(traits, steers_spec, strict=True)})
+    lanes = _lanes(
+        args, traits, options.duration, {t: a for t, (_, a) in zip(traits, steers_spec, strict=True)}
+    )
     backbone = load(args.model, device=args.device, dtype=args.dtype)
     total = backbone.layout.layers * backbone.layout.heads
     if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
