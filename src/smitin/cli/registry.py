@@ -97,6 +97,8 @@ def user_error(err: BaseException) -> bool:
         ("smitin.files", "OutputError"),
         ("smitin.generate", "RequestError"),
         ("smitin.lanes", "LaneError"),
+        ("smitin.distributed", "LaunchError"),
+        ("smitin.textfiles", "TextFileError"),
     )
     classes = tuple(
         getattr(sys.modules[m], name)
