@@ -20,6 +20,7 @@ from .backbone import Backbone
 from .files import staged
 from .monitor import Trace
 from .options import GenerationOptions
+from .probes import MAX_SHIFT
 from .recipes import check_alpha, check_threshold
 from .steering import Steer, Steering, apply
 
@@ -43,6 +44,7 @@ class Result:
     trace: Trace
     prompt_seconds: float = 0.0
     prompt_audio: np.ndarray | None = None
+    failure: str | None = None  # a mixed batch's request that failed alone (`generate_mixed(isolate=True)`)
 
     @property
     def new_audio(self) -> np.ndarray:
@@ -139,6 +141,14 @@ def check_request(
             check_threshold(s.threshold)
         except ValueError as err:
             raise RequestError(f"{s.name}: {err}") from None
+        unit, sigma = s.probes.steering_vectors(s.direction)
+        push = abs(s.alpha) * float((unit.double().norm(dim=-1) * sigma.double()).max())
+        if not push <= MAX_SHIFT:  # NaN too
+            raise RequestError(
+                f"{s.name}: steering at strength {s.alpha:g} would add up to {push:.3g} to a head in one "
+                f"step (at most {MAX_SHIFT:g}): these probes' directions or spreads are far too large "
+                "for any model; retrain them with `smitin probes train`"
+            )
     n = opts.batch if samples is None else samples
     steps = max_new_tokens(backbone, opts.duration)
     need = budget.estimate(backbone, n, steps, opts.duration + prompt_seconds, opts.cfg)

@@ -27,9 +27,14 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from .backbone import Backbone
-from .generate import Result, check_request, keep_codes, max_new_tokens, step_bar
+from .generate import RequestError, Result, check_request, keep_codes, max_new_tokens, step_bar
 from .options import GenerationOptions
 from .steering import Steer, Steering, apply
+
+FAILURE = (
+    "the model's output went NaN or infinite (the steering pushed too hard for this model: lower the "
+    "strength, or use probes trained for it); the other requests of the batch were not affected"
+)
 
 
 @dataclass
@@ -75,6 +80,9 @@ class OwnSeeds(LogitsProcessor):
             top_p,
         )
         self.step = 0
+        self.codebooks = codebooks
+        # requests whose logits went NaN or infinite (a step overflowed): kept on the device, read once
+        self.failed = torch.zeros(len(seeds), dtype=torch.bool, device=device)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.cfg:
@@ -82,6 +90,13 @@ class OwnSeeds(LogitsProcessor):
             logits = uncond + (cond - uncond) * self.guidance_scale
         else:
             cond, logits = scores, scores
+        # A request whose rows overflowed fails alone: its rows get a harmless distribution (so the
+        # library's sampling never sees NaN) and it is marked failed; the others go on untouched.
+        finite = torch.isfinite(logits).all(-1)  # [rows] (no host sync)
+        self.failed |= ~finite.view(-1, self.codebooks).all(-1)
+        logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
+        if self.cfg:
+            uncond = torch.where(finite[:, None], uncond, torch.zeros_like(uncond))
         logits = logits.float() / self.temperature
         if 0 < self.top_k < logits.shape[-1]:
             kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
@@ -122,6 +137,7 @@ def generate_mixed(
     own_seeds: bool = True,
     progress: bool = True,
     on_start: Callable[[Steering], None] | None = None,
+    isolate: bool = False,
     **overrides: Any,
 ) -> list[Result]:
     """Many requests in one batch, each with its own prompt, steers and seed: text-to-music, or
@@ -132,6 +148,11 @@ def generate_mixed(
     Returns one Result per request, with its own audio, codes and trace (its traits only).
     `on_start(state)` receives the live steering state of the whole batch before the first step
     (as in `generate`: a UI reads it for a live plot; `Trace.select` picks one request's part).
+
+    A request whose step goes NaN or infinite (e.g. steered far too hard) does not stop the batch:
+    with `own_seeds` its rows are set aside and the others finish as if it were not there. It is
+    then refused with a RequestError naming it, or with `isolate` its Result comes back with
+    `failure` set (a server hands each user their own outcome).
     """
     if not requests:
         return []
@@ -186,6 +207,10 @@ def generate_mixed(
     trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")})
     trace.settings.update(opts.sampling)
     audio = values[:, 0].float().cpu().numpy()
+    failed = processor.failed.tolist() if own_seeds and kwargs["do_sample"] else [False] * len(requests)
+    if any(failed) and not isolate:
+        bad = ", ".join(str(b) for b, f in enumerate(failed) if f)
+        raise RequestError(f"requests {bad}: {FAILURE}")
     out, first = [], 0
     for b, r in enumerate(requests):
         mine = list(range(first, first + len(r.steer)))
@@ -193,6 +218,8 @@ def generate_mixed(
         own = trace.select(b, mine)
         own.settings.update(seed=r.seed, prompt=r.prompt, own_seeds=own_seeds)
         result = Result(audio[b : b + 1], backbone.sample_rate, codes[0][b : b + 1], own)
+        if failed[b]:
+            result.failure = FAILURE
         if prompt_n:
             result.prompt_seconds = prompt_n / backbone.sample_rate
             result.prompt_audio = prompts[b : b + 1]

@@ -85,3 +85,24 @@ def test_a_stopped_user_leaves_the_batch_to_the_others(tiny):
     never = batcher.submit(tiny, live.Request(options=options), [("steered", [])])
     never.stop()
     assert batcher.sizes == [2, 1] and not never.tickets[0].alive
+
+
+def test_a_request_that_goes_non_finite_fails_alone_in_the_batch(tiny, monkeypatch):
+    """One user's overflowing steering (past the checks, switched off here) spoils only their run."""
+    import smitin.mixed
+
+    monkeypatch.setattr(smitin.mixed, "check_request", lambda *a, **k: None)
+    bad = make_probes(tiny.layout, "drums")
+    unit, sigma = bad.directions["mass_mean"]
+    bad.directions = {**bad.directions, "mass_mean": (unit * 1e30, sigma)}
+    batcher = batching.Batcher(window_s=0.5)
+    short = GenerationOptions(duration=0.3, seed=1)
+    a = batcher.submit(tiny, live.Request(options=short), [("steered", [Steer(bad, alpha=5, monitor=False)])])
+    b = batcher.submit(tiny, live.Request(options=replace(short, seed=2)), [("steered", [])])
+    for s in (a, b):
+        s.tickets[0].wait()
+    assert batcher.sizes == [2]
+    with pytest.raises(ValueError, match="steered: the model's output went NaN or infinite"):
+        a.tickets[0].result()
+    got = b.tickets[0].result()
+    assert torch.equal(got.codes, _alone(tiny, [], replace(short, seed=2)).codes)

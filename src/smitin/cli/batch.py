@@ -200,6 +200,13 @@ def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
         if todo:
             backbone = load(args.model, device=world.device(args.device), dtype=args.dtype)
             probes = {path: ProbeSet.load(path, backbone) for path in sorted(probe_files)}
+            if args.heads is not None:
+                from ..recipes import check_heads
+
+                try:
+                    check_heads(heads, backbone.layout.layers, backbone.layout.heads, backbone.name)
+                except ValueError as err:
+                    raise UsageError(f"--{err}") from None
             for line in todo:  # a line the model cannot serve fails now, before any generation
                 try:
                     check_request(backbone, [], per_line[line.index])

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..options import GenerationOptions
-from ..recipes import check_alpha, check_threshold, parse_heads, recipe
+from ..recipes import check_alpha, check_heads, check_threshold, parse_heads, recipe
 from .registry import UsageError, check_paths
 
 
@@ -144,12 +144,12 @@ def generate(args: argparse.Namespace) -> int:
         args, traits, options.duration, {t: a for t, (_, a) in zip(traits, steers_spec, strict=True)}
     )
     backbone = load(args.model, device=args.device, dtype=args.dtype)
-    total = backbone.layout.layers * backbone.layout.heads
-    if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
-        raise UsageError(
-            f"--heads must be 'soft' or 1..{total} ({backbone.layout.layers} layers x "
-            f"{backbone.layout.heads} heads in {backbone.name}), not {heads}"
-        )
+    if args.heads is not None:  # given: more heads than the model has is refused (a recipe's K is capped)
+        lay = backbone.layout
+        try:
+            check_heads(heads, lay.layers, lay.heads, backbone.name)
+        except ValueError as err:
+            raise UsageError(f"--{err}") from None
     steers = [
         Steer(
             ProbeSet.load(path, backbone),

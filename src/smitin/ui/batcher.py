@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..backbone import Backbone
-from ..generate import max_new_tokens
+from ..generate import RequestError, max_new_tokens
 from ..mixed import Request as MixedRequest
 from ..mixed import generate_mixed
 from ..monitor import Trace
@@ -283,7 +283,12 @@ class Batcher:
             with one.recorder.recording():
                 if mixed:
                     results = generate_mixed(
-                        backbone, requests, options=request.options, progress=False, on_start=one.on_start
+                        backbone,
+                        requests,
+                        options=request.options,
+                        progress=False,
+                        on_start=one.on_start,
+                        isolate=True,
                     )
                 else:
                     results = [run_generation(backbone, tickets[0].steers, request, one.on_start)]
@@ -293,6 +298,9 @@ class Batcher:
             return
         for t, result in zip(tickets, results, strict=True):
             if t.submission.detached:  # its user left: the row is dropped
+                continue
+            if result.failure is not None:  # this request alone failed; its user hears why
+                t._error = RequestError(f"{t.name}: {result.failure}")
                 continue
             result.trace.settings.update(
                 batch_requests=len(tickets),
