@@ -134,9 +134,18 @@ def _studio_in_chromium(tmp_path, monkeypatch, probes=("drums",), batch_window_s
     holder, session0, note = command.prepare(args, log=lambda _m: None)
     if batch_window_s is not None:
         holder.batcher.window_s = batch_window_s
+    from smitin.ui.files import AppFolder
+
+    folder = AppFolder().__enter__()  # as `smitin ui` runs: its own folder, files served per browser
     demo = app.build_app(holder, session0, startup_note=note)
     port = command.free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **command.launch_options(folder.root),
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     external: list[str] = []
     try:
@@ -177,6 +186,7 @@ def _studio_in_chromium(tmp_path, monkeypatch, probes=("drums",), batch_window_s
             browser.close()
     finally:
         demo.close()
+        folder.close()
 
 
 def _set_number(page, elem_id: str, value: float) -> None:
@@ -212,6 +222,11 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
         expect(page.locator("#trace-plot img")).to_be_visible()
         expect(page.locator("#files")).to_contain_text(re.compile(r"steered\s*\.wav"))
         page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
+        links = page.locator("#files a").evaluate_all("els => els.map(e => e.href)")
+        assert links and all(page.request.get(u).status == 200 for u in links)  # this browser's files
+        import httpx
+
+        assert all(httpx.get(u).status_code == 403 for u in links)  # to anyone else: refused
         status = page.locator("#status").inner_text()
         seen = page.evaluate("window.__seen")
         # Stop ends a long run and frees the model: the next generation goes through

@@ -185,17 +185,19 @@ def run(args: argparse.Namespace, options, heads, threshold, how) -> int:
                     stale.unlink(missing_ok=True)
         found = {line.index: written(out, line, batch) for line in mine}
         todo = [line for line in mine if found[line.index] != records[line.index]]
-        stale = {
+        changed = {
             line.index: differences(found[line.index] or {}, records[line.index])
             for line in todo
             if found[line.index] is not None
         }
-        why = "; ".join(f"line {lines[i].number}: {', '.join(d)} changed" for i, d in list(stale.items())[:5])
-        more = f"; ... ({len(stale) - 5} more)" if len(stale) > 5 else ""
+        why = "; ".join(
+            f"line {lines[i].number}: {', '.join(d)} changed" for i, d in list(changed.items())[:5]
+        )
+        more = f"; ... ({len(changed) - 5} more)" if len(changed) > 5 else ""
         print(
             f"{world.tag()}{len(lines)} prompts, {len(mine)} for this process, "
             f"{len(mine) - len(todo)} already written"
-            + (f", {len(stale)} to regenerate ({why}{more})" if stale else "")
+            + (f", {len(changed)} to regenerate ({why}{more})" if changed else "")
         )
         if todo:
             backbone = load(args.model, device=world.device(args.device), dtype=args.dtype)

@@ -23,12 +23,12 @@ import gradio as gr
 from ..backbone import BUNDLED, Backbone, ModelError, load
 from ..defaults import cache_dir, model_key
 from ..generate import Result, check_request
-from ..options import GenerationOptions
 from ..probes import ProbeFileError
 from ..recipes import DEFAULT_RECIPE, RECIPES, parse_heads
 from ..steering import Steer
 from .batcher import BATCH_WINDOW_S, Batcher, Submission, Ticket
 from .figures import heatmap_figure, spectrogram_figure, trace_figure
+from .files import train_paths
 from .live import Preview, Request, pcm16
 from .session import (
     ALPHA_RANGE,
@@ -37,6 +37,7 @@ from .session import (
     build_steers,
     lanes_message,
     load_probe_sets,
+    page_options,
     parse_lanes,
     parse_paths,
     parse_threshold,
@@ -195,18 +196,12 @@ class GenerateHandler:
         lanes_text: str | None,
         *alphas: float,
     ) -> Iterator[Outputs]:
-        options = GenerationOptions(
-            duration=float(duration),
-            seed=int(seed),
-            guidance_scale=float(guidance),
-            every=int(every),
-            rows=rows,
-            gain=gain,
-        )
+        options = page_options(duration, seed, guidance, every, rows, gain)  # the CLI's bounds
         request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
         threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
         traits = [p.trait for p in session.probes]
-        lanes = parse_lanes(lanes_text, traits, options.duration)  # a bad lane: a message, nothing runs
+        strengths = dict(zip(traits, alphas, strict=False))
+        lanes = parse_lanes(lanes_text, traits, options.duration, strengths)  # a bad lane: a message
         backbone = self.holder.loaded(session.model)
         if backbone is None:  # another model: load it once the model is free
             with self.holder.busy:
@@ -360,9 +355,9 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
             backbone = holder.get(session.model)
             progress(0, desc="reading stems")
             segments = data.stem_segments(Path(folder).expanduser(), trait, sample_rate=backbone.sample_rate)
-            key = f"{trait}-{model_key(backbone)}-{segments.fingerprint()[:12]}"
-            out = cache_dir() / "probes" / f"{key}.safetensors"
-            probes = fit_cached(backbone, segments, out, cache_dir=cache_dir() / "activations" / key)
+            # the typed name never becomes a path: a slug, checked to stay inside the cache
+            out, activations = train_paths(cache_dir(), trait, model_key(backbone), segments.fingerprint())
+            probes = fit_cached(backbone, segments, out, cache_dir=activations)
         session = added(session, [out])
         gr.Info(f"trained {trait} probes (best head accuracy {float(probes.accuracy.max()):.2f}): {out}")
         return refresh(session, *alphas)

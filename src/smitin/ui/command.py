@@ -106,13 +106,37 @@ def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tup
     return holder, new_session(args.model, paths), note
 
 
-def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    holder, session0, note = prepare(args)
-    from .app import build_app
+def launch_options(folder: Path) -> dict:
+    """What `demo.launch` gets besides host and port: the app's files served only to their browser."""
+    from starlette.middleware import Middleware
 
-    demo = build_app(holder, session0, startup_note=note)
-    port = args.port or free_port(args.host)
-    print(f"steering studio on http://{args.host}:{port} (Ctrl-C stops it)")
-    demo.launch(server_name=args.host, server_port=port, share=args.share == "yes", show_error=True)
+    from .files import PrivateFiles
+
+    return {"app_kwargs": {"middleware": [Middleware(PrivateFiles, root=str(folder))]}}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the studio; its temporary folder is removed when it stops (Ctrl-C or SIGTERM)."""
+    from .files import AppFolder
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    with AppFolder() as folder:  # before gradio reads GRADIO_TEMP_DIR
+        try:
+            holder, session0, note = prepare(args)
+            from .app import build_app
+
+            demo = build_app(holder, session0, startup_note=note)
+            port = args.port or free_port(args.host)
+            print(f"steering studio on http://{args.host}:{port} (Ctrl-C stops it)")
+            print(f"temporary files in {folder.root} (each browser gets only its own; removed on exit)")
+            demo.launch(
+                server_name=args.host,
+                server_port=port,
+                share=args.share == "yes",
+                show_error=True,
+                **launch_options(folder.root or folder.gradio),
+            )
+        except KeyboardInterrupt:
+            pass
+        print(f"studio stopped; removed its temporary files ({folder.root})")
     return 0
