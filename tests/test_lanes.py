@@ -237,3 +237,75 @@ def test_parsing_needs_no_torch():
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     )
+
+
+# -- property-based: any text or JSON is a lane or a LaneError, and a lane always lays out ------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+FAST_FIXTURES = settings(FAST, suppress_health_check=[HealthCheck.function_scoped_fixture])
+NUMBERS = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 0.5, 1, 2, 3.5, 8]),
+)
+LANE_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.lists(
+        st.builds(
+            lambda a, b, w: f"{a}-{b}:{w}",
+            NUMBERS.map(str),
+            NUMBERS.map(str),
+            st.sampled_from(["add", "remove", "free", "ADD", "x", ""]),
+        ),
+        max_size=4,
+    ).map(",".join),
+    st.builds(lambda t, r: f"{t},ramp={r}", st.just("0-1:add"), NUMBERS.map(str)),
+)
+JSON_LANES = st.recursive(
+    st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=12), LANE_TEXT),
+    lambda c: st.one_of(
+        st.lists(c, max_size=4), st.dictionaries(st.sampled_from(["spans", "ramp", "x"]), c, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _lays_out(lane: Lane) -> None:
+    laid = layout([lane], [5.0], steps=60, frame_rate=50.0, duration=1.0)
+    assert torch.isfinite(laid.scale).all()
+
+
+@FAST
+@given(text=LANE_TEXT)
+def test_any_lane_text_is_a_lane_or_a_lane_error(text):
+    try:
+        lane = parse_lane(text)
+    except LaneError as err:
+        assert len(str(err)) < 600
+        return
+    try:
+        lane.check(1.0)
+    except LaneError:
+        return
+    _lays_out(lane)
+
+
+@FAST_FIXTURES
+@given(data=st.dictionaries(st.text(max_size=8), JSON_LANES, max_size=3))
+def test_any_lanes_file_is_lanes_or_a_lane_error(tmp_path, data):
+    path = tmp_path / "lanes.json"
+    path.write_text(json.dumps(data, allow_nan=True))
+    try:
+        lanes = load_lanes(path)
+    except LaneError as err:
+        assert "lanes.json" in str(err) and len(str(err)) < 600
+        return
+    for lane in lanes.values():
+        try:
+            lane.check(1.0)
+        except LaneError:
+            continue
+        _lays_out(lane)

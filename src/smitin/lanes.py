@@ -54,6 +54,12 @@ def _seconds_ok(v: Any) -> bool:
     )
 
 
+def _cut(text: str, most: int = 40, quote: bool = True) -> str:
+    """A (quoted) piece of what the user wrote, cut short (a message never repeats a huge input)."""
+    show = repr if quote else str
+    return show(text) if len(text) <= most else show(text[:most]) + f"... ({len(text)} characters)"
+
+
 def _short(value: Any) -> str:
     """repr, cut short: a message never quotes ten thousand digits."""
     text = repr(value)
@@ -175,9 +181,11 @@ def _number(text: str, what: str, item: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise LaneError(f"span '{item}': {what} {text!r} is not a number of seconds") from None
+        raise LaneError(f"span {_cut(item)}: {what} {_cut(text)} is not a number of seconds") from None
     if not _seconds_ok(v):
-        raise LaneError(f"span '{item}': {what} {text!r} is not a number of seconds up to {MAX_SECONDS:g}")
+        raise LaneError(
+            f"span {_cut(item)}: {what} {_cut(text)} is not a number of seconds up to {MAX_SECONDS:g}"
+        )
     return v
 
 
@@ -189,28 +197,30 @@ def parse_lane(text: str) -> Lane:
     for raw in text.split(","):
         item = raw.strip()
         if not item:
-            raise LaneError(f"empty span in {text!r} (two commas in a row, or a trailing comma)")
+            raise LaneError(f"empty span in {_cut(text)} (two commas in a row, or a trailing comma)")
         if item.startswith("ramp"):
             key, eq, value = item.partition("=")
             if key.strip() != "ramp" or not eq:
-                raise LaneError(f"{item!r}: write ramp=SECONDS")
+                raise LaneError(f"{_cut(item)}: write ramp=SECONDS")
             try:
                 ramp = float(value)
             except ValueError:
-                raise LaneError(f"{item!r}: the ramp {value.strip()!r} is not a number of seconds") from None
+                raise LaneError(
+                    f"{_cut(item)}: the ramp {_cut(value.strip())} is not a number of seconds"
+                ) from None
             continue
         times, colon, want = item.partition(":")
         if not colon:
-            raise LaneError(f"span '{item}' has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
+            raise LaneError(f"span {_cut(item)} has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
         want = want.strip().lower()
         start, dash, end = times.strip().partition("-")
         if not dash or not start.strip() or not end.strip():
-            raise LaneError(f"span '{item}': write the time as START-END in seconds, e.g. 0-3")
+            raise LaneError(f"span {_cut(item)}: write the time as START-END in seconds, e.g. 0-3")
         if want not in WANTS:
-            raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove or free")
+            raise LaneError(f"span {_cut(item)}: unknown word {_cut(want)}; a span wants add, remove or free")
         spans.append(Span(_number(start, "start", item), _number(end, "end", item), want))
     if not spans:
-        raise LaneError(f"lane {text!r} has no spans, only a ramp: {SYNTAX}")
+        raise LaneError(f"lane {_cut(text)} has no spans, only a ramp: {SYNTAX}")
     return Lane(tuple(spans), ramp)
 
 
@@ -219,11 +229,11 @@ def parse_lane_arg(text: str) -> tuple[str, Lane]:
     trait, eq, rest = text.partition("=")
     trait = trait.strip()
     if not eq or not trait or ":" in trait:
-        raise LaneError(f"--lane {text!r}: name the trait first: {SYNTAX}, e.g. drums=0-3:remove,3-6:add")
+        raise LaneError(f"--lane {_cut(text)}: name the trait first: {SYNTAX}, e.g. drums=0-3:remove,3-6:add")
     try:
         return trait, parse_lane(rest)
     except LaneError as err:
-        raise LaneError(f"--lane {trait}: {err}") from None
+        raise LaneError(f"--lane {_cut(trait, quote=False)}: {err}") from None
 
 
 def parse_lane_args(values: Iterable[str]) -> dict[str, Lane]:
@@ -232,7 +242,9 @@ def parse_lane_args(values: Iterable[str]) -> dict[str, Lane]:
     for text in values:
         trait, lane = parse_lane_arg(text)
         if trait in out:
-            raise LaneError(f"--lane {trait} is given twice; put all of its spans in one --lane")
+            raise LaneError(
+                f"--lane {_cut(trait, quote=False)} is given twice; put all of its spans in one --lane"
+            )
         out[trait] = lane
     return out
 
@@ -248,7 +260,7 @@ def lanes_from_json(data: Any, source: str = "lanes") -> dict[str, Lane]:
         try:
             out[str(trait)] = Lane.of(value)
         except LaneError as err:
-            raise LaneError(f"{source}: {trait}: {err}") from None
+            raise LaneError(f"{source}: {_cut(str(trait), quote=False)}: {err}") from None
     return out
 
 
