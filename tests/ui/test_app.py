@@ -510,3 +510,78 @@ def test_two_users_at_once_share_one_batch_and_each_gets_their_own(tiny, tmp_pat
     import soundfile as sf
 
     assert np.allclose(sf.read(ref_a)[0], want["a unsteered"], atol=1e-4)
+
+
+# -- property-based: whatever the page sends, the user gets a message or a generation ---------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PAGE = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from([0.5, 1, 3, 5, 2**63, 2**63 - 1, "soft", "16", "1000", "paper", "both", "switch"]),
+)
+
+
+class Reached(Exception):
+    """The handler passed every check and submitted the runs to the model."""
+
+
+@PAGE
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "duration": ANY,
+            "seed": ANY,
+            "guidance": ANY,
+            "every": ANY,
+            "rows": st.one_of(st.sampled_from(["both", "cond"]), ANY),
+            "gain": st.one_of(st.sampled_from(["switch", "ramp"]), ANY),
+            "threshold": ANY,
+            "heads": ANY,
+            "direction": st.one_of(st.sampled_from(["mass_mean", "probe"]), ANY),
+            "lanes": st.one_of(
+                st.text(max_size=40), st.sampled_from(["drums=0-1:add", "drums=0-1:add,ramp=1e308"])
+            ),
+            "alpha": ANY,
+        }
+    )
+)
+def test_any_page_values_get_a_message_or_a_generation(tiny, tiny_holder, tmp_path, monkeypatch, fields):
+    import gradio as gr
+
+    path = tmp_path / "drums.safetensors"
+    if not path.exists():
+        make_probes(tiny.layout).save(path)
+
+    def submit(*_a, **_k):
+        raise Reached
+
+    monkeypatch.setattr(tiny_holder.batcher, "submit", submit)
+    handler = app._with_status(app.GenerateHandler(tiny_holder))
+    f = fields
+    args = (
+        session.new_session("tiny", [path]),
+        "x",
+        None,
+        f["duration"],
+        f["seed"],
+        f["guidance"],
+        f["every"],
+    )
+    args += (f["rows"], f["gain"], True, f["threshold"], f["heads"], f["direction"], True, False, f["lanes"])
+    try:
+        list(handler(*args, f["alpha"], 0, 0, 0))
+    except (gr.Error, Reached):
+        pass
