@@ -154,7 +154,7 @@ def check_request(
     need = budget.estimate(backbone, n, steps, opts.duration + prompt_seconds, opts.cfg)
     if not need.fits:
         raise RequestError(
-            f"{n} clips at once need about {budget.gib(need.need)} of memory (estimated: "
+            f"generating {n} clip{'s' if n != 1 else ''} at once needs about {budget.gib(need.need)} of memory (estimated: "
             f"{budget.gib(need.per_row)} per {opts.duration:g} s clip on {backbone.name}), more than the "
             f"{budget.gib(need.free or 0)} free on {backbone.device}; generate at most {need.most_rows()} "
             "at once (--batch)"

@@ -42,7 +42,10 @@ class GenerationOptions:
     def __post_init__(self) -> None:
         d = self.duration
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= MAX_DURATION:
-            raise ValueError(f"duration must be a positive number of seconds, not {self.duration!r}")
+            raise ValueError(
+                f"duration must be a positive number of seconds (at most {MAX_DURATION:g}; the model "
+                f"allows less), not {self.duration!r}"
+            )
         if self.seed is not None and (not _whole(self.seed) or not 0 <= self.seed <= MAX_SEED):
             raise ValueError(f"seed must be a whole number from 0 to 2**63-1, not {self.seed!r}")
         if not _whole(self.batch):

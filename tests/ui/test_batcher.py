@@ -106,3 +106,27 @@ def test_a_request_that_goes_non_finite_fails_alone_in_the_batch(tiny, monkeypat
         a.tickets[0].result()
     got = b.tickets[0].result()
     assert torch.equal(got.codes, _alone(tiny, [], replace(short, seed=2)).codes)
+
+
+def test_a_batch_holds_no_more_requests_than_the_free_memory(tiny, monkeypatch):
+    from smitin import budget
+
+    short = GenerationOptions(duration=0.3, seed=1)
+    steps = batching.max_new_tokens(tiny, short.duration)
+    one = budget.estimate(tiny, 1, steps, short.duration, short.cfg).per_row
+    monkeypatch.setattr(budget, "free_bytes", lambda _device: int(2.5 * one / budget.USABLE))  # 2 fit
+    batcher = batching.Batcher(window_s=0.5)
+    subs = [
+        batcher.submit(tiny, live.Request(options=replace(short, seed=i)), [("steered", [])])
+        for i in range(5)
+    ]
+    for s in subs:
+        s.tickets[0].wait()
+    assert batcher.sizes == [2, 2, 1] and all(s.tickets[0].result() for s in subs)
+    monkeypatch.setattr(budget, "free_bytes", lambda _device: one // 2)  # not even one fits
+    lone = batcher.submit(tiny, live.Request(options=short), [("steered", [])])
+    lone.tickets[0].wait()
+    with pytest.raises(
+        ValueError, match=r"generating 1 clip at once needs about .* generate at most 0 at once"
+    ):
+        lone.tickets[0].result()

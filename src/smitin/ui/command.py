@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 serves the studio, with "
         "no login, to every network this machine is on: anyone who reaches the port can run generations and "
         "probe training here, read probe files and stem folders by path on this machine, load models "
-        "(downloading from the hub) and write to its cache",
+        "(downloading from the hub) and write to its cache. Each browser is served only its own files (a cookie "
+        "id); the studio's temporary folder is removed when it stops (Ctrl-C or SIGTERM)",
     )
     p.add_argument(
         "--model",
