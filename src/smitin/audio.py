@@ -32,10 +32,14 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample in float64; the filter's overshoot beyond float32's range is clipped, never inf."""
+    """Resample; audio beyond full scale is resampled at full scale and scaled back (the filter
+    would overflow near float32's maximum), its overshoot clipped to float32's range, never inf."""
     if source_rate == target_rate:
         return np.asarray(audio, dtype=np.float32)
-    out = soxr.resample(np.asarray(audio, dtype=np.float64), source_rate, target_rate)
+    x = np.asarray(audio, dtype=np.float64)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    scale = peak if peak > 1.0 else 1.0
+    out = soxr.resample(x / scale, source_rate, target_rate) * scale
     return np.clip(out, -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
 
 

@@ -63,7 +63,8 @@ def _outputs(args: argparse.Namespace) -> None:
         check_writable(args.out, "--out", suffixes=WRITABLE_SUFFIXES)
     except OutputError as err:
         raise UsageError(str(err)) from None
-    for i in range(args.batch if args.batch > 1 else 0):  # out-0.wav, out-1.wav... next to --out
+    # out-0.wav, out-1.wav... next to --out, in one folder: the first and the last stand for all
+    for i in sorted({0, args.batch - 1}) if args.batch > 1 else ():
         check_paths(
             argparse.Namespace(out=args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}")),
             files=("out",),
