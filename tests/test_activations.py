@@ -11,7 +11,7 @@ import torch
 
 from helpers import write_stems
 from smitin import data
-from smitin.activations import capture, extract
+from smitin.activations import capture, content_digest, extract
 from smitin.probes import fit
 
 
@@ -246,3 +246,35 @@ def test_two_processes_share_one_cache_safely(tiny, tmp_path):
     folders = sorted(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
     assert sorted(len(list(f.glob("shard-*"))) for f in folders) == sorted(n for _, n in solo.values())
     assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_a_swapped_or_damaged_shard_is_recomputed_not_used(tiny, stems, tmp_path):
+    """A shard swapped with another of the same folder (same key and shape) used to be read as is."""
+    from safetensors.torch import load_file, save_file
+
+    segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
+    cache = tmp_path / "cache"
+    ref = extract(tiny, segs, batch_size=2, cache_dir=cache, progress=False).z
+    (folder,) = [p for p in cache.iterdir() if p.is_dir()]
+    first, second = folder / "shard-000000.safetensors", folder / "shard-000001.safetensors"
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    with pytest.warns(UserWarning, match=r"shard-000000.*is shard 1 of this cache, not shard 0.*recomputing"):
+        assert torch.equal(extract(tiny, segs, batch_size=2, cache_dir=cache, progress=False).z, ref)
+    z = load_file(first)["z"].clone()  # a shard edited in place, its tag kept
+    z[0, 0, 0, 0, 0] += 1
+    save_file({"z": z}, first, metadata=shard_tag(first))
+    with pytest.warns(UserWarning, match=r"shard-000000.*does not match its content digest.*recomputing"):
+        assert torch.equal(extract(tiny, segs, batch_size=2, cache_dir=cache, progress=False).z, ref)
+    z = torch.full_like(load_file(first)["z"], float("nan"))  # NaN with a matching digest: never used
+    save_file({"z": z}, first, metadata={**shard_tag(first), "sha256": content_digest(z)})
+    with pytest.warns(UserWarning, match=r"shard-000000.*holds NaN or infinite values.*recomputing"):
+        assert torch.equal(extract(tiny, segs, batch_size=2, cache_dir=cache, progress=False).z, ref)
+
+
+def shard_tag(path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        return dict(f.metadata() or {})

@@ -54,7 +54,7 @@ def nothing_written(folder: Path) -> bool:
         (["--duration", "-1"], "--duration must be a positive number"),
         (["--duration", "nan"], "--duration must be a positive number"),
         (["--duration", "inf"], "--duration must be a positive number"),
-        (["--every", "0"], "--every (the schedule interval) must be >= 1"),
+        (["--every", "0"], "--every (the schedule interval) must be a whole number from 1"),
         (["--batch", "0"], "--batch must be >= 1"),
         (["--guidance", "nan"], "--guidance must be a finite number"),
         (["--threshold", "5"], "--threshold must be a probability strictly between 0 and 1"),
@@ -65,6 +65,14 @@ def nothing_written(folder: Path) -> bool:
         (["--out", "song.wav/x.wav"], "is a file, not a folder"),
         (["--trace", "."], "is a folder; give a file name"),
         (["--plot", "song.wav/p.png"], "is a file, not a folder"),
+        (["--plot", "p.xyz"], "--plot p.xyz: unknown file type '.xyz'; use one of"),
+        (["--out", "a.mp4"], "--out a.mp4: unknown file type '.mp4'; use one of"),
+        (["--out", "/proc/a.wav"], "--out /proc/a.wav: cannot write in /proc"),
+        (["--trace", "/proc/t.json"], "cannot write in /proc"),
+        (["--seed", "-1"], "seed must be a whole number from 0 to 2**63-1"),
+        (["--seed", str(2**63)], "seed must be a whole number from 0 to 2**63-1"),
+        (["--guidance", "-1"], "--guidance must be between 0 and 30"),
+        (["--guidance", "1e30"], "--guidance must be between 0 and 30"),
     ],
 )
 def test_bad_generation_values_are_refused_before_the_model_loads(args, message, cwd, no_model, capsys):
@@ -84,7 +92,7 @@ def test_an_unwritable_output_folder_is_refused_first(cwd, no_model, capsys):
 
 
 def test_limits_known_only_from_the_model_are_checked_before_generating(cwd, capsys):
-    code, text = run_cli(["generate", "x", "--duration", "100000"], capsys)
+    code, text = run_cli(["generate", "x", "--duration", "100"], capsys)
     assert code == 2 and "at most 40.9 s (2048 positions" in text, text
     code, text = run_cli(["generate", "x", "--heads", "100"], capsys)
     assert code == 2 and "--heads must be 'soft' or 1..64 (8 layers x 8 heads" in text, text
@@ -239,3 +247,33 @@ def test_every_command_checks_its_outputs_before_working(argv, cwd, no_model, ca
     code, text = run_cli(argv, capsys)
     assert code == 2 and "song.wav" in text and "is a file, not a folder" in text, text
     assert "Traceback" not in text and sorted(p.name for p in cwd.iterdir()) == ["song.wav"]
+
+
+def test_guidance_below_one_turns_cfg_off_as_the_help_says(cwd, capsys):
+    code, text = run_cli(
+        ["generate", "x", "--guidance", "0.5", "--duration", "0.2", "--trace", "t.json"], capsys
+    )
+    assert code == 0 and "Traceback" not in text, text
+    assert json.loads((cwd / "t.json").read_text())["settings"]["guidance_scale"] == 0.5
+
+
+def test_a_batch_beyond_the_free_memory_is_refused_with_the_estimate(cwd, capsys):
+    code, text = run_cli(["generate", "x", "--batch", "100000", "--duration", "5"], capsys)
+    assert code == 2, text
+    assert "generating 100000 clips at once needs about" in text and "GiB of memory (estimated" in text, text
+    assert "generate at most" in text and "(--batch)" in text
+    assert not list(cwd.glob("*.wav"))
+
+
+@pytest.mark.parametrize(("channels", "sr"), [(2, 16000), (1, 22050)], ids=["stereo", "22k"])
+def test_prompt_audio_near_float32_max_is_scaled_down_not_refused(channels, sr, tiny, tmp_path):
+    t = np.arange(sr) / sr
+    x = np.sin(2 * np.pi * 220 * t) * np.finfo(np.float32).max
+    path = tmp_path / "loud.wav"
+    sf.write(str(path), np.stack([x] * channels, axis=1).astype(np.float32), sr, subtype="FLOAT")
+    from smitin.audio import inspect
+
+    assert inspect(path) == pytest.approx(1.0)
+    with pytest.warns(UserWarning, match="beyond full scale"):
+        result = continue_audio(tiny, path, duration=0.1, progress=False)
+    assert np.isfinite(result.audio).all() and np.abs(result.prompt_audio).max() <= 0.99 + 1e-6

@@ -24,3 +24,25 @@ def test_items_and_batches_are_split_by_fixed_index():
     assert rounds(World(1, 2), 10, 3) == [(1, [3, 4, 5], 6), (3, [9], 10)]
     assert rounds(World(0, 2), 10, 3) == [(0, [0, 1, 2], 6), (2, [6, 7, 8], 10)]
     assert rounds(World(), 4, 3) == [(0, [0, 1, 2], 3), (1, [3], 4)]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number; launch with torchrun"),
+        ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK=5 must be in 0..WORLD_SIZE-1 (WORLD_SIZE=2)"),
+        ({"WORLD_SIZE": "0"}, "must be in 0..WORLD_SIZE-1 (WORLD_SIZE=0)"),
+        ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "-1"}, "LOCAL_RANK=-1 must be in 0..WORLD_SIZE-1"),
+        ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x' is not a whole number"),
+    ],
+)
+def test_bad_launcher_variables_are_refused_cleanly(env, message, monkeypatch, capsys, tmp_path):
+    from helpers import run_cli
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("x\n")
+    for argv in (["generate", "x"], ["generate", "--prompts", str(prompts), "--out", str(tmp_path / "o")]):
+        code, text = run_cli(argv, capsys)
+        assert code == 2 and message in text and "Traceback" not in text, text

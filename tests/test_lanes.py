@@ -55,10 +55,13 @@ def test_cli_values():
         ("0-3", r"span '0-3' has no ':WANT'"),
         ("0:add", r"write the time as START-END"),
         ("a-3:add", r"start 'a' is not a number of seconds"),
-        ("0-inf:add", r"end 'inf' is not a finite number"),
+        ("0-inf:add", r"end 'inf' is not a number of seconds up to 3600"),
+        ("0-1e308:add", r"end '1e308' is not a number of seconds up to 3600"),
+        ("0-3:add,ramp=1e308", r"ramp must be a number of seconds from 0 to 3600, not 1e\+308"),
+        ("0-3:add,ramp=nan", r"ramp must be a number of seconds from 0 to 3600"),
         ("0-3:add,,3-4:free", r"empty span"),
         ("0-3:add,ramp=fast", r"the ramp 'fast' is not a number"),
-        ("0-3:add,ramp=-1", r"ramp must be a number of seconds >= 0"),
+        ("0-3:add,ramp=-1", r"ramp must be a number of seconds from 0 to 3600"),
         ("ramp=1", r"has no spans"),
         ("", r"empty lane"),
     ],
@@ -125,8 +128,69 @@ def test_lanes_file(tmp_path):
     bad.write_text('{"drums": "0-3:loud"}')
     with pytest.raises(LaneError, match=r"bad.json: drums: span '0-3:loud': unknown word"):
         load_lanes(bad)
-    with pytest.raises(LaneError, match=r"cannot read the lanes file .*missing.json"):
+    with pytest.raises(LaneError, match=r"lanes file .*missing.json: cannot read it"):
         load_lanes(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"drums": "0-3:add", "x": "\xff\xfe"}', r"not UTF-8 text"),
+        (b"\xff\xfe{}", r"not UTF-8 text \(byte 0"),
+        (b"[" * 100_000 + b"]" * 100_000, r"nested too deeply"),
+        (b'{"drums": [[0, 3, "add"]], "x": ' + b"[" * 40 + b"]" * 40 + b"}", r"nested too deeply"),
+        (b'{"drums": [[0, ' + b"9" * 5000 + b', "add"]]}', r"numbers must stay below|out of range"),
+        (b'{"drums": [[0, 1e308, "add"]]}', r"out of range"),
+        (b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e300}}', r"out of range"),
+        (
+            b'{"drums": {"spans": [[0, 3, "add"]], "ramp": 1e9}}',
+            r"ramp must be a number of seconds from 0 to 3600",
+        ),
+        (b'{"drums": [[0, NaN, "add"]]}', r"NaN is not a number JSON allows"),
+        (b'{"drums": "0-3:add"}' + b" " * (1 << 20), r"is 1,048,5\d\d bytes; at most 1,048,576 are read"),
+    ],
+    ids=[
+        "utf8-inside",
+        "utf8-start",
+        "deep",
+        "deep-40",
+        "huge-int",
+        "1e308",
+        "ramp-1e300",
+        "ramp-1e9",
+        "nan",
+        "big",
+    ],
+)
+def test_hostile_lanes_files_are_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "lanes.json"
+    path.write_bytes(content)
+    with pytest.raises(LaneError, match=message) as err:
+        load_lanes(path)
+    assert len(str(err.value)) < 400 and "lanes.json" in str(err.value)
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "fifo", "folder"])
+def test_special_files_are_not_read_as_lanes(tmp_path, special):
+    import os
+
+    if special == "fifo":
+        special = str(tmp_path / "fifo")
+        os.mkfifo(special)
+    elif special == "folder":
+        special = str(tmp_path)
+    with pytest.raises(LaneError, match=r"not a regular file|is a folder"):
+        load_lanes(special)
+
+
+def test_a_pushing_lane_on_a_trait_of_strength_zero_is_refused():
+    lanes = parse_lane_args(["drums=0-3:add"])
+    with pytest.raises(
+        LaneError, match=r"drums: span '0-3:add' wants the trait present, but its strength is 0"
+    ):
+        check_lanes(lanes, ["drums"], duration=4, strengths={"drums": 0.0})
+    check_lanes(lanes, ["drums"], duration=4, strengths={"drums": -5.0})
+    check_lanes(parse_lane_args(["drums=0-3:free"]), ["drums"], duration=4, strengths={"drums": 0.0})
 
 
 def test_layout_per_step():
@@ -216,3 +280,75 @@ def test_a_span_may_carry_its_strength():
         parse_lane("0-1:add*-2")
     with pytest.raises(LaneError, match="strength 'x' is not a number"):
         parse_lane("0-1:add*x")
+
+
+# -- property-based: any text or JSON is a lane or a LaneError, and a lane always lays out ------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+FAST_FIXTURES = settings(FAST, suppress_health_check=[HealthCheck.function_scoped_fixture])
+NUMBERS = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 0.5, 1, 2, 3.5, 8]),
+)
+LANE_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.lists(
+        st.builds(
+            lambda a, b, w: f"{a}-{b}:{w}",
+            NUMBERS.map(str),
+            NUMBERS.map(str),
+            st.sampled_from(["add", "remove", "free", "ADD", "x", ""]),
+        ),
+        max_size=4,
+    ).map(",".join),
+    st.builds(lambda t, r: f"{t},ramp={r}", st.just("0-1:add"), NUMBERS.map(str)),
+)
+JSON_LANES = st.recursive(
+    st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=12), LANE_TEXT),
+    lambda c: st.one_of(
+        st.lists(c, max_size=4), st.dictionaries(st.sampled_from(["spans", "ramp", "x"]), c, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _lays_out(lane: Lane) -> None:
+    laid = layout([lane], [5.0], steps=60, frame_rate=50.0, duration=1.0)
+    assert torch.isfinite(laid.scale).all()
+
+
+@FAST
+@given(text=LANE_TEXT)
+def test_any_lane_text_is_a_lane_or_a_lane_error(text):
+    try:
+        lane = parse_lane(text)
+    except LaneError as err:
+        assert len(str(err)) < 600
+        return
+    try:
+        lane.check(1.0)
+    except LaneError:
+        return
+    _lays_out(lane)
+
+
+@FAST_FIXTURES
+@given(data=st.dictionaries(st.text(max_size=8), JSON_LANES, max_size=3))
+def test_any_lanes_file_is_lanes_or_a_lane_error(tmp_path, data):
+    path = tmp_path / "lanes.json"
+    path.write_text(json.dumps(data, allow_nan=True))
+    try:
+        lanes = load_lanes(path)
+    except LaneError as err:
+        assert "lanes.json" in str(err) and len(str(err)) < 600
+        return
+    for lane in lanes.values():
+        try:
+            lane.check(1.0)
+        except LaneError:
+            continue
+        _lays_out(lane)

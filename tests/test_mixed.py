@@ -113,3 +113,43 @@ def test_continuations_in_a_mixed_batch_equal_each_alone(tiny, sampling):
     )
     with pytest.raises(ValueError, match="for every request or for none"):
         generate_mixed(tiny, [reqs[0], Request(None, [], seed=3)], duration=0.3, progress=False)
+
+
+def overflowing(layout, scale: float = 1e30):
+    """Probes whose push overflows a step (in memory: a file like it is refused when loaded)."""
+    bad = make_probes(layout, "drums")
+    unit, sigma = bad.directions["mass_mean"]
+    bad.directions = {**bad.directions, "mass_mean": (unit * scale, sigma)}
+    return bad
+
+
+def test_a_push_that_could_overflow_is_refused_before_generating(tiny):
+    for scale in (1e30, 1e38):  # 1e38 x 5: inf in float32
+        with pytest.raises(
+            ValueError, match=r"drums: steering at strength 5 would add up to .* \(at most 10000\)"
+        ):
+            generate_mixed(
+                tiny, [Request(None, [Steer(overflowing(tiny.layout, scale), alpha=5)])], duration=0.2
+            )
+        with pytest.raises(ValueError, match=r"would add up to"):
+            generate(tiny, steer=[Steer(overflowing(tiny.layout, scale), alpha=5)], duration=0.2)
+
+
+@pytest.mark.parametrize("cfg", [3.0, 1.0], ids=["cfg", "no-cfg"])
+def test_a_request_that_goes_non_finite_fails_alone(tiny, cfg, monkeypatch):
+    """A step that still goes NaN (past the checks: here they are switched off) spoils only its request."""
+    import smitin.mixed
+
+    monkeypatch.setattr(smitin.mixed, "check_request", lambda *a, **k: None)
+    good = Request(None, [Steer(make_probes(tiny.layout, "bass", seed=1), alpha=3)], seed=2)
+    bad = Request(None, [Steer(overflowing(tiny.layout), alpha=5, monitor=False)], seed=1)
+    plain = Request(None, [], seed=3)
+    kw = {"duration": 0.3, "progress": False, "guidance_scale": cfg}
+    results = generate_mixed(tiny, [good, bad, plain], isolate=True, **kw)
+    assert [r.failure is not None for r in results] == [False, True, False]
+    assert "went NaN or infinite" in results[1].failure
+    for req, got in ((good, results[0]), (plain, results[2])):  # the others: as if run alone
+        (alone,) = generate_mixed(tiny, [req], **kw)
+        assert torch.equal(alone.codes, got.codes) and alone.failure is None
+    with pytest.raises(ValueError, match=r"requests 1: the model's output went NaN or infinite"):
+        generate_mixed(tiny, [good, bad], **kw)

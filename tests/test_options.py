@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -43,3 +44,27 @@ def test_nonsense_is_refused_naming_the_option(bad):
 
 def test_the_words_are_the_ones_the_cli_uses():
     assert ROWS == ("both", "cond") and GAINS == ("switch", "ramp")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"seed": -1}, "seed must be a whole number from 0 to 2**63-1"),
+        ({"seed": 2**63}, "seed must be a whole number from 0 to 2**63-1"),
+        ({"seed": 1.5}, "seed must be a whole number"),
+        ({"seed": True}, "seed must be a whole number"),
+        ({"guidance_scale": -0.5}, "guidance_scale must be between 0 and 30"),
+        ({"guidance_scale": 1e30}, "guidance_scale must be between 0 and 30"),
+        ({"batch": 1.5}, "batch must be a whole number"),
+        ({"every": 10**6}, "every (the schedule interval) must be"),
+    ],
+)
+def test_numbers_have_upper_and_lower_bounds(bad, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        GenerationOptions(**bad)
+
+
+def test_guidance_below_one_turns_cfg_off():
+    assert not GenerationOptions(guidance_scale=0.5).cfg and not GenerationOptions(guidance_scale=0).cfg
+    assert GenerationOptions(guidance_scale=0.5).model_guidance == 1.0
+    assert GenerationOptions(guidance_scale=3.0).model_guidance == 3.0

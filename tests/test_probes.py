@@ -200,3 +200,94 @@ def test_summary_warns_about_probes_too_weak_to_monitor():
     assert weak.threshold() <= 0.5
     assert "weak probes" in weak.summary() and "--threshold paper" in weak.summary()
     assert "monitor threshold: positive" in weak.summary()  # both taus are shown, the default first
+
+
+# -- property-based: any file is probes or a ProbeFileError, and loaded probes steer finitely ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAST = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from([0.0, 1.0, -1.0, 1e30, 1e38, 3.4e38, 1e-45]),
+)
+SHAPES = st.sampled_from([(2, 3, 8), (2, 3), (6, 8), (2, 3, 7), (0, 3, 8), (1,), ()])
+DTYPES = st.sampled_from([torch.float32] * 4 + [torch.float16, torch.float64, torch.int64, torch.bool])
+META = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+    lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=10), c, max_size=3)),
+    max_leaves=8,
+)
+
+
+@st.composite
+def probe_files(draw) -> tuple[dict, bytes | None]:
+    """A good file's tensors and metadata with some of them replaced by hostile ones."""
+    from helpers import make_probes
+
+    p = make_probes(HeadLayout(2, 3, 8))
+    names = ("weight", "bias", "accuracy", "direction", "sigma", "mean_pos", "mean_neg")
+    tensors = {n: getattr(p, n).float().clone() for n in names}
+    for d, (u, s) in p.directions.items():
+        tensors[f"direction_{d}"], tensors[f"sigma_{d}"] = u.clone(), s.clone()
+    for name in draw(st.lists(st.sampled_from(sorted(tensors)), max_size=3, unique=True)):
+        shape = tuple(tensors[name].shape) if draw(st.integers(0, 3)) else draw(SHAPES)
+        fill = draw(VALUES)
+        dtype = draw(DTYPES)
+        if dtype == torch.bool:
+            tensors[name] = torch.zeros(shape, dtype=dtype)
+        elif draw(st.booleans()) and shape == tuple(tensors[name].shape):  # scaled: still plausible-looking
+            tensors[name] = (tensors[name] * fill).to(dtype)
+        else:
+            tensors[name] = torch.full(shape, fill).to(dtype)
+    if not draw(st.integers(0, 5)):
+        del tensors[draw(st.sampled_from(sorted(tensors)))]
+    meta = {"trait": "drums", "model": "test", "training": {"direction": "probe"}}
+    if not draw(st.integers(0, 4)):
+        meta = draw(
+            st.one_of(
+                META,
+                st.builds(
+                    lambda k, v: {**meta, k: v},
+                    st.sampled_from(sorted(meta) + ["layout", "accuracy", "sample_rate"]),
+                    META,
+                ),
+            )
+        )
+    cut = draw(st.integers(min_value=0, max_value=4000)) if not draw(st.integers(0, 5)) else None
+    return {"tensors": tensors, "meta": meta}, cut
+
+
+@FAST
+@given(case=probe_files())
+def test_any_probe_file_is_probes_or_a_probe_file_error(tmp_path, case):
+    import json
+
+    from safetensors.torch import save
+
+    spec, cut = case
+    path = tmp_path / "p.safetensors"
+    blob = save(spec["tensors"], metadata={"smitin": json.dumps(spec["meta"], allow_nan=True)})
+    path.write_bytes(blob if cut is None else blob[:cut])
+    try:
+        probes = ProbeSet.load(path)
+    except ProbeFileError as err:
+        assert "p.safetensors" in str(err)
+        return
+    from smitin.recipes import MAX_ALPHA
+
+    for name in ("probe", "mass_mean"):  # what loads can steer: a finite push at the largest strength
+        try:
+            unit, sigma = probes.steering_vectors(name)
+        except ProbeFileError:
+            continue
+        push = unit.double().norm(dim=-1) * sigma.double() * MAX_ALPHA
+        assert torch.isfinite(push).all() and float(push.max()) <= 1e4
+    assert probes.summary()  # and can be shown

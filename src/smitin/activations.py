@@ -152,7 +152,7 @@ def _batch(backbone, segments, cache, i: int, idx: list[int], last: int, text: s
         codes = backbone.encode(audio)
         cond = backbone.condition([text or ""] * len(idx))
         z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
-        if cache:
+        if cache and bool(torch.isfinite(z).all()):  # a NaN batch is not kept: a rerun computes it again
             cache.put(i, z)
     return z
 
@@ -206,9 +206,10 @@ class ShardCache:
     Use it as a context manager: entering takes the key's lock (`root/<hash>.lock`, an OS file
     lock that a killed process drops at once), waiting for another process that holds it, so one
     key's shards are written by one process at a time and a second one reuses them. Shards are
-    written under a temporary name and renamed, each tagged with its key's hash; a shard that
-    cannot be read or does not fit (another key, shape or dtype: made by hand or by an older
-    smitin) is recomputed with a warning. Entering also removes the folders of other keys that
+    written under a temporary name and renamed, each tagged with its key's hash, its index and the
+    SHA-256 of its content; a shard that cannot be read or does not fit (another key, index,
+    shape or dtype, a content that does not match its digest, NaN: made by hand, moved, damaged or
+    written by an older smitin) is recomputed with a warning. Entering also removes the folders of other keys that
     no process is using, so a cache folder holds one set of inputs at rest, as before.
     """
 
@@ -294,13 +295,18 @@ class ShardCache:
         return self.dir / f"shard-{i:06d}.safetensors"
 
     def get(self, i: int, shape: tuple[int, ...] | None = None) -> torch.Tensor | None:
-        """Shard `i` if it is there, readable and fits (this key, `shape`, fp16); else None."""
+        """Shard `i` if it is there, readable and fits (this key, this index, `shape`, fp16, finite,
+        and its content matches the SHA-256 in its tag); else None, with a warning, and removed.
+
+        The digest catches a shard swapped with another of the same folder (same key and shape:
+        silently wrong probes before) and one damaged in place; such a shard is recomputed, and
+        never blamed on the stems."""
         path = self._path(i)
         if not path.exists():
             return None
         try:
             with safe_open(path, framework="pt") as f:
-                tag = (f.metadata() or {}).get("key")
+                tag = f.metadata() or {}
                 names = set(f.keys())
                 z = f.get_tensor("z") if names == {"z"} else None
         except (SafetensorError, OSError, RuntimeError) as err:
@@ -308,10 +314,18 @@ class ShardCache:
         else:
             if z is None:
                 problem = f"holds {sorted(names)}, not one tensor 'z'"
-            elif tag != self.digest:
-                problem = f"made for other inputs (key {tag}, not {self.digest})"
+            elif tag.get("key") != self.digest:
+                problem = f"made for other inputs (key {tag.get('key')}, not {self.digest})"
             elif z.dtype != torch.float16 or (shape is not None and tuple(z.shape) != tuple(shape)):
                 problem = f"is {z.dtype} {tuple(z.shape)}, not torch.float16 {tuple(shape or z.shape)}"
+            elif "sha256" not in tag or "index" not in tag:
+                problem = "has no content digest (written by an older smitin)"
+            elif tag["index"] != str(i):
+                problem = f"is shard {tag['index']} of this cache, not shard {i} (moved or swapped)"
+            elif tag["sha256"] != content_digest(z):
+                problem = "does not match its content digest (damaged or edited)"
+            elif not bool(torch.isfinite(z).all()):
+                problem = "holds NaN or infinite values"
             else:
                 return z
         warnings.warn(f"{path}: cached shard {problem}; recomputing it", stacklevel=3)
@@ -319,12 +333,22 @@ class ShardCache:
         return None
 
     def put(self, i: int, z: torch.Tensor) -> None:
+        """Write shard `i` atomically, tagged with the key, its index and its content's SHA-256."""
         if self._lock is None and not self.peer:
             raise RuntimeError("ShardCache.put outside `with ShardCache(...)`: the key is not locked")
         path = self._path(i)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        save_file({"z": z.contiguous()}, tmp, metadata={"key": self.digest})
+        z = z.contiguous()
+        tag = {"key": self.digest, "index": str(i), "sha256": content_digest(z)}
+        save_file({"z": z}, tmp, metadata=tag)
         os.replace(tmp, path)
+
+
+def content_digest(z: torch.Tensor) -> str:
+    """SHA-256 of a tensor's dtype, shape and bytes (a CPU tensor)."""
+    sha = hashlib.sha256(f"{z.dtype}{tuple(z.shape)}".encode())
+    sha.update(z.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
 
 
 SHARDS = "shard-*.safetensors"

@@ -12,22 +12,35 @@ RMS_TARGET = 0.1  # -20 dBFS: every loaded segment is scaled to this RMS, both c
 SILENT_RMS = 1e-6  # below this a clip is treated as silence and left unscaled
 PEAK_CEILING = 0.99  # written audio louder than full scale is scaled down to this peak (never clipped)
 QUIET_DBFS = -60.0  # a generated clip below this RMS level is reported as (nearly) silent
+WRITABLE_SUFFIXES = frozenset(f.lower() for f in sf.available_formats())  # soundfile picks by suffix
 
 
 class AudioError(ValueError):
     """An audio file is missing, unreadable or unusable; the message names it and the fix."""
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def to_mono(audio: np.ndarray) -> np.ndarray:
-    """[S] or [S, C] (soundfile's layout) -> [S] float32, channels averaged."""
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio.mean(axis=1) if audio.ndim == 2 else audio
+    """[S] or [S, C] (soundfile's layout) -> [S] float32, channels averaged (in float64: two
+    channels near float32's maximum would overflow their sum)."""
+    audio = np.asarray(audio)
+    if audio.ndim == 2:
+        return audio.mean(axis=1, dtype=np.float64).astype(np.float32)
+    return np.asarray(audio, dtype=np.float32)
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample; audio beyond full scale is resampled at full scale and scaled back (the filter
+    would overflow near float32's maximum), its overshoot clipped to float32's range, never inf."""
     if source_rate == target_rate:
         return np.asarray(audio, dtype=np.float32)
-    return soxr.resample(audio, source_rate, target_rate).astype(np.float32)
+    x = np.asarray(audio, dtype=np.float64)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    scale = peak if peak > 1.0 else 1.0
+    out = soxr.resample(x / scale, source_rate, target_rate) * scale
+    return np.clip(out, -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
 
 
 def read(

@@ -8,6 +8,11 @@ each other at barriers with a timeout (``SMITIN_DIST_TIMEOUT`` seconds, default 
 may spend hours preparing data while the others wait) instead of
 hanging when one dies. A rank that fails exits non-zero; torchrun then stops the others and
 reports that rank's error (``@record`` on the entry point keeps its message).
+
+Float results (activations, probes) equal a one-process run's only with the same number of
+threads per process: torchrun sets OMP_NUM_THREADS=1 for every rank, while a plain run uses all
+cores, and a different thread count sums in another order (probes measured 1.9e-4 apart). Run
+the one-process reference with OMP_NUM_THREADS=1 to compare byte for byte.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 DEFAULT_TIMEOUT_S = 10800.0  # 3 h: rank 0 may prepare data, probes and judges while the others wait
+
+
+class LaunchError(ValueError):
+    """The launcher's variables (RANK, WORLD_SIZE, LOCAL_RANK, SMITIN_DIST_TIMEOUT) make no sense."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,16 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World:
         try:
             return default if raw is None or raw == "" else int(raw)
         except ValueError:
-            raise ValueError(f"{name}={raw!r} is not a whole number; launch with torchrun") from None
+            raise LaunchError(f"{name}={raw!r} is not a whole number; launch with torchrun") from None
 
     rank, size = number("RANK", 0), number("WORLD_SIZE", 1)
     local = number("LOCAL_RANK", rank)
     if size < 1 or not 0 <= rank < size:
-        raise ValueError(f"RANK={rank} must be in 0..WORLD_SIZE-1 (WORLD_SIZE={size}); launch with torchrun")
+        raise LaunchError(f"RANK={rank} must be in 0..WORLD_SIZE-1 (WORLD_SIZE={size}); launch with torchrun")
+    if not 0 <= local < size:
+        raise LaunchError(
+            f"LOCAL_RANK={local} must be in 0..WORLD_SIZE-1 (WORLD_SIZE={size}); launch with torchrun"
+        )
     return World(rank, size, local)
 
 
@@ -75,7 +88,11 @@ def timeout() -> timedelta:
     try:
         seconds = float(raw)
     except ValueError:
-        raise ValueError(f"SMITIN_DIST_TIMEOUT={raw!r} is not a number of seconds") from None
+        raise LaunchError(f"SMITIN_DIST_TIMEOUT={raw!r} is not a number of seconds") from None
+    if not 0 < seconds <= 10 * 365 * 86400:
+        raise LaunchError(
+            f"SMITIN_DIST_TIMEOUT={raw!r} must be a positive number of seconds (up to ten years)"
+        )
     return timedelta(seconds=seconds)
 
 

@@ -7,7 +7,8 @@ set of files that belong together (a WAV and its trace) appear together or not a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,9 +17,16 @@ class OutputError(ValueError):
     """An output path cannot be written; the message names it and the fix."""
 
 
-def check_writable(path: str | Path, what: str = "output") -> Path:
-    """Refuse, before any work, a path that cannot be written (no folder, not a folder, no permission)."""
+def check_writable(path: str | Path, what: str = "output", suffixes: Collection[str] | None = None) -> Path:
+    """Refuse, before any work, a path that cannot be written (no folder, not a folder, no permission,
+    a folder where files cannot be created, such as /proc, or a full disk) or, given `suffixes`
+    (lower case, no dot), a suffix the writer does not know."""
     path = Path(path)
+    if suffixes is not None and path.suffix.lower().lstrip(".") not in suffixes:
+        known = ", ".join(f".{x}" for x in sorted(suffixes))
+        raise OutputError(
+            f"{what} {path}: unknown file type {path.suffix or '(no suffix)'!r}; use one of {known}"
+        )
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'out.wav'}")
     if path.exists() and not os.access(path, os.W_OK):
@@ -46,6 +54,32 @@ def _check_parent(folder: Path, path: Path, what: str) -> None:
         raise OutputError(
             f"{what} {path}: cannot write in {folder} (permission denied); choose another folder"
         )
+    _try_write(folder, path, what)
+
+
+def _try_write(folder: Path, path: Path, what: str) -> None:
+    """Create, write, flush and remove a small hidden file in `folder`: what the output will need.
+
+    Permission bits do not tell everything (root passes them; /proc and read-only or full file
+    systems refuse only the write itself), so the write is tried.
+    """
+    probe = folder / f".smitin-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"smitin")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise OutputError(
+            f"{what} {path}: cannot write in {folder} ({err.strerror or err}); choose another folder"
+        ) from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
 def temporary_name(path: Path) -> Path:

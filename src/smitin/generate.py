@@ -15,11 +15,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import audio as audio_io
+from . import budget
 from .backbone import Backbone
 from .captured import engine
 from .files import staged
 from .monitor import Trace
 from .options import GenerationOptions
+from .probes import MAX_SHIFT
 from .recipes import check_alpha, check_threshold
 from .steering import Steer, Steering, apply
 
@@ -43,6 +45,7 @@ class Result:
     trace: Trace
     prompt_seconds: float = 0.0
     prompt_audio: np.ndarray | None = None
+    failure: str | None = None  # a mixed batch's request that failed alone (`generate_mixed(isolate=True)`)
 
     @property
     def new_audio(self) -> np.ndarray:
@@ -109,9 +112,17 @@ def max_seconds(backbone: Backbone, prompt_seconds: float = 0.0) -> float:
 
 
 def check_request(
-    backbone: Backbone, steers: Sequence[Steer], opts: GenerationOptions, prompt_seconds: float = 0.0
+    backbone: Backbone,
+    steers: Sequence[Steer],
+    opts: GenerationOptions,
+    prompt_seconds: float = 0.0,
+    samples: int | None = None,
 ) -> None:
-    """Refuse, before generating, what the model cannot serve; each message states the limit."""
+    """Refuse, before generating, what the model cannot serve; each message states the limit.
+
+    `samples`: clips generated together (default `opts.batch`; a mixed batch: its requests),
+    checked against the memory the machine has free (`smitin.budget`).
+    """
     limit = max_seconds(backbone, prompt_seconds)
     if opts.duration > limit:
         room = max_seconds(backbone) - opts.duration
@@ -131,6 +142,24 @@ def check_request(
             check_threshold(s.threshold)
         except ValueError as err:
             raise RequestError(f"{s.name}: {err}") from None
+        unit, sigma = s.probes.steering_vectors(s.direction)
+        push = abs(s.alpha) * float((unit.double().norm(dim=-1) * sigma.double()).max())
+        if not push <= MAX_SHIFT:  # NaN too
+            raise RequestError(
+                f"{s.name}: steering at strength {s.alpha:g} would add up to {push:.3g} to a head in one "
+                f"step (at most {MAX_SHIFT:g}): these probes' directions or spreads are far too large "
+                "for any model; retrain them with `smitin probes train`"
+            )
+    n = opts.batch if samples is None else samples
+    steps = max_new_tokens(backbone, opts.duration)
+    need = budget.estimate(backbone, n, steps, opts.duration + prompt_seconds, opts.cfg)
+    if not need.fits:
+        raise RequestError(
+            f"generating {n} clip{'s' if n != 1 else ''} at once needs about {budget.gib(need.need)} of memory (estimated: "
+            f"{budget.gib(need.per_row)} per {opts.duration:g} s clip on {backbone.name}), more than the "
+            f"{budget.gib(need.free or 0)} free on {backbone.device}; generate at most {need.most_rows()} "
+            "at once (--batch)"
+        )
 
 
 def generate(
@@ -280,7 +309,7 @@ def _run(
         "do_sample": True,
         **opts.sampling,
         "max_new_tokens": steps,
-        "guidance_scale": opts.guidance_scale,
+        "guidance_scale": opts.model_guidance,
     }
     hook_options = {"every": opts.every, "rows": opts.rows, "gain": opts.gain, "cfg": opts.cfg}
     with (

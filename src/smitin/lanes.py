@@ -48,6 +48,8 @@ _PUSH = {
     "keep": 1.0,
 }  # a wish as a push: keep pushes in when it pushes
 _EPS = 1e-9
+MAX_SECONDS = 3600.0  # any time in a lane (MusicGen makes at most about 40 s): bounds the arithmetic
+MAX_FILE_BYTES = 1 << 20  # a lanes file: a few hundred bytes per trait are plenty
 
 
 class LaneError(ValueError):
@@ -56,6 +58,27 @@ class LaneError(ValueError):
 
 def _seconds(x: float) -> str:
     return f"{x:g}"
+
+
+def _seconds_ok(v: Any) -> bool:
+    """A real number of seconds within +-MAX_SECONDS (huge ints are compared, never converted)."""
+    return (
+        not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and -MAX_SECONDS <= v <= MAX_SECONDS  # False for NaN
+    )
+
+
+def _cut(text: str, most: int = 40, quote: bool = True) -> str:
+    """A (quoted) piece of what the user wrote, cut short (a message never repeats a huge input)."""
+    show = repr if quote else str
+    return show(text) if len(text) <= most else show(text[:most]) + f"... ({len(text)} characters)"
+
+
+def _short(value: Any) -> str:
+    """repr, cut short: a message never quotes ten thousand digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -74,8 +97,10 @@ class Span:
 
     def __post_init__(self) -> None:
         for name, v in (("start", self.start), ("end", self.end)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise LaneError(f"span {self}: {name} must be a finite number of seconds, not {v!r}")
+            if not _seconds_ok(v):
+                raise LaneError(
+                    f"span {self}: {name} must be a number of seconds up to {MAX_SECONDS:g}, not {_short(v)}"
+                )
         if self.want not in WANTS:
             raise LaneError(
                 f"span {self}: unknown word {self.want!r}; a span wants add, remove, free or keep"
@@ -94,14 +119,16 @@ class Span:
             raise LaneError(f"span {self}: the strength must be a number >= 0, not {self.strength!r}")
 
     def __str__(self) -> str:
-        start = _seconds(self.start) if isinstance(self.start, (int, float)) else repr(self.start)
-        end = _seconds(self.end) if isinstance(self.end, (int, float)) else repr(self.end)
-        return f"'{start}-{end}:{self.want}{self._times}'"
+        start = _seconds(self.start) if _seconds_ok(self.start) else _short(self.start)
+        end = _seconds(self.end) if _seconds_ok(self.end) else _short(self.end)
+        want = self.want if isinstance(self.want, str) and len(self.want) <= 40 else _short(self.want)
+        return f"'{start}-{end}:{want}{self._times}'"
 
     @property
     def _times(self) -> str:
-        ok = isinstance(self.strength, (int, float)) and not isinstance(self.strength, bool)
-        return "" if self.strength is None else f"*{_seconds(self.strength) if ok else repr(self.strength)}"
+        if self.strength is None:
+            return ""
+        return f"*{_seconds(self.strength) if _seconds_ok(self.strength) else _short(self.strength)}"
 
     @property
     def text(self) -> str:
@@ -119,12 +146,10 @@ class Lane:
         spans = tuple(self.spans)
         if not spans:
             raise LaneError(f"a lane needs at least one span: {SYNTAX}")
-        if (
-            isinstance(self.ramp, bool)
-            or not isinstance(self.ramp, (int, float))
-            or not (math.isfinite(self.ramp) and self.ramp >= 0)
-        ):
-            raise LaneError(f"ramp must be a number of seconds >= 0, not {self.ramp!r}")
+        if not _seconds_ok(self.ramp) or self.ramp < 0:
+            raise LaneError(
+                f"ramp must be a number of seconds from 0 to {MAX_SECONDS:g}, not {_short(self.ramp)}"
+            )
         ordered = tuple(sorted(spans, key=lambda s: (s.start, s.end)))
         for a, b in zip(ordered, ordered[1:], strict=False):
             if b.start < a.end - _EPS:
@@ -204,9 +229,11 @@ def _number(text: str, what: str, item: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise LaneError(f"span '{item}': {what} {text!r} is not a number of seconds") from None
-    if not math.isfinite(v):
-        raise LaneError(f"span '{item}': {what} {text!r} is not a finite number of seconds")
+        raise LaneError(f"span {_cut(item)}: {what} {_cut(text)} is not a number of seconds") from None
+    if not _seconds_ok(v):
+        raise LaneError(
+            f"span {_cut(item)}: {what} {_cut(text)} is not a number of seconds up to {MAX_SECONDS:g}"
+        )
     return v
 
 
@@ -218,30 +245,34 @@ def parse_lane(text: str) -> Lane:
     for raw in text.split(","):
         item = raw.strip()
         if not item:
-            raise LaneError(f"empty span in {text!r} (two commas in a row, or a trailing comma)")
+            raise LaneError(f"empty span in {_cut(text)} (two commas in a row, or a trailing comma)")
         if item.startswith("ramp"):
             key, eq, value = item.partition("=")
             if key.strip() != "ramp" or not eq:
-                raise LaneError(f"{item!r}: write ramp=SECONDS")
+                raise LaneError(f"{_cut(item)}: write ramp=SECONDS")
             try:
                 ramp = float(value)
             except ValueError:
-                raise LaneError(f"{item!r}: the ramp {value.strip()!r} is not a number of seconds") from None
+                raise LaneError(
+                    f"{_cut(item)}: the ramp {_cut(value.strip())} is not a number of seconds"
+                ) from None
             continue
         times, colon, want = item.partition(":")
         if not colon:
-            raise LaneError(f"span '{item}' has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
+            raise LaneError(f"span {_cut(item)} has no ':WANT'; write START-END:WANT, e.g. 0-3:remove")
         want, star, times_text = want.strip().lower().partition("*")
         want = want.strip()
         strength = _number(times_text, "strength", item) if star else None
         start, dash, end = times.strip().partition("-")
         if not dash or not start.strip() or not end.strip():
-            raise LaneError(f"span '{item}': write the time as START-END in seconds, e.g. 0-3")
+            raise LaneError(f"span {_cut(item)}: write the time as START-END in seconds, e.g. 0-3")
         if want not in WANTS:
-            raise LaneError(f"span '{item}': unknown word {want!r}; a span wants add, remove, free or keep")
+            raise LaneError(
+                f"span {_cut(item)}: unknown word {_cut(want)}; a span wants add, remove, free or keep"
+            )
         spans.append(Span(_number(start, "start", item), _number(end, "end", item), want, strength))
     if not spans:
-        raise LaneError(f"lane {text!r} has no spans, only a ramp: {SYNTAX}")
+        raise LaneError(f"lane {_cut(text)} has no spans, only a ramp: {SYNTAX}")
     return Lane(tuple(spans), ramp)
 
 
@@ -250,11 +281,11 @@ def parse_lane_arg(text: str) -> tuple[str, Lane]:
     trait, eq, rest = text.partition("=")
     trait = trait.strip()
     if not eq or not trait or ":" in trait:
-        raise LaneError(f"--lane {text!r}: name the trait first: {SYNTAX}, e.g. drums=0-3:remove,3-6:add")
+        raise LaneError(f"--lane {_cut(text)}: name the trait first: {SYNTAX}, e.g. drums=0-3:remove,3-6:add")
     try:
         return trait, parse_lane(rest)
     except LaneError as err:
-        raise LaneError(f"--lane {trait}: {err}") from None
+        raise LaneError(f"--lane {_cut(trait, quote=False)}: {err}") from None
 
 
 def parse_lane_args(values: Iterable[str]) -> dict[str, Lane]:
@@ -263,7 +294,9 @@ def parse_lane_args(values: Iterable[str]) -> dict[str, Lane]:
     for text in values:
         trait, lane = parse_lane_arg(text)
         if trait in out:
-            raise LaneError(f"--lane {trait} is given twice; put all of its spans in one --lane")
+            raise LaneError(
+                f"--lane {_cut(trait, quote=False)} is given twice; put all of its spans in one --lane"
+            )
         out[trait] = lane
     return out
 
@@ -279,33 +312,46 @@ def lanes_from_json(data: Any, source: str = "lanes") -> dict[str, Lane]:
         try:
             out[str(trait)] = Lane.of(value)
         except LaneError as err:
-            raise LaneError(f"{source}: {trait}: {err}") from None
+            raise LaneError(f"{source}: {_cut(str(trait), quote=False)}: {err}") from None
     return out
 
 
 def load_lanes(path: str | Path) -> dict[str, Lane]:
-    """A lanes file (`--lanes lanes.json`) -> {trait: Lane}; a missing or non-JSON file is refused."""
+    """A lanes file (`--lanes lanes.json`) -> {trait: Lane}; refused: missing, not a regular file,
+    over MAX_FILE_BYTES, not UTF-8, not JSON, nested too deeply or holding out-of-range numbers."""
+    from .textfiles import TextFileError, loads, read_text
+
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise LaneError(f"cannot read the lanes file {path}: {err.strerror or err}") from None
-    try:
-        data = json.loads(text)
+        data = loads(read_text(path, "lanes file", MAX_FILE_BYTES), str(path))
     except json.JSONDecodeError as err:
         raise LaneError(f"{path} is not JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+    except TextFileError as err:
+        raise LaneError(str(err)) from None
     return lanes_from_json(data, str(path))
 
 
-def check_lanes(lanes: Mapping[str, Lane], steered: Iterable[str], duration: float | None = None) -> None:
-    """Every lane names a steered trait (as in its probe file) and, given `duration`, fits in the clip."""
+def check_lanes(
+    lanes: Mapping[str, Lane],
+    steered: Iterable[str],
+    duration: float | None = None,
+    strengths: Mapping[str, float] | None = None,
+) -> None:
+    """Every lane names a steered trait (as in its probe file) and, given `duration`, fits in the
+    clip; given the traits' `strengths`, a lane that wants add or remove needs a non-zero one."""
     names = list(steered)
     for trait, lane in lanes.items():
         if trait not in names:
             have = ", ".join(names) if names else "none"
-            raise LaneError(f"a lane for {trait!r}, which is not steered (steered traits: {have})")
+            raise LaneError(f"a lane for {_short(trait)}, which is not steered (steered traits: {have})")
         if duration is not None:
             lane.check(duration, trait)
+        pushing = [s for s in lane.spans if s.want != "free"]
+        if strengths is not None and strengths.get(trait, 1.0) == 0 and pushing:
+            raise LaneError(
+                f"{trait}: span {pushing[0]} wants the trait {'present' if pushing[0].want == 'add' else 'absent'}, "
+                "but its strength is 0, so nothing would push; give it a strength (e.g. FILE:5)"
+            )
 
 
 @dataclass

@@ -28,9 +28,14 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from .backbone import Backbone
 from .captured import engine
-from .generate import Result, check_request, keep_codes, max_new_tokens, step_bar
+from .generate import RequestError, Result, check_request, keep_codes, max_new_tokens, step_bar
 from .options import GenerationOptions
 from .steering import Steer, Steering, apply
+
+FAILURE = (
+    "the model's output went NaN or infinite (the steering pushed too hard for this model: lower the "
+    "strength, or use probes trained for it); the other requests of the batch were not affected"
+)
 
 
 @dataclass
@@ -76,6 +81,9 @@ class OwnSeeds(LogitsProcessor):
             top_p,
         )
         self.step = 0
+        self.codebooks = codebooks
+        # requests whose logits went NaN or infinite (a step overflowed): kept on the device, read once
+        self.failed = torch.zeros(len(seeds), dtype=torch.bool, device=device)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.cfg:
@@ -83,6 +91,13 @@ class OwnSeeds(LogitsProcessor):
             logits = uncond + (cond - uncond) * self.guidance_scale
         else:
             cond, logits = scores, scores
+        # A request whose rows overflowed fails alone: its rows get a harmless distribution (so the
+        # library's sampling never sees NaN) and it is marked failed; the others go on untouched.
+        finite = torch.isfinite(logits).all(-1)  # [rows] (no host sync)
+        self.failed |= ~finite.view(-1, self.codebooks).all(-1)
+        logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
+        if self.cfg:
+            uncond = torch.where(finite[:, None], uncond, torch.zeros_like(uncond))
         logits = logits.float() / self.temperature
         if 0 < self.top_k < logits.shape[-1]:
             kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
@@ -123,6 +138,7 @@ def generate_mixed(
     own_seeds: bool = True,
     progress: bool = True,
     on_start: Callable[[Steering], None] | None = None,
+    isolate: bool = False,
     **overrides: Any,
 ) -> list[Result]:
     """Many requests in one batch, each with its own prompt, steers and seed: text-to-music, or
@@ -133,13 +149,18 @@ def generate_mixed(
     Returns one Result per request, with its own audio, codes and trace (its traits only).
     `on_start(state)` receives the live steering state of the whole batch before the first step
     (as in `generate`: a UI reads it for a live plot; `Trace.select` picks one request's part).
+
+    A request whose step goes NaN or infinite (e.g. steered far too hard) does not stop the batch:
+    with `own_seeds` its rows are set aside and the others finish as if it were not there. It is
+    then refused with a RequestError naming it, or with `isolate` its Result comes back with
+    `failure` set (a server hands each user their own outcome).
     """
     if not requests:
         return []
     opts = GenerationOptions.build(options, **overrides)
     steers = [s for r in requests for s in r.steer]
     owners = [b for b, r in enumerate(requests) for _ in r.steer]
-    check_request(backbone, steers, opts)
+    check_request(backbone, steers, opts, samples=len(requests))
     steps = max_new_tokens(backbone, opts.duration)
     cond = _condition(backbone, [r.prompt for r in requests])
     waves = [r.audio for r in requests]
@@ -148,7 +169,7 @@ def generate_mixed(
         if any(w is None for w in waves):
             raise ValueError("a mixed batch continues audio prompts for every request or for none")
         prompt_n = min(len(w) for w in waves if w is not None)
-        check_request(backbone, steers, opts, prompt_n / backbone.sample_rate)
+        check_request(backbone, steers, opts, prompt_n / backbone.sample_rate, samples=len(requests))
         prompts = np.stack([np.asarray(w, dtype=np.float32)[:prompt_n] for w in waves if w is not None])
         values = torch.from_numpy(prompts)[:, None].to(backbone.device, torch.float32)
         cond = {**cond, "input_values": values}
@@ -156,7 +177,7 @@ def generate_mixed(
         "do_sample": True,
         **opts.sampling,
         "max_new_tokens": steps,
-        "guidance_scale": opts.guidance_scale,
+        "guidance_scale": opts.model_guidance,
     }
     if own_seeds and kwargs["do_sample"]:
         config = backbone.model.generation_config
@@ -164,7 +185,7 @@ def generate_mixed(
             [r.seed for r in requests],
             backbone.num_codebooks,
             steps,
-            guidance_scale=float(opts.guidance_scale or 1.0),
+            guidance_scale=opts.model_guidance,
             temperature=float(kwargs.get("temperature", config.temperature) or 1.0),
             top_k=int(kwargs.get("top_k", config.top_k) or 0),
             top_p=float(kwargs.get("top_p", config.top_p) or 1.0),
@@ -188,6 +209,10 @@ def generate_mixed(
     trace.settings.update({k: settings[k] for k in ("duration", "guidance_scale")}, engine=ran)
     trace.settings.update(opts.sampling)
     audio = values[:, 0].float().cpu().numpy()
+    failed = processor.failed.tolist() if own_seeds and kwargs["do_sample"] else [False] * len(requests)
+    if any(failed) and not isolate:
+        bad = ", ".join(str(b) for b, f in enumerate(failed) if f)
+        raise RequestError(f"requests {bad}: {FAILURE}")
     out, first = [], 0
     for b, r in enumerate(requests):
         mine = list(range(first, first + len(r.steer)))
@@ -195,6 +220,8 @@ def generate_mixed(
         own = trace.select(b, mine)
         own.settings.update(seed=r.seed, prompt=r.prompt, own_seeds=own_seeds)
         result = Result(audio[b : b + 1], backbone.sample_rate, codes[0][b : b + 1], own)
+        if failed[b]:
+            result.failure = FAILURE
         if prompt_n:
             result.prompt_seconds = prompt_n / backbone.sample_rate
             result.prompt_audio = prompts[b : b + 1]

@@ -30,6 +30,8 @@ DIRECTIONS = ("probe", "mass_mean")  # unit probe weights (the paper's) or class
 # direction is a steering-time choice. Files without them hold only their training's direction.
 DIRECTION_TENSORS = tuple(f"{kind}_{d}" for d in DIRECTIONS for kind in ("direction", "sigma"))
 METADATA_KEY = "smitin"
+MAX_VALUE = 1e6  # |any value| in a probe file; trained probes hold values near 1 (weights, means: < 100)
+MAX_SHIFT = 1e4  # |direction| x sigma x the largest strength: the most one step may add to a head
 
 
 class DataSummary(TypedDict, total=False):
@@ -289,12 +291,43 @@ def _validate(path: Path, meta: Any, tensors: dict[str, torch.Tensor]) -> None:
             raise bad(f"tensor {name!r} has shape {tuple(t.shape)}, not {shape} as 'weight' says")
         if not torch.isfinite(t).all():
             raise bad(f"tensor {name!r} holds NaN or infinite values")
+    for name, t in tensors.items():
+        if t.numel() and float(t.abs().max()) > MAX_VALUE:
+            raise bad(
+                f"tensor {name!r} holds values up to {float(t.abs().max()):.3g} (at most {MAX_VALUE:g})"
+            )
+    _check_shift(path, tensors, bad)
     acc = tensors["accuracy"]
     if acc.min() < 0 or acc.max() > 1:
         raise bad(f"accuracies must lie in [0, 1], not [{acc.min():g}, {acc.max():g}]")
     for name in (n for n in tensors if n.startswith("sigma")):
         if tensors[name].min() < 0:
             raise bad(f"tensor {name!r} (a spread) holds negative values")
+
+
+def _check_shift(path: Path, tensors: dict[str, torch.Tensor], bad) -> None:
+    """Refuse directions and spreads whose push could overflow a step at the largest strength.
+
+    A step adds alpha x w x sigma x direction to a head; with |alpha| <= MAX_ALPHA and w <= 1 the
+    largest push is MAX_ALPHA x |direction| x sigma, which must stay below MAX_SHIFT: values
+    finite in the file (direction x1e38, sigma x1e37) otherwise turn a whole batch's logits into
+    NaN, every user's generation with them.
+    """
+    from .recipes import MAX_ALPHA
+
+    pairs = [("direction", "sigma")] + [(f"direction_{d}", f"sigma_{d}") for d in DIRECTIONS]
+    for unit, spread in pairs:
+        if unit not in tensors or spread not in tensors:
+            continue
+        push = tensors[unit].double().norm(dim=-1) * tensors[spread].double() * MAX_ALPHA
+        worst = float(push.max())
+        if worst > MAX_SHIFT:
+            layer, head = divmod(int(push.argmax()), push.shape[1])
+            raise bad(
+                f"steering along {unit!r} could overflow a step: |direction| x sigma x the largest "
+                f"strength ({MAX_ALPHA:g}) reaches {worst:.3g} at layer {layer} head {head} "
+                f"(at most {MAX_SHIFT:g})"
+            )
 
 
 def train(

@@ -93,6 +93,18 @@ def parse_heads(text: str | int | None, default: str | int | None = None) -> str
     return k
 
 
+def check_heads(heads: str | int, layers: int, per_layer: int, model: str = "the model") -> str | int:
+    """Refuse a K given by the user above the model's heads (`layers` x `per_layer`). The CLI and the
+    studio both check with this; a recipe's own K, not given, is capped instead (a small model has
+    fewer than 16 heads)."""
+    total = layers * per_layer
+    if isinstance(heads, int) and heads > total:
+        raise ValueError(
+            f"heads must be 'soft' or 1..{total} ({layers} layers x {per_layer} heads in {model}), not {heads}"
+        )
+    return heads
+
+
 def recipe(name: str) -> Recipe:
     """The recipe called `name`; a ValueError lists the known ones."""
     try:

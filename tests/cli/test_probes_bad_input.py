@@ -103,6 +103,21 @@ HOSTILE = {
     "foreign-layout": (lambda t, m: {**m, "layout": "L9xH9xD9"}, "layout 'L9xH9xD9' does not match"),
     "accuracy-5": (_set("accuracy", torch.full((2, 4), 5.0)), "accuracies must lie in [0, 1]"),
     "negative-sigma": (_set("sigma", -torch.ones(2, 4)), "'sigma' (a spread) holds negative"),
+    "huge-push": (
+        lambda t, m: (
+            (
+                t.__setitem__("direction_mass_mean", t["direction_mass_mean"] * 1e38),
+                t.__setitem__("sigma_mass_mean", t["sigma_mass_mean"] * 1e37),
+            )
+            and None
+        ),
+        "'direction_mass_mean' holds values up to",
+    ),
+    "push-overflow": (
+        lambda t, m: t.__setitem__("sigma_probe", t["sigma_probe"] * 1e5),
+        "steering along 'direction_probe' could overflow a step: |direction| x sigma x the largest strength",
+    ),
+    "huge-weight": (_set("weight", torch.full((2, 4, 8), 1e30)), "'weight' holds values up to 1e+30"),
     "unknown-direction": (
         lambda t, m: {**m, "training": {"direction": "pca"}},
         "training direction is 'pca'",

@@ -134,9 +134,18 @@ def _studio_in_chromium(tmp_path, monkeypatch, probes=("drums",), batch_window_s
     holder, session0, note = command.prepare(args, log=lambda _m: None)
     if batch_window_s is not None:
         holder.batcher.window_s = batch_window_s
+    from smitin.ui.files import AppFolder
+
+    folder = AppFolder().__enter__()  # as `smitin ui` runs: its own folder, files served per browser
     demo = app.build_app(holder, session0, startup_note=note)
     port = command.free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **command.launch_options(folder.root),
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     external: list[str] = []
     try:
@@ -177,6 +186,7 @@ def _studio_in_chromium(tmp_path, monkeypatch, probes=("drums",), batch_window_s
             browser.close()
     finally:
         demo.close()
+        folder.close()
 
 
 def _set_number(page, elem_id: str, value: float) -> None:
@@ -212,6 +222,11 @@ def test_studio_in_a_real_browser(tmp_path, monkeypatch):
         expect(page.locator("#trace-plot img")).to_be_visible()
         expect(page.locator("#files")).to_contain_text(re.compile(r"steered\s*\.wav"))
         page.screenshot(path=str(ARTIFACTS / "ui-studio.png"), full_page=True)
+        links = page.locator("#files a").evaluate_all("els => els.map(e => e.href)")
+        assert links and all(page.request.get(u).status == 200 for u in links)  # this browser's files
+        import httpx
+
+        assert all(httpx.get(u).status_code == 403 for u in links)  # to anyone else: refused
         status = page.locator("#status").inner_text()
         seen = page.evaluate("window.__seen")
         # Stop ends a long run, keeps what was made (downloadable) and frees the model
@@ -691,3 +706,78 @@ def test_endless_goes_on_until_stop_and_keeps_it(tmp_path):
     trace = json.loads(Path(files[-1]).read_text())
     assert trace["settings"]["stream"]["windows"] >= 3 and len(trace["steps"]) == len(audio) * 50 // rate
     assert holder.batcher.sizes == [1] and not holder.busy.locked()
+
+
+# -- property-based: whatever the page sends, the user gets a message or a generation ---------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PAGE = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from([0.5, 1, 3, 5, 2**63, 2**63 - 1, "soft", "16", "1000", "paper", "both", "switch"]),
+)
+
+
+class Reached(Exception):
+    """The handler passed every check and submitted the runs to the model."""
+
+
+@PAGE
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "duration": ANY,
+            "seed": ANY,
+            "guidance": ANY,
+            "every": ANY,
+            "rows": st.one_of(st.sampled_from(["both", "cond"]), ANY),
+            "gain": st.one_of(st.sampled_from(["switch", "ramp"]), ANY),
+            "threshold": ANY,
+            "heads": ANY,
+            "direction": st.one_of(st.sampled_from(["mass_mean", "probe"]), ANY),
+            "lanes": st.one_of(
+                st.text(max_size=40), st.sampled_from(["drums=0-1:add", "drums=0-1:add,ramp=1e308"])
+            ),
+            "alpha": ANY,
+        }
+    )
+)
+def test_any_page_values_get_a_message_or_a_generation(tiny, tiny_holder, tmp_path, monkeypatch, fields):
+    import gradio as gr
+
+    path = tmp_path / "drums.safetensors"
+    if not path.exists():
+        make_probes(tiny.layout).save(path)
+
+    def submit(*_a, **_k):
+        raise Reached
+
+    monkeypatch.setattr(tiny_holder.batcher, "submit", submit)
+    handler = app.with_status(app.GenerateHandler(tiny_holder))
+    f = fields
+    args = (
+        session.new_session("tiny", [path]),
+        "x",
+        None,
+        f["duration"],
+        f["seed"],
+        f["guidance"],
+        f["every"],
+    )
+    args += (f["rows"], f["gain"], True, f["threshold"], f["heads"], f["direction"], True, False, f["lanes"])
+    try:
+        list(handler(*args, f["alpha"], 0, 0, 0))
+    except (gr.Error, Reached):
+        pass

@@ -85,3 +85,48 @@ def test_a_stopped_user_leaves_the_batch_to_the_others(tiny):
     never = batcher.submit(tiny, live.Request(options=options), [("steered", [])])
     never.stop()
     assert batcher.sizes == [2, 1] and not never.tickets[0].alive
+
+
+def test_a_request_that_goes_non_finite_fails_alone_in_the_batch(tiny, monkeypatch):
+    """One user's overflowing steering (past the checks, switched off here) spoils only their run."""
+    import smitin.mixed
+
+    monkeypatch.setattr(smitin.mixed, "check_request", lambda *a, **k: None)
+    bad = make_probes(tiny.layout, "drums")
+    unit, sigma = bad.directions["mass_mean"]
+    bad.directions = {**bad.directions, "mass_mean": (unit * 1e30, sigma)}
+    batcher = batching.Batcher(window_s=0.5)
+    short = GenerationOptions(duration=0.3, seed=1)
+    a = batcher.submit(tiny, live.Request(options=short), [("steered", [Steer(bad, alpha=5, monitor=False)])])
+    b = batcher.submit(tiny, live.Request(options=replace(short, seed=2)), [("steered", [])])
+    for s in (a, b):
+        s.tickets[0].wait()
+    assert batcher.sizes == [2]
+    with pytest.raises(ValueError, match="steered: the model's output went NaN or infinite"):
+        a.tickets[0].result()
+    got = b.tickets[0].result()
+    assert torch.equal(got.codes, _alone(tiny, [], replace(short, seed=2)).codes)
+
+
+def test_a_batch_holds_no_more_requests_than_the_free_memory(tiny, monkeypatch):
+    from smitin import budget
+
+    short = GenerationOptions(duration=0.3, seed=1)
+    steps = batching.max_new_tokens(tiny, short.duration)
+    one = budget.estimate(tiny, 1, steps, short.duration, short.cfg).per_row
+    monkeypatch.setattr(budget, "free_bytes", lambda _device: int(2.5 * one / budget.USABLE))  # 2 fit
+    batcher = batching.Batcher(window_s=0.5)
+    subs = [
+        batcher.submit(tiny, live.Request(options=replace(short, seed=i)), [("steered", [])])
+        for i in range(5)
+    ]
+    for s in subs:
+        s.tickets[0].wait()
+    assert batcher.sizes == [2, 2, 1] and all(s.tickets[0].result() for s in subs)
+    monkeypatch.setattr(budget, "free_bytes", lambda _device: one // 2)  # not even one fits
+    lone = batcher.submit(tiny, live.Request(options=short), [("steered", [])])
+    lone.tickets[0].wait()
+    with pytest.raises(
+        ValueError, match=r"generating 1 clip at once needs about .* generate at most 0 at once"
+    ):
+        lone.tickets[0].result()

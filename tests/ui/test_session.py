@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 
 import pytest
 
@@ -106,3 +107,38 @@ def test_the_lane_field_is_checked_as_it_is_typed():
     ):
         got = lanes_message(text, ["drums"], 8)
         assert message in got and "nothing runs" in got, got
+
+
+def test_the_page_applies_the_cli_bounds(tiny):
+    """One checked set of options: what the CLI refuses, the page refuses, with the same words."""
+    from smitin.options import GenerationOptions
+
+    ok = ui.page_options(5, 2**63 - 1, 3, 1, "both", "switch")
+    assert ok == GenerationOptions(duration=5.0, seed=2**63 - 1, guidance_scale=3.0, every=1)
+    for fields, message in (
+        ((5, 2**63, 3, 1, "both", "switch"), "seed must be a whole number from 0 to 2**63-1"),
+        ((5, float("inf"), 3, 1, "both", "switch"), "seed must be a number"),
+        ((5, 0.5, 3, 1, "both", "switch"), "seed must be a number"),
+        ((float("nan"), 0, 3, 1, "both", "switch"), "duration must be a positive number"),
+        ((5, 0, -1, 1, "both", "switch"), "guidance_scale must be between 0 and 30"),
+        ((5, 0, 3, 0, "both", "switch"), "every (the schedule interval) must be a whole number from 1"),
+        ((5, 0, 3, 1, "uncond", "switch"), "rows must be one of"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ui.page_options(*fields)
+    probes = [make_probes(tiny.layout)]  # 2 layers x 4 heads
+    with pytest.raises(ValueError, match=r"heads must be 'soft' or 1..8 \(2 layers x 4 heads"):
+        ui.build_steers(probes, [5.0], heads=1000)
+    assert ui.build_steers(probes, [5.0], heads=16)[0].heads == 16  # the recipe's K: capped, as the CLI
+    with pytest.raises(ValueError, match="strength must be a finite number between -100 and 100"):
+        ui.build_steers(probes, [1e9])
+
+
+def test_a_pushing_lane_at_strength_zero_is_refused_on_the_page():
+    with pytest.raises(
+        ValueError, match=r"drums: span '0-1:add' wants the trait present, but its strength is 0"
+    ):
+        ui.parse_lanes("drums=0-1:add", ["drums"], 2.0, {"drums": 0.0})
+    assert ui.parse_lanes("drums=0-1:free", ["drums"], 2.0, {"drums": 0.0})
+    with pytest.raises(ValueError, match="at most 10,000"):
+        ui.parse_lanes("x" * 20_000, ["drums"], 2.0)

@@ -170,15 +170,21 @@ def steer_args(p: argparse.ArgumentParser) -> None:
         help="seconds of new audio (default 5; at most what the model's positions allow: about 40 s for "
         "facebook/musicgen-*, less after a long prompt)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--batch", type=int, default=1, help="samples to generate at once (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**63-1 (default 0)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="samples to generate at once (default 1; refused before generating when the estimated "
+        "memory exceeds what the machine has free)",
+    )
     p.add_argument(
         "--guidance",
         "--guidance-scale",
         dest="guidance_scale",
         type=float,
         default=3.0,
-        help="classifier-free guidance scale (default 3; 1 turns CFG off)",
+        help="classifier-free guidance scale, 0 to 30 (default 3; at most 1 turns CFG off)",
     )
     p.add_argument(
         "--out",

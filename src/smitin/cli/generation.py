@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..options import GenerationOptions
-from ..recipes import recipe
+from ..recipes import check_heads, recipe
 from . import streaming
 from .registry import UsageError, check_paths
 from .steers import steer_settings, steer_specs
@@ -33,17 +33,29 @@ def options_from_args(args: argparse.Namespace, **fields) -> GenerationOptions:
 
 
 def _outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable --out/--trace/--plot (and a batch's out-N.wav) before any model is loaded."""
+    """Refuse unwritable --out/--trace/--plot (and a batch's out-N.wav), or a --out or --plot of an
+    unknown file type, before any model is loaded."""
+    from ..audio import WRITABLE_SUFFIXES
+    from ..files import OutputError, check_writable
+
     check_paths(args, files=("out", "trace", "plot"))
-    for i in range(args.batch if args.batch > 1 else 0):  # out-0.wav, out-1.wav... next to --out
+    try:
+        check_writable(args.out, "--out", suffixes=WRITABLE_SUFFIXES)
+    except OutputError as err:
+        raise UsageError(str(err)) from None
+    # out-0.wav, out-1.wav... next to --out, in one folder: the first and the last stand for all
+    for i in sorted({0, args.batch - 1}) if args.batch > 1 else ():
         check_paths(
             argparse.Namespace(out=args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}")),
             files=("out",),
         )
 
 
-def _lanes(args: argparse.Namespace, traits: list[str], duration: float | None) -> dict:
-    """--lane and --lanes as {trait: Lane}, checked against the steered traits and the duration."""
+def _lanes(
+    args: argparse.Namespace, traits: list[str], duration: float | None, strengths: dict[str, float]
+) -> dict:
+    """--lane and --lanes as {trait: Lane}, checked against the steered traits, their strengths and
+    the duration (None: an endless stream, no end to check)."""
     from ..lanes import LaneError, check_lanes, load_lanes, parse_lane_args
 
     try:
@@ -54,7 +66,7 @@ def _lanes(args: argparse.Namespace, traits: list[str], duration: float | None) 
             if both:
                 raise LaneError(f"{', '.join(both)}: given by --lane and in {args.lanes}; keep one")
             lanes.update(more)
-        check_lanes(lanes, traits, duration)
+        check_lanes(lanes, traits, duration, strengths)
     except LaneError as err:
         raise UsageError(str(err)) from None
     return lanes
@@ -109,14 +121,19 @@ def generate(args: argparse.Namespace) -> int:
     from ..steering import Steer
 
     traits = [ProbeSet.load(spec.path).trait for spec in steers_spec]  # bad files fail before the model
-    lanes = _lanes(args, traits, None if getattr(args, "endless", False) else options.duration)
+    lanes = _lanes(
+        args,
+        traits,
+        None if getattr(args, "endless", False) else options.duration,
+        {t: spec.alpha for t, spec in zip(traits, steers_spec, strict=True)},
+    )
     backbone = load(args.model, device=args.device, dtype=args.dtype)
-    total = backbone.layout.layers * backbone.layout.heads
-    if args.heads is not None and isinstance(heads, int) and heads > total:  # a recipe's K is capped
-        raise UsageError(
-            f"--heads must be 'soft' or 1..{total} ({backbone.layout.layers} layers x "
-            f"{backbone.layout.heads} heads in {backbone.name}), not {heads}"
-        )
+    if args.heads is not None:  # given: more heads than the model has is refused (a recipe's K is capped)
+        lay = backbone.layout
+        try:
+            check_heads(heads, lay.layers, lay.heads, backbone.name)
+        except ValueError as err:
+            raise UsageError(f"--{err}") from None
     steers = [
         Steer(
             ProbeSet.load(spec.path, backbone),

@@ -98,6 +98,8 @@ def user_error(err: BaseException) -> bool:
         ("smitin.generate", "RequestError"),
         ("smitin.lanes", "LaneError"),
         ("smitin.diagnose.settings", "DiagnoseError"),
+        ("smitin.distributed", "LaunchError"),
+        ("smitin.textfiles", "TextFileError"),
     )
     classes = tuple(
         getattr(sys.modules[m], name)
@@ -133,12 +135,27 @@ def check_paths(args: argparse.Namespace, *, files: Sequence[str] = (), folders:
     from ..files import OutputError, check_folder, check_writable
 
     try:
-        for names, check in ((files, check_writable), (folders, check_folder)):
-            for name in names:
-                if getattr(args, name, None) is not None:
-                    check(getattr(args, name), "--" + name.replace("_", "-"))
+        for name in files:
+            if getattr(args, name, None) is not None:
+                check_writable(getattr(args, name), flag(name), suffixes=known_suffixes(name))
+        for name in folders:
+            if getattr(args, name, None) is not None:
+                check_folder(getattr(args, name), flag(name))
     except OutputError as err:
         raise UsageError(str(err)) from None
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def known_suffixes(option: str) -> frozenset[str] | None:
+    """The file types an output option can be written as (a plot: matplotlib's); None: any."""
+    if option != "plot":
+        return None
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return frozenset(FigureCanvasBase.get_supported_filetypes())
 
 
 def rank_tag() -> str:

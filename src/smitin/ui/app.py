@@ -18,6 +18,7 @@ from ..backbone import BUNDLED
 from ..defaults import cache_dir, model_key
 from ..recipes import DEFAULT_RECIPE, RECIPES
 from .figures import heatmap_figure
+from .files import train_paths
 from .handlers import GenerateHandler, with_status
 from .holder import Downloads, ModelHolder
 from .session import (
@@ -93,9 +94,9 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
             backbone = holder.get(session.model)
             progress(0, desc="reading stems")
             segments = data.stem_segments(Path(folder).expanduser(), trait, sample_rate=backbone.sample_rate)
-            key = f"{trait}-{model_key(backbone)}-{segments.fingerprint()[:12]}"
-            out = cache_dir() / "probes" / f"{key}.safetensors"
-            probes = fit_cached(backbone, segments, out, cache_dir=cache_dir() / "activations" / key)
+            # the typed name never becomes a path: a slug, checked to stay inside the cache
+            out, activations = train_paths(cache_dir(), trait, model_key(backbone), segments.fingerprint())
+            probes = fit_cached(backbone, segments, out, cache_dir=activations)
         session = added(session, [out])
         gr.Info(f"trained {trait} probes (best head accuracy {float(probes.accuracy.max()):.2f}): {out}")
         return refresh(session, *alphas)

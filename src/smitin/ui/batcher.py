@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .. import budget
 from ..backbone import Backbone
 from ..controls import Controls, controlled
-from ..generate import max_new_tokens
+from ..generate import RequestError, max_new_tokens
 from ..mixed import Request as MixedRequest
 from ..mixed import generate_mixed
 from ..monitor import Trace
@@ -230,7 +231,8 @@ class Batcher:
     `lock` (the model's) while it runs.
 
     Text-to-music submissions with the same model, duration and options batch together, up to
-    `max_requests` requests; one with an audio prompt runs on its own through `continue_audio`,
+    `max_requests` requests and what the free memory holds (`smitin.budget`; a request too big
+    even alone is refused by `generate_mixed` with the estimate); one with an audio prompt runs on its own through `continue_audio`,
     its runs one after another. A submitter that stops is detached (its results are dropped); a
     batch is cancelled only when none of its submitters still waits. `sizes` lists the requests
     of every model call made, in order.
@@ -318,8 +320,9 @@ class Batcher:
                     self._cond.wait(left)
                     continue
                 chosen, n = [first], len(first.tickets)
+                most = min(self.max_requests, max(n, self._fit(first)))
                 for other in self._pending[1:]:
-                    if first.joins(other) and n + len(other.tickets) <= self.max_requests:
+                    if first.joins(other) and n + len(other.tickets) <= most:
                         chosen.append(other)
                         n += len(other.tickets)
                 batch = _Batch(chosen)
@@ -327,6 +330,13 @@ class Batcher:
                     self._pending.remove(s)
                     s.batch = batch
                 return batch
+
+    @staticmethod
+    def _fit(first: Submission) -> int:
+        """How many requests like `first` the free memory holds at once (`smitin.budget`'s estimate)."""
+        opts = first.request.options
+        steps = first.tickets[0].total_steps if first.tickets else 1
+        return budget.estimate(first.backbone, 1, steps, opts.duration, opts.cfg).most_rows()
 
     def _work(self) -> None:
         while (batch := self._next()) is not None:
@@ -410,7 +420,12 @@ class Batcher:
             ):
                 if mixed:
                     results = generate_mixed(
-                        backbone, requests, options=request.options, progress=False, on_start=one.on_start
+                        backbone,
+                        requests,
+                        options=request.options,
+                        progress=False,
+                        on_start=one.on_start,
+                        isolate=True,
                     )
                 else:
                     results = [run_generation(backbone, tickets[0].steers, request, one.on_start)]
@@ -420,6 +435,9 @@ class Batcher:
             return
         for t, result in zip(tickets, results, strict=True):
             if t.submission.detached:  # its user left: the row is dropped
+                continue
+            if result.failure is not None:  # this request alone failed; its user hears why
+                t._error = RequestError(f"{t.name}: {result.failure}")
                 continue
             result.trace.settings.update(
                 batch_requests=len(tickets),

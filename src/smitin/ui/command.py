@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 serves the studio, with "
         "no login, to every network this machine is on: anyone who reaches the port can run generations and "
         "probe training here, read probe files and stem folders by path on this machine, load models "
-        "(downloading from the hub) and write to its cache",
+        "(downloading from the hub) and write to its cache. Each browser is served only its own files (a cookie "
+        "id); the studio's temporary folder is removed when it stops (Ctrl-C or SIGTERM)",
     )
     p.add_argument(
         "--model",
@@ -106,13 +107,37 @@ def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tup
     return holder, new_session(args.model, paths), note
 
 
-def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    holder, session0, note = prepare(args)
-    from .app import build_app
+def launch_options(folder: Path) -> dict:
+    """What `demo.launch` gets besides host and port: the app's files served only to their browser."""
+    from starlette.middleware import Middleware
 
-    demo = build_app(holder, session0, startup_note=note)
-    port = args.port or free_port(args.host)
-    print(f"steering studio on http://{args.host}:{port} (Ctrl-C stops it)")
-    demo.launch(server_name=args.host, server_port=port, share=args.share == "yes", show_error=True)
+    from .files import PrivateFiles
+
+    return {"app_kwargs": {"middleware": [Middleware(PrivateFiles, root=str(folder))]}}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the studio; its temporary folder is removed when it stops (Ctrl-C or SIGTERM)."""
+    from .files import AppFolder
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    with AppFolder() as folder:  # before gradio reads GRADIO_TEMP_DIR
+        try:
+            holder, session0, note = prepare(args)
+            from .app import build_app
+
+            demo = build_app(holder, session0, startup_note=note)
+            port = args.port or free_port(args.host)
+            print(f"steering studio on http://{args.host}:{port} (Ctrl-C stops it)")
+            print(f"temporary files in {folder.root} (each browser gets only its own; removed on exit)")
+            demo.launch(
+                server_name=args.host,
+                server_port=port,
+                share=args.share == "yes",
+                show_error=True,
+                **launch_options(folder.root or folder.gradio),
+            )
+        except KeyboardInterrupt:
+            pass
+        print(f"studio stopped; removed its temporary files ({folder.root})")
     return 0

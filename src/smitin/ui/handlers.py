@@ -23,7 +23,6 @@ from ..chunked import ChunkDecoder
 from ..controls import Controls
 from ..generate import Result, check_request
 from ..monitor import Trace
-from ..options import GenerationOptions
 from ..probes import ProbeFileError
 from ..recipes import parse_heads
 from ..steering import Steer
@@ -35,6 +34,7 @@ from .session import (
     Session,
     build_steers,
     load_probe_sets,
+    page_options,
     parse_lanes,
     parse_threshold,
     unsteered,
@@ -114,19 +114,13 @@ class GenerateHandler:
         key: str | None = None,
         endless: bool = False,
     ) -> Iterator[Outputs]:
-        options = GenerationOptions(
-            duration=float(duration),
-            seed=int(seed),
-            guidance_scale=float(guidance),
-            every=int(every),
-            rows=rows,
-            gain=gain,
-        )
+        options = page_options(duration, seed, guidance, every, rows, gain)  # the CLI's bounds
         request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
         threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
         traits = [p.trait for p in session.probes]
         # a bad lane: a message, nothing runs (endless: lanes may run past the duration)
-        lanes = parse_lanes(lanes_text, traits, float("inf") if endless else options.duration)
+        strengths = dict(zip(traits, alphas, strict=False))
+        lanes = parse_lanes(lanes_text, traits, float("inf") if endless else options.duration, strengths)
         backbone = self.holder.loaded(session.model)
         if backbone is None:  # another model: load it once the model is free
             with self.holder.busy:

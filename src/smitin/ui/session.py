@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..lanes import Lane, LaneError, check_lanes, parse_lane_args
+from ..options import GenerationOptions
 from ..probes import ProbeFileError, ProbeSet
-from ..recipes import DEFAULT_RECIPE, RECIPES
+from ..recipes import DEFAULT_RECIPE, RECIPES, check_alpha, check_heads
 from ..steering import Steer
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 MAX_TRAITS = 4  # strength-slider slots; more probe files than this are refused with a message
 ALPHA_RANGE = 10.0
+MAX_LANES_CHARS = 10_000  # the lanes field: a few lines per trait
 DEFAULT_ALPHA = 5.0
 
 
@@ -136,6 +138,11 @@ def build_steers(
     `lanes` (trait -> Lane, see `parse_lanes`) give the traits that have one their automation.
     """
     lanes = lanes or {}
+    if probes and isinstance(heads, int) and heads != RECIPES[DEFAULT_RECIPE].heads:
+        lay = probes[0].layout  # the field's recipe value is capped on a small model, as the CLI does
+        check_heads(heads, lay.layers, lay.heads, str(probes[0].meta.get("model", "the model")))
+    for a in alphas:
+        check_alpha(a)
     return [
         Steer(
             p,
@@ -150,12 +157,47 @@ def build_steers(
     ]
 
 
-def parse_lanes(text: str | None, traits: Sequence[str], duration: float) -> dict[str, Lane]:
-    """The studio's lane field: one lane per line (or ';'), as the CLI's --lane, checked; LaneError if bad."""
+def parse_lanes(
+    text: str | None,
+    traits: Sequence[str],
+    duration: float,
+    strengths: Mapping[str, float] | None = None,
+) -> dict[str, Lane]:
+    """The studio's lane field: one lane per line (or ';'), as the CLI's --lane, checked (against
+    the traits' strengths too, when given); LaneError if bad."""
+    if len(text or "") > MAX_LANES_CHARS:
+        raise LaneError(f"the lanes field holds {len(text or ''):,} characters; at most {MAX_LANES_CHARS:,}")
     items = [x.strip() for line in (text or "").splitlines() for x in line.split(";") if x.strip()]
     lanes = parse_lane_args(items)
-    check_lanes(lanes, traits, duration)
+    check_lanes(lanes, traits, duration, strengths)
     return lanes
+
+
+def page_options(
+    duration: Any, seed: Any, guidance: Any, every: Any, rows: Any, gain: Any
+) -> GenerationOptions:
+    """The page's generation fields as the CLI's options, with the same bounds (one checked set:
+    `GenerationOptions`); a ValueError names the field (never an OverflowError or TypeError)."""
+    values: dict[str, Any] = {}
+    for name, value, kind in (
+        ("duration", duration, float),
+        ("seed", seed, int),
+        ("guidance_scale", guidance, float),
+        ("every", every, int),
+    ):
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = value  # exact: a float would round seeds near 2**63
+            continue
+        try:
+            number = float(value)
+            if kind is int:
+                if not number.is_integer():
+                    raise ValueError
+                number = int(number)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{name} must be a number, not {value!r}"[:200]) from None
+        values[name] = number
+    return GenerationOptions(**values, rows=rows, gain=gain)
 
 
 def lanes_message(text: str | None, traits: Sequence[str], duration: float) -> str:
