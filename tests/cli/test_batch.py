@@ -21,8 +21,13 @@ from smitin.probes import ProbeSet
 def probe_file(tmp_path):
     """Probes for the bundled model's head layout (what `smitin generate` loads by default)."""
     from smitin.backbone import HeadLayout
+    from smitin.tiny import BUNDLED_DIR
 
-    return make_probes(HeadLayout(4, 8, 32)).save(tmp_path / "drums.safetensors")
+    dec = json.loads((BUNDLED_DIR / "config.json").read_text())["decoder"]
+    layout = HeadLayout(
+        dec["num_hidden_layers"], dec["num_attention_heads"], dec["hidden_size"] // dec["num_attention_heads"]
+    )
+    return make_probes(layout).save(tmp_path / "drums.safetensors")
 
 
 PROMPTS = 'a calm piano piece\n# a comment\n{"prompt": "rock with drums", "seed": 7, "duration": 0.3}\n\nlofi beat\n'
