@@ -358,7 +358,7 @@ class Stream:
             trace = w.trace
             if trace is None and w.state is not None and w.state.rows_n is not None:
                 trace = w.state.trace()
-            if trace is not None:
+            if trace is not None and len(trace.c):  # a window that has not run a step yet adds nothing
                 parts.append(trace if w.trace is None else _cut(trace, w.frames))
         if not parts:
             return None
