@@ -156,7 +156,8 @@ def test_the_studio_removes_its_folder_when_stopped(sig, tmp_path):
 
     probes = make_probes(load("bundled").layout).save(tmp_path / "drums.safetensors")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SMITIN_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "smitin", "ui", "--port", str(free_port()), "--probes", str(probes)]
+    port = free_port()
+    cmd = [sys.executable, "-m", "smitin", "ui", "--port", str(port), "--probes", str(probes)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     folder = None
     deadline = time.time() + 120
@@ -166,7 +167,14 @@ def test_the_studio_removes_its_folder_when_stopped(sig, tmp_path):
         if line.startswith("temporary files in "):
             folder = Path(line.split()[3])
     assert folder is not None and folder.is_dir()
-    time.sleep(1.0)
+    import socket
+
+    while time.time() < deadline:  # serving: a signal during start-up (a busy machine) is another case
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    time.sleep(0.5)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
