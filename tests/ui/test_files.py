@@ -158,7 +158,16 @@ def test_the_studio_removes_its_folder_when_stopped(sig, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SMITIN_CACHE": str(tmp_path / "cache")}
     port = free_port()
     cmd = [sys.executable, "-m", "smitin", "ui", "--port", str(port), "--probes", str(probes)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a test run started in the background of a shell inherits an ignored SIGINT, and Python then
+    # installs no Ctrl-C handler in the studio: give it the terminal's default, as a user's shell does
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     folder = None
     deadline = time.time() + 120
     assert proc.stdout is not None
