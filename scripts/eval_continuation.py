@@ -81,24 +81,30 @@ def main() -> int:
             true_audio = backbone.round_trip(np.stack(truth))[:, :n_c]
             true_rows = measures(prompts_a, true_audio, sr)
             results["true continuation (codec)"] = {k: interval(v, rng) for k, v in true_rows.items()}
-        outs = []
-        for i in range(0, len(prompts), args.batch):
-            res = continue_audio(
-                backbone,
-                prompts[i : i + args.batch],
-                sr,
-                duration=args.seconds,
-                seed=args.seed + i,
-                progress=False,
-            )
-            outs.append(np.asarray(res.new_audio)[:, :n_c])
-        gen = np.concatenate(outs)
-        rows = measures(prompts_a, gen, sr)
-        results["models"][path] = {
-            "absolute": {k: interval(v, rng) for k, v in rows.items()},
-            "minus true": {k: interval(v - true_rows[k], rng) for k, v in rows.items()},
-        }
-        print(path, json.dumps(results["models"][path]), flush=True)
+        for setting in ["", *args.sampling]:  # the model's own sampling, then each --sampling
+            extra = {
+                k: float(v) if "." in v else int(v)
+                for k, v in (kv.split("=") for kv in setting.split(",") if kv)
+            }
+            outs = []
+            for i in range(0, len(prompts), args.batch):
+                res = continue_audio(
+                    backbone,
+                    prompts[i : i + args.batch],
+                    sr,
+                    duration=args.seconds,
+                    seed=args.seed + i,
+                    progress=False,
+                    **extra,
+                )
+                outs.append(np.asarray(res.new_audio)[:, :n_c])
+            rows = measures(prompts_a, np.concatenate(outs), sr)
+            name = f"{path} {setting}".strip()
+            results["models"][name] = {
+                "absolute": {k: interval(v, rng) for k, v in rows.items()},
+                "minus true": {k: interval(v - true_rows[k], rng) for k, v in rows.items()},
+            }
+            print(name, json.dumps(results["models"][name]), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results["true continuation (codec)"]))
     return 0
