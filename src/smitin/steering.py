@@ -10,8 +10,10 @@ monitor reads only its watched heads, with one matmul per layer that holds any o
 preallocated buffer: a layer call is a few ops, none of them per head, and none waits on the host.
 
 A live run (`Steering.go_live`, `Steering.change`; `smitin.controls` drives it) rewrites the same
-per-step tensors from a step on, between steps. Just over 450 lines because those changes must
-write the buffers only this class lays out; split off, they would reach into its internals.
+per-step tensors from a step on, between steps; the captured step (`static_step`,
+`_on_heads_static`, driven by `smitin.captured`) runs the same arithmetic on the same buffers with
+its step index on the device. About 590 lines because the live changes and the captured step must
+read and write the buffers only this class lays out; split off, they would reach into its internals.
 """
 
 from __future__ import annotations
@@ -384,13 +386,7 @@ class Steering:
                     self.gain_size.copy_(self.gain_rows)
                 if self.lanes_on:  # a lane may push against the alpha's sign at this step
                     self.gain_rows.mul_(self.lane_sign[step])
-            if self.bounded_on:  # read before any edit of this layer, added after the shifts
-                unit, pos, neg, size = self.bounded[layer]
-                delta = bounded_edit(last, unit, pos, neg, size, self.gain_size, self.push_sign[step])
-            if self.shift_on:
-                last.addmm_(self.gain_rows, self.shifts[layer])
-            if self.bounded_on:
-                last.add_(delta)
+            self._edit(layer, last, self.push_sign[step] if self.bounded_on else None)
         if layer == self.last_watched:
             c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
             self.c[step] = c
@@ -400,6 +396,19 @@ class Steering:
             else:
                 self.g[step + 1] = next_gain(c, self.tau, self.remove, self.active, self.gain)
             self.steps_seen = max(self.steps_seen, step + 1)
+
+    def _edit(self, layer: int, last: torch.Tensor, sign: torch.Tensor | None) -> None:
+        """This layer's edit of the newest position, in place (the eager and the captured step):
+        the fixed shifts, and the bounded pushes (read before any edit, added after the shifts;
+        `sign` [T] is the step's push direction, only read for bounded edits)."""
+        if self.bounded_on:
+            assert sign is not None
+            unit, pos, neg, size = self.bounded[layer]
+            delta = bounded_edit(last, unit, pos, neg, size, self.gain_size, sign)
+        if self.shift_on:
+            last.addmm_(self.gain_rows, self.shifts[layer])
+        if self.bounded_on:
+            last.add_(delta)
 
     def static_step(self, step: int) -> None:
         """Captured decoding: the next replay is step `step` (set on the device, no sync) of a decode
@@ -428,14 +437,7 @@ class Steering:
                 self.gain_size.copy_(self.gain_rows)
             if self.lanes_on:
                 self.gain_rows.mul_(self.lane_sign.index_select(0, step)[0])
-        if self.bounded_on:
-            unit, pos, neg, size = self.bounded[layer]
-            sign = self.push_sign.index_select(0, step)[0]
-            delta = bounded_edit(last, unit, pos, neg, size, self.gain_size, sign)
-        if self.shift_on:
-            last.addmm_(self.gain_rows, self.shifts[layer])
-        if self.bounded_on:
-            last.add_(delta)
+        self._edit(layer, last, self.push_sign.index_select(0, step)[0] if self.bounded_on else None)
         if layer == self.last_watched:
             c = confidence(torch.sigmoid(self.read[self.slots].float()).transpose(1, 2)).T  # [B, T]
             self.c.index_copy_(0, step, c[None])

@@ -7,6 +7,8 @@ through the codec), paired against the no-control clip of the same prompt and se
 and scored for quality (FAD to rendered music) and coherence (prompt/continuation similarity, the
 unsteered model's likelihood).
 Results are cached row by row in the output folder, so an interrupted run resumes.
+About 550 lines since the keep measures and the judges' noise check were wired in here; the
+next split is the judges' training and noise check into a module of their own.
 """
 
 from __future__ import annotations
