@@ -61,6 +61,20 @@ def headroom(base_rate: float) -> bool:
     return not (base_rate > HEADROOM)
 
 
+def judge_paired(pairs: list[tuple[Clip, Clip]], judge: str, target: bool) -> Paired:
+    """One judge's paired statistics (`stats.paired`) of (base, steered) clip pairs: success is the
+    judge finding the trait as `target` wants; grouped by prompt (or segment) for the intervals."""
+    groups = [b["prompt"] if b.get("segment") is None else b["segment"] for b, _ in pairs]
+    return paired(
+        [b[f"{judge}_present"] == target for b, _ in pairs],
+        [s[f"{judge}_present"] == target for _, s in pairs],
+        [b[f"{judge}_prob"] for b, _ in pairs],
+        [s[f"{judge}_prob"] for _, s in pairs],
+        groups,
+        higher=target,
+    )
+
+
 def headline(rows: list[Row], clips: list[Clip], judges: dict[str, str] = JUDGES) -> list[Entry]:
     """One entry per row other than no control: per judge key, the `Paired` statistics."""
     by_row: dict[tuple[Any, ...], list[Clip]] = {}
@@ -75,20 +89,12 @@ def headline(rows: list[Row], clips: list[Clip], judges: dict[str, str] = JUDGES
         if not pairs:
             continue
         target = r["task"] != "removal"
-        groups = [b["prompt"] if b.get("segment") is None else b["segment"] for b, _ in pairs]
         e: Entry = {k: r[k] for k in ("trait", "task", "method", "alpha", "sweep")}
         e["n"] = len(pairs)
         for j in judges:
             if f"{j}_prob" not in pairs[0][0]:
                 continue
-            e[j] = paired(
-                [b[f"{j}_present"] == target for b, _ in pairs],
-                [s[f"{j}_present"] == target for _, s in pairs],
-                [b[f"{j}_prob"] for b, _ in pairs],
-                [s[f"{j}_prob"] for _, s in pairs],
-                groups,
-                higher=target,
-            )
+            e[j] = judge_paired(pairs, j, target)
             e[f"{j}_headroom"] = headroom(e[j].base)
         out.append(e)
     valid = validity(out, judges)

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from .config import LABELS, Config
-from .headline import JUDGES, Clip, Entry, Row, _alpha, pair_clips
+from .headline import JUDGES, Clip, Entry, Row, _alpha, judge_paired, pair_clips
 from .noise import equivalent_level
-from .stats import bootstrap_diff, paired
+from .stats import bootstrap_diff
 
 MEASURES = {
     "continuity": "harmonic continuity",
@@ -190,19 +190,7 @@ def keeping(rows: list[Row], clips: list[Clip], references: list[Clip] | None = 
 
 def _presence(pairs: list[tuple[Clip, Clip]], target: bool) -> Entry:
     """presence_<judge>: the trait's paired presence (`stats.paired`) for a reference's pairs."""
-    groups = [b["prompt"] if b.get("segment") is None else b["segment"] for b, _ in pairs]
-    return {
-        f"presence_{j}": paired(
-            [b[f"{j}_present"] == target for b, _ in pairs],
-            [s[f"{j}_present"] == target for _, s in pairs],
-            [b[f"{j}_prob"] for b, _ in pairs],
-            [s[f"{j}_prob"] for _, s in pairs],
-            groups,
-            higher=target,
-        )
-        for j in JUDGES
-        if f"{j}_prob" in pairs[0][0]
-    }
+    return {f"presence_{j}": judge_paired(pairs, j, target) for j in JUDGES if f"{j}_prob" in pairs[0][0]}
 
 
 def _ident(r: Row, method: str) -> Entry:
