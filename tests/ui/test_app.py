@@ -350,7 +350,9 @@ def test_generate_handler_runs_both_and_saves(tiny, tiny_holder, tmp_path):
     figures.trace_figure(None)  # matplotlib loads on the first figure: not while this run is watched
     path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
     handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
-    updates = list(handler(*_generate_args(session.new_session("tiny", [path]), 0.3, True, -4, 0, 0, 0)))
+    # 1.5 s: long enough that a fast machine still polls the batch while it runs (0.3 s could end
+    # between two polls, and then no "step" status is ever shown)
+    updates = list(handler(*_generate_args(session.new_session("tiny", [path]), 1.5, True, -4, 0, 0, 0)))
     assert updates[0][0].startswith(("waiting for the model", "generating"))
     # both runs are two requests of one batch, watched together
     assert any(u[0].startswith("generating unsteered + steered: step") for u in updates)
