@@ -55,8 +55,15 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
         push["mine"]["settings"]["layers"] == [1] and push["mine"]["settings"]["steer"]["edit"] == "bounded"
     )
     assert np.isfinite(push["mine"]["flatness"]["diff"]) and 0 <= push["mine"]["applied"] <= 1
+    # what is kept of the music, paired like presence: harmony against the prompt, and the pulse
+    for key in ("continuity", "pulse"):
+        m = push["mine"][key]
+        assert np.isfinite(m["diff"]) and m["low"] <= m["diff"] <= m["high"]
+        assert -1 <= m["none"] <= 1 and -1 <= m["steered"] <= 1
+    assert 0 <= res["push"]["prompt"]["pulse"] <= 1
+    assert (s.out / "frontier.png").stat().st_size > 10_000  # presence against keeping, per variant
     assert len(res["sampling"]["unsteered"]) == len(res["sampling"]["rows"])  # each its own pair
     md = (s.out / "summary.md").read_text()
     for title in ("## Directions", "## The monitor", "## Where is the lever", "## Push", "## Sampling"):
         assert title in md
-    assert "piano kept" in md
+    assert "piano kept" in md and "| harmonic continuity | pulse clarity |" in md

@@ -59,6 +59,14 @@ def diagnose(
         if settings.progress:
             print(f"[{time.time() - t0:6.0f}s] {name} ...", flush=True)
         results[name] = steps[name]()
+        if name == "push":  # presence against keeping, one point per variant
+            from ..experiment.plots import plot_frontier
+
+            plot_frontier(
+                sweep.frontier(results[name], settings.trait),
+                settings.out / "frontier.png",
+                title=f"{settings.trait}: push variants",
+            )
         results["seconds"] = round(time.time() - t0, 1)
         _write(settings, results)
     return results

@@ -114,9 +114,9 @@ def sweep(title: str, res: dict[str, Any]) -> list[str]:
             else ""
         ),
         "",
-        "| variant | presence (judge) | judge p | flatness | RMS dB | edits applied |"
-        + "".join(f" {t} kept | {t} p |" for t in kept),
-        "|---|---|---|---|---|---|" + "---|---|" * len(kept),
+        "| variant | presence (judge) | judge p | flatness | harmonic continuity | pulse clarity | RMS dB "
+        "| edits applied |" + "".join(f" {t} kept | {t} p |" for t in kept),
+        "|---|---|---|---|---|---|---|---|" + "---|---|" * len(kept),
     ]
     for name, r in res["rows"].items():
         cells = "".join(
@@ -125,6 +125,7 @@ def sweep(title: str, res: dict[str, Any]) -> list[str]:
         )
         out.append(
             f"| {name} | {_interval(r['present'])} | {_interval(r['p'])} | {_interval(r['flatness'], '+.3f')} | "
+            f"{_measure(r, 'continuity')} | {_measure(r, 'pulse')} | "
             f"{_interval(r['rms_db'], '+.1f')} | {r['applied']:.0%} |" + cells
         )
     if res.get("prompts_with"):
@@ -136,9 +137,17 @@ def sweep(title: str, res: dict[str, Any]) -> list[str]:
         ]
     base = "; ".join(
         f"{name}: presence {b['present']:.0%}, flatness {b['flatness']:.3f}"
+        + (f", continuity {b['continuity']:.2f}, pulse {b['pulse']:.2f}" if "pulse" in b else "")
         for name, b in res["unsteered"].items()
     )
-    return [*out, "", f"Unsteered: {base}.", ""]
+    prompt = res.get("prompt")
+    given = f" Prompts: pulse {prompt['pulse']:.2f}, flatness {prompt['flatness']:.3f}." if prompt else ""
+    return [*out, "", f"Unsteered: {base}.{given}", ""]
+
+
+def _measure(row: dict[str, Any], key: str) -> str:
+    """A paired keep measure's cell ('-' in diagnoses written before it was measured)."""
+    return _interval(row[key], "+.3f") if key in row else "-"
 
 
 def markdown(results: dict[str, Any]) -> str:

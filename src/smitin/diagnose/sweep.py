@@ -4,7 +4,8 @@ Every variant (`variants`) continues the same trait-free prompts with the same s
 unsteered pair (the same sampling settings, no steering), so each clip has a partner that
 differs only by the push. Per variant: the independent judge's presence (paired difference with a
 95% interval over prompts), the change in spectral flatness (noisiness) and loudness, and the
-share of steps the monitor let the edit through. With other traits watched (`--keep`), each one's
+share of steps the monitor let the edit through; what is kept of the music (`experiment.keep`):
+harmonic continuity with the prompt and pulse clarity, paired the same way. With other traits watched (`--keep`), each one's
 judge too: its retention (of the pairs where the unsteered clip has it, the share where the
 steered clip still does) and its paired change in judge probability, with or without holding it;
 a variant with keep=1 holds, in each prompt, the watched traits whose stems are mixed into it.
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..experiment.keep import harmonic_continuity, pulse_clarity
 from ..experiment.stats import bootstrap_diff
 from ..mixed import Request, generate_mixed
 from ..options import GenerationOptions
@@ -25,6 +27,8 @@ from ..steering import Steer
 from .context import Context
 from .signal import flatness, rms_db
 from .variants import Variant
+
+MEASURES = ("present", "p", "flatness", "continuity", "pulse", "rms_db")  # paired per variant
 
 
 @dataclass
@@ -50,7 +54,8 @@ class LayerSteer(Steer):
 def _clips(
     ctx: Context, variant: Variant, prompts: np.ndarray, held: list[set[str]]
 ) -> dict[str, np.ndarray]:
-    """Generate a variant over every prompt and seed: audio [N, S], prompt (group), edit share.
+    """Generate a variant over every prompt and seed: audio [N, S], prompt (group), edit share, and
+    each clip's prompt [N, S'] (what harmonic continuity compares it with).
 
     One mixed batch per seed (`smitin.mixed`: each prompt its own steers and its own seed), so a
     prompt holds only the watched traits it has (`held[i]`), and a clip depends only on its prompt,
@@ -82,7 +87,13 @@ def _clips(
         applied += [
             float(r.trace.applied[:, 0, 0].float().mean()) if r.trace.traits else 0.0 for r in results
         ]
-    return {"audio": np.stack(audio), "group": np.asarray(groups), "applied": np.asarray(applied)}
+    groups_a = np.asarray(groups)
+    return {
+        "audio": np.stack(audio),
+        "group": groups_a,
+        "applied": np.asarray(applied),
+        "prompt": prompts[groups_a],
+    }
 
 
 def _measure(ctx: Context, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -96,6 +107,8 @@ def _measure(ctx: Context, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray
         "present": present.astype(float),
         "p": p,
         "flatness": flatness(clips["audio"], ctx.sr),
+        "continuity": harmonic_continuity(clips["prompt"], clips["audio"], ctx.sr),
+        "pulse": pulse_clarity(clips["audio"], ctx.sr),
         "rms_db": rms_db(clips["audio"]),
         "applied": clips["applied"],
         "group": clips["group"],
@@ -104,7 +117,7 @@ def _measure(ctx: Context, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 def _paired(steered: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(steered["present"])}
-    for key in ("present", "p", "flatness", "rms_db"):
+    for key in MEASURES:
         diff, lo, hi = bootstrap_diff(steered[key] - base[key], steered["group"])
         out[key] = {
             "steered": float(steered[key].mean()),
@@ -158,6 +171,30 @@ def analyse(ctx: Context, variants: list[Variant]) -> dict[str, Any]:
         "prompts": len(prompts),
         "seeds": ctx.settings.seeds,
         "unsteered": nones,
+        "prompt": {  # the prompts themselves: what the continuations had to keep
+            "pulse": float(pulse_clarity(prompts, ctx.sr).mean()),
+            "flatness": float(flatness(prompts, ctx.sr).mean()),
+        },
         "rows": rows,
         "prompts_with": has,
     }
+
+
+def frontier(res: dict[str, Any], trait: str) -> list[dict[str, Any]]:
+    """One point per variant for `experiment.plots.plot_frontier`: presence gain (points) against the
+    mean retention of the watched other traits, and the paired continuity and flatness changes."""
+    out = []
+    for name, r in res["rows"].items():
+        kept = [k["retention"] for k in r["kept"].values() if k["present_unsteered"] > 0]
+        out.append(
+            {
+                "trait": trait,
+                "method": name,
+                "alpha": None,
+                "presence": 100 * r["present"]["diff"],
+                "retention": float(np.mean(kept)) if kept else float("nan"),
+                "continuity": r["continuity"]["diff"],
+                "flatness": r["flatness"]["diff"],
+            }
+        )
+    return out
