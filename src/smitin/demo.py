@@ -3,8 +3,10 @@
 Renders a small stem set (cached), trains drum probes (cached), then generates one prompt four
 ways with the same seed: unsteered, ITI (top-K heads, always on), SMITIN (smitin's recipe: the
 same heads and direction, self-monitored) and SMITIN with the paper's exact recipe, and writes
-the WAVs, traces and one PNG report. Its options are defined in
-`smitin.cli.arguments.demo`.
+the WAVs, traces and one PNG report. Beside what the probes read, the report and summary.json say
+what each clip kept of the music (`keep_measures`: noisiness, pulse, and the harmony of the
+unsteered clip of the same seed), measured on the audio, not by the probes: steering that turns
+the music into noise shows there (issue 22). Its options are defined in `smitin.cli.arguments.demo`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from .backbone import load
 from .defaults import train_default_probes
@@ -57,11 +61,13 @@ def run(args: argparse.Namespace) -> int:
         results[name] = r
     from .plots import report
 
+    kept = keep_measures({n: r.audio[0] for n, r in results.items()}, model.sample_rate)
     report(
         out / "report.png",
         probes=[probes],
         traces=[(n, results[n].trace) for n in ("iti", "smitin", "paper")],
         audio=[(n, r.audio[0], r.sample_rate) for n, r in results.items()],
+        notes={n: keep_note(m) for n, m in kept.items()},
     )
     summary = {
         "prompt": args.prompt,
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             n: results[n].trace.share_applied()[args.trait] for n in ("iti", "smitin", "paper")
         },
         "mean_probe_value": {n: float(results[n].trace.c.mean()) for n in ("iti", "smitin", "paper")},
+        "kept_of_the_music": kept,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
@@ -81,3 +88,26 @@ def run(args: argparse.Namespace) -> int:
         f"({summary['seconds']} s)"
     )
     return 0
+
+
+def keep_measures(clips: dict[str, np.ndarray], sample_rate: int) -> dict[str, dict[str, float]]:
+    """Per clip: spectral flatness (noisiness: ~0 tones, 0.56 white noise), pulse clarity (0-1) and
+    harmony kept (pitch-class correlation with the unsteered clip, 1 for itself), from the audio.
+
+    The first clip is the unsteered one; the others were made with the same prompt and seed.
+    """
+    from .experiment.keep import flatness, harmonic_continuity, pulse_clarity
+
+    names = list(clips)
+    audio = np.stack([clips[n] for n in names]).astype(np.float32)
+    flat = flatness(audio, sample_rate)
+    pulse = pulse_clarity(audio, sample_rate)
+    harmony = harmonic_continuity(np.repeat(audio[:1], len(names), 0), audio, sample_rate)
+    return {
+        n: {"flatness": round(float(f), 4), "pulse": round(float(p), 3), "harmony_kept": round(float(h), 3)}
+        for n, f, p, h in zip(names, flat, pulse, harmony, strict=True)
+    }
+
+
+def keep_note(m: dict[str, float]) -> str:
+    return f"flatness {m['flatness']:.3f}, pulse clarity {m['pulse']:.2f}, harmony of unsteered kept {m['harmony_kept']:.2f}"

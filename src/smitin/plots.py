@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -129,8 +129,10 @@ def report(
     probes: Sequence[ProbeSet] = (),
     traces: Sequence[tuple[str, Trace]] = (),
     audio: Sequence[tuple[str, np.ndarray, int]] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> Path:
-    """One PNG: heatmaps, traces and spectrograms stacked."""
+    """One PNG: heatmaps, traces and spectrograms stacked; `notes` (by clip name) go under each
+    spectrogram's title (e.g. what the clip kept of the music)."""
     rows = len(probes) + len(traces) + len(audio)
     fig, axes = plt.subplots(max(rows, 1), 1, figsize=(8, 2.8 * max(rows, 1)), squeeze=False)
     slots = list(axes[:, 0])
@@ -141,7 +143,8 @@ def report(
         trace(tr, ax)
         ax.set_title(f"{name}: {ax.get_title()}")
     for name, a, sr in audio:
-        spectrogram(a, sr, slots.pop(0), title=name)
+        note = (notes or {}).get(name)
+        spectrogram(a, sr, slots.pop(0), title=f"{name}\n{note}" if note else name)
     return save(fig, path)
 
 
