@@ -20,7 +20,7 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
         prompt_seconds=1.0,
         pairs=4,
         noise_levels=[0.3],
-        variants=["mine:alpha=3,edit=bounded,layers=1", "held:alpha=3,keep=1"],
+        variants=["mine:alpha=3,edit=bounded,layers=1", "held:alpha=3,keep=1", "blind:direction=denoised"],
         keep=["piano"],
         per_track=3,
         progress=False,
@@ -46,7 +46,7 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
     assert len(heads) == tiny.layout.layers * tiny.layout.heads and all(e["kl"] >= -1e-6 for e in heads)
     assert len(lever["directions"]["probe"]["per_layer"]) == tiny.layout.layers
     push = res["push"]["rows"]
-    assert list(push) == ["mine", "held"] and push["mine"]["n"] == 2
+    assert list(push) == ["mine", "held", "blind"] and push["mine"]["n"] == 2
     assert res["push"]["prompts_with"]["piano"] == 2  # the stems' piano plays in every prompt
     piano = push["held"]["kept"]["piano"]  # watched in every row, held in "held"
     assert set(push["mine"]["kept"]) == {"piano"} and 0 <= piano["present_unsteered"] <= 2

@@ -51,6 +51,7 @@ class Context:
         self.probes = self.exp.probes[s.trait]
         self.cnn = self.exp.cnns[s.trait]
         self.data = self.exp.data[s.trait]
+        self.derived: dict[str, ProbeSet] = {}  # probes an analysis made from these (made once)
         self.kept: dict[str, ProbeSet] = {}  # the other traits watched (and held where a variant says)
         for trait, path in self.kept_files(s).items():
             self.exp.prepare_trait(trait, ProbeSet.load(path, self.backbone) if path else None)

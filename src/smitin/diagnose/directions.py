@@ -12,6 +12,7 @@ clips, the correlation of the push direction's reading with loudness and spectra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 
 from ..activations import capture
 from ..experiment.metrics import pearson
+from ..probes import ProbeSet
 from .context import Context
 from .signal import add_noise, flatness, rms_db
 
@@ -91,3 +93,21 @@ def analyse(ctx: Context) -> dict[str, Any]:
             },
         }
     return out
+
+
+def denoised(ctx: Context) -> ProbeSet:
+    """The trait's probes with the class-mean direction made blind to noise: per head, its
+    component along the mean shift that white noise (as loud as the trait's stem, added to the
+    excerpts without the trait) causes is removed, and the rest renormalised (sigma kept, so an
+    alpha pushes as far). A push along it cannot raise the reading by adding broadband noise, to
+    first order; whether it still adds the trait is what the sweep's `direction=denoised` measures.
+    """
+    pos, neg = ctx.pairs("probe")
+    noisy = versions(pos, neg, ctx.settings.seed)["without + white noise"]
+    shift = (head_readings(ctx, noisy) - head_readings(ctx, neg)).mean(0)  # [L, H, D]
+    n = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    unit, sigma = ctx.probes.steering_vectors("mass_mean")
+    d = unit.float() - (unit.float() * n).sum(-1, keepdim=True) * n
+    d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    directions = {**ctx.probes.directions, "mass_mean": (d.to(unit.dtype), sigma)}
+    return replace(ctx.probes, directions=directions)

@@ -25,6 +25,7 @@ from ..mixed import Request, generate_mixed
 from ..options import GenerationOptions
 from ..steering import Steer
 from .context import Context
+from .directions import denoised
 from .signal import flatness, rms_db
 from .variants import Variant
 
@@ -71,9 +72,12 @@ def _clips(
         for i, wave in enumerate(prompts):
             steers: list[Steer] = []
             if variant.steer is not None:
-                steers.append(
-                    LayerSteer(ctx.probes, **{"alpha": s.alpha, **variant.steer}, layers=variant.layers)
-                )
+                probes, how = ctx.probes, {"alpha": s.alpha, **variant.steer}
+                if how.get("direction") == "denoised":
+                    if "denoised" not in ctx.derived:
+                        ctx.derived["denoised"] = denoised(ctx)
+                    probes, how["direction"] = ctx.derived["denoised"], "mass_mean"
+                steers.append(LayerSteer(probes, **how, layers=variant.layers))
                 if variant.hold:  # hold the watched traits this prompt has, as hard and as the push
                     how = {
                         "alpha": abs(variant.steer.get("alpha", s.alpha)),

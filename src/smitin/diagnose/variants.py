@@ -1,6 +1,7 @@
 """Push variants: how hard, where and how the diagnosis pushes, written as NAME:KEY=VALUE,...
 
-Keys: alpha, heads (K or soft), direction (mass_mean, probe), monitor (0/1), threshold
+Keys: alpha, heads (K or soft), direction (mass_mean, probe, or denoised: the class-mean direction
+with its component along the heads' response to white noise removed, `directions.denoised`), monitor (0/1), threshold
 (positive, paper or a probability), edit (shift, bounded), every, rows (both, cond), layers (the
 layers whose heads may be pushed, e.g. 0-1 or 3), temperature and top_k (sampling), keep (1: also
 hold the other traits given to `--keep`, with keep-mode steers at the same alpha and edit). Anything
@@ -57,8 +58,8 @@ def _value(key: str, text: str) -> Any:
     if key == "heads":
         return parse_heads(text)
     if key == "direction":
-        if text not in ("mass_mean", "probe"):
-            raise ValueError(f"direction must be mass_mean or probe, not {text!r}")
+        if text not in ("mass_mean", "probe", "denoised"):
+            raise ValueError(f"direction must be mass_mean, probe or denoised, not {text!r}")
         return text
     if key == "monitor":
         if text not in ("0", "1"):
