@@ -34,3 +34,24 @@ def test_rows_generated_together_are_clip_for_clip_what_each_makes_alone(tiny, s
     for job, batch in zip(jobs, together, strict=True):
         (alone,) = generate_rows(tiny, [job], [exp.steers(job)], cfg)
         assert torch.equal(alone.codes, batch.codes) and batch.audio.shape == alone.audio.shape
+
+
+@pytest.mark.slow
+def test_a_keep_row_holds_the_other_traits_of_each_prompt(tiny, stems, tmp_path):
+    torch.set_num_threads(1)
+    cfg = config(tmp_path, stems)
+    cfg.traits, cfg.methods = ["drums", "piano"], ["none", "smitin", "smitin+keep"]
+    res = run_experiment(cfg, backbone=tiny)
+    rows = {r["method"]: r for r in res["rows"] if r["task"] == "continuation"}
+    assert rows["smitin+keep"]["n"] == rows["smitin"]["n"] == 4
+    exp = Experiment(cfg, tiny)
+    exp.prepare_trait("drums")
+    exp.prepare_trait("piano")
+    (job,) = [j for j in exp.jobs("drums") if j.method == "smitin+keep" and j.task == "continuation"]
+    assert job.held == [["piano"], ["piano"]]  # the test stems' piano plays in every prompt
+    kept = exp.kept_steers(job)
+    assert kept is not None and all(s.keep and s.probes is exp.probes["piano"] for (s,) in kept)
+    assert (
+        "held" in exp.row_path(job)[0]
+        and "held" not in exp.row_path(next(j for j in exp.jobs("drums") if j.method == "smitin"))[0]
+    )

@@ -85,3 +85,30 @@ def test_plan_jobs_says_when_prompts_repeat(tmp_path):
     notes = []
     (job,) = plan_jobs(cfg, "drums", TraitData(None, None, None, _Prompts()), tmp_path, True, notes)
     assert job.segments == [0, 1, 0] and any("only 2 distinct prompt segments" in n for n in notes)
+
+
+def test_keep_rows_hold_the_other_traits_that_play_in_each_prompt(tmp_path):
+    class Prompts(_Prompts):
+        segments = [
+            _Seg("a", 0, ["a/bass.wav", "a/piano.wav"]),
+            _Seg("b", 0, ["b/organ.wav"]),
+            _Seg("a", 1, ["a/drums.wav", "a/grand-piano.wav"]),
+            _Seg("b", 1, ["b/drums.wav"]),
+        ]
+
+    cfg = Config(
+        traits=["drums", "bass", "piano"], prompts=2, alphas=[5.0], methods=["smitin", "smitin+keep"]
+    )
+    jobs = plan_jobs(cfg, "drums", TraitData(None, None, None, Prompts()), tmp_path, True, [])
+    keep = {j.task: j for j in jobs if j.method == "smitin+keep"}
+    assert set(keep) == {"continuation", "removal"}  # text-to-music has nothing playing to hold
+    assert keep["continuation"].held == [["bass", "piano"], []]
+    assert keep["removal"].held == [["piano"], []]  # a grand piano is piano; drums is the steered trait
+    assert all(j.held is None for j in jobs if j.method == "smitin")
+    layout = build("tiny", seed=0).layout
+    others = {t: make_probes(layout) for t in ("bass", "piano")}
+    per_prompt = keep["removal"].kept_steers(others, cfg)
+    (held,) = per_prompt[0]
+    assert per_prompt[1] == [] and held.keep and held.alpha == 5.0 and held.monitor
+    assert (held.heads, held.direction) == (16, "mass_mean")  # the row's recipe, holding
+    assert _job("smitin").kept_steers(others, cfg) is None

@@ -17,7 +17,7 @@ from ..recipes import DEFAULT_RECIPE, RECIPES, check_threshold, recipe
 
 TASKS = ("continuation", "text-to-music", "removal")
 PARTS = (*TASKS, "automation")  # --tasks may also name the automation part (trait lanes), not in the default
-METHODS = ("none", "text", "iti", "no-monitor", "smitin", "smitin+text", "smitin-paper")
+METHODS = ("none", "text", "iti", "no-monitor", "smitin", "smitin+text", "smitin-paper", "smitin+keep")
 LABELS = {
     "none": "no control",
     "text": "text",
@@ -26,7 +26,9 @@ LABELS = {
     "smitin": "SMITIN",
     "smitin+text": "SMITIN + text",
     "smitin-paper": "SMITIN, the paper's recipe",
+    "smitin+keep": "SMITIN, holding the prompt's other instruments",
 }
+KEEP_METHODS = ("smitin+keep",)  # rows that also hold (keep mode) the other traits playing in each prompt
 SWEEP_METHODS = (
     "iti",
     "no-monitor",

@@ -3,8 +3,9 @@
 For each trait and task (continuation from prompts without the instrument; text-to-music;
 removal from prompts with it) the rows are: no control, text asking for it, ITI (top-K heads,
 always on), SMITIN's recipe without the monitor (an ablation that isolates the monitor), SMITIN
-(`Config.recipe`, monitored), SMITIN + text and SMITIN with the paper's exact recipe, plus an
-alpha sweep on continuation. Each steered row follows a recipe (`smitin.recipes`).
+(`Config.recipe`, monitored), SMITIN + text, SMITIN with the paper's exact recipe, and SMITIN
+holding the other traits that play in each prompt (keep mode, `smitin+keep`: continuation and
+removal), plus an alpha sweep on continuation. Each steered row follows a recipe (`smitin.recipes`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import numpy as np
 import torch
 
 from ..backbone import Backbone
+from ..data.traits import normalise_name, trait_names
 from ..generate import Result, continue_audio
 from ..generate import generate as _generate
 from ..options import GenerationOptions
 from ..probes import ProbeSet
 from ..recipes import Recipe, recipe
 from ..steering import Steer
-from .config import SWEEP_METHODS, TASKS, Config
+from .config import KEEP_METHODS, SWEEP_METHODS, TASKS, Config
 from .split import TraitData, caption, pick_prompts, track_meta
 
 TEXT_METHODS = ("text", "smitin+text")  # rows whose prompt asks for the change in words
@@ -48,6 +50,7 @@ class Job:
     segments: list[int] | None = None  # per prompt: its segment in the prompt set (names the prompt)
     lane: str | None = None  # the automation part: the lane steered rows follow (`smitin.lanes` syntax)
     shape: str | None = None  # the automation part: the lane's name ("absent-present", ...)
+    held: list[list[str]] | None = None  # keep rows: per prompt, the other traits held (their stems play)
 
     @property
     def steered(self) -> bool:
@@ -83,6 +86,15 @@ class Job:
         how = replace(self.recipe(cfg), threshold=self.threshold(cfg))
         return [Steer(probes, alpha=sign * self.alpha, lane=self.lane, **how.steer_kwargs())]
 
+    def kept_steers(self, others: dict[str, ProbeSet], cfg: Config) -> list[list[Steer]] | None:
+        """Keep rows: per prompt, keep-mode steers (the row's recipe and |alpha|, their own monitor)
+        for the other traits that play in it; None for every other row."""
+        if self.held is None:
+            return None
+        how = replace(self.recipe(cfg), threshold=self.threshold(cfg)).steer_kwargs()
+        how["monitor"] = True  # keep mode watches what it holds
+        return [[Steer(others[t], alpha=abs(self.alpha), keep=True, **how) for t in ts] for ts in self.held]
+
     def threshold(self, cfg: Config) -> float | str:
         """The monitor's threshold: --threshold if given, else the row's recipe's."""
         return cfg.threshold if cfg.threshold is not None else self.recipe(cfg).threshold
@@ -117,7 +129,11 @@ def plan_jobs(
         styles = [track_meta(root, s.track).get("style", "pop") for s in segs]
         stems = [[Path(p).stem for p in s.sources] for s in segs]
         waves = None if task == "text-to-music" else data.prompts.load(idx)
+        others = [t for t in cfg.traits if t != trait]
+        held = [sorted(t for t in others if {normalise_name(n) for n in sm} & trait_names(t)) for sm in stems]
         for method in cfg.methods:
+            if method in KEEP_METHODS and task == "text-to-music":
+                continue  # nothing playing to hold
             texts = _texts(task, trait, styles, stems, method in TEXT_METHODS)
             if texts and not has_text:
                 if method in TEXT_METHODS:
@@ -142,6 +158,7 @@ def plan_jobs(
                         count=len(idx),
                         example_text=texts[0] if texts else "",
                         segments=list(idx),
+                        held=held if method in KEEP_METHODS else None,
                     )
                 )
     return out
@@ -200,8 +217,19 @@ def _continue_batch(
     )
 
 
-def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config) -> Batch:
-    """All samples of one row: each prompt x `seeds`, in chunks of `batch` (seed = base + chunk)."""
+def generate_row(
+    backbone: Backbone, job: Job, steers: list[Steer], cfg: Config, kept: list[list[Steer]] | None = None
+) -> Batch:
+    """All samples of one row: each prompt x `seeds`, in chunks of `batch` (seed = base + chunk).
+
+    A keep row (`kept`: per prompt, the steers that hold its other traits) gives each prompt its own
+    steering, so it runs as requests of mixed batches (`generate_rows`), each clip its own sampling
+    stream: it pairs with the no-control row by prompt and rep (its clips carry that row's chunk
+    seeds as labels), not by shared sampling noise as the other rows of a run without
+    `--batch-rows` do. With `--batch-rows` every row is made the keep row's way."""
+    if kept is not None:
+        batch = generate_rows(backbone, [job], [steers], cfg, [kept])[0]
+        return replace(batch, seeds=clip_plan(job.count, cfg.seeds, cfg.batch, cfg.seed)[1])
     reps = cfg.seeds
     texts = [t for t in job.texts for _ in range(reps)] if job.texts else None
     waves = np.repeat(job.waves, reps, axis=0) if job.waves is not None else None
@@ -249,14 +277,19 @@ def generate_row(backbone: Backbone, job: Job, steers: list[Steer], cfg: Config)
 
 
 def generate_rows(
-    backbone: Backbone, jobs: Sequence[Job], steers: Sequence[list[Steer]], cfg: Config
+    backbone: Backbone,
+    jobs: Sequence[Job],
+    steers: Sequence[list[Steer]],
+    cfg: Config,
+    kept: Sequence[list[list[Steer]] | None] | None = None,
 ) -> list[Batch]:
     """Several rows of one trait and task at once (`--batch-rows`): every clip of every row is a
     request of a mixed batch (`smitin.mixed`), `cfg.batch` requests per forward pass.
 
     Clip i of every row continues (or captions) the same prompt with the same seed, its own
     (base + i): the pairing of the headline, now by each clip's own sampling stream rather than by
-    a shared chunk seed and batch place. Rows must share prompts and schedule (`every`).
+    a shared chunk seed and batch place. Rows must share prompts and schedule (`every`). `kept`
+    (per row, None or per prompt): steers added to that prompt's requests (keep rows).
     """
     from ..mixed import Request, generate_mixed
 
@@ -272,12 +305,12 @@ def generate_rows(
             i,
             Request(
                 job.texts[prompt_index[i]] if job.texts else None,
-                list(s),
+                [*s, *(k[prompt_index[i]] if k is not None else [])],
                 int(seeds[i]),
                 waves[i] if waves is not None else None,
             ),
         )  # fmt: skip
-        for j, (job, s) in enumerate(zip(jobs, steers, strict=True))
+        for j, (job, s, k) in enumerate(zip(jobs, steers, kept or [None] * len(jobs), strict=True))
         for i in range(n)
     ]
     results: dict[tuple[int, int], Result] = {}

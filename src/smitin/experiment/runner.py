@@ -316,6 +316,10 @@ class Experiment:
     def steers(self, job: Job) -> list[Steer]:
         return job.steers(self.probes[job.trait], self.cfg) if job.steered else []
 
+    def kept_steers(self, job: Job) -> list[list[Steer]] | None:
+        """A keep row's per-prompt holding steers (the other traits' probes); None for other rows."""
+        return job.kept_steers(self.probes, self.cfg)
+
     def row_path(self, job: Job) -> tuple[dict[str, Any], Path, str]:
         """A row's cache key, its cache file and its name."""
         cfg, trait = self.cfg, job.trait
@@ -330,6 +334,7 @@ class Experiment:
             "weights": self.digest,
             "texts": job.texts,
             "clap": str(cfg.clap),
+            **({"held": job.held} if job.held is not None else {}),
             # (the default fixed shift is left out: rows cached before edits had a choice stay valid)
             "recipe": {
                 k: v
@@ -358,7 +363,13 @@ class Experiment:
         out: dict[int, tuple[Batch, float]] = {}
         for group in groups.values():
             t0 = time.time()
-            batches = generate_rows(self.backbone, group, [self.steers(j) for j in group], self.cfg)
+            batches = generate_rows(
+                self.backbone,
+                group,
+                [self.steers(j) for j in group],
+                self.cfg,
+                [self.kept_steers(j) for j in group],
+            )
             share = (time.time() - t0) / len(group)
             out.update({id(j): (b, share) for j, b in zip(group, batches, strict=True)})
         return out
@@ -375,7 +386,7 @@ class Experiment:
         if made is not None:
             batch, gen_s = made
         else:
-            batch = generate_row(self.backbone, job, self.steers(job), cfg)
+            batch = generate_row(self.backbone, job, self.steers(job), cfg, self.kept_steers(job))
             gen_s = time.time() - t0
         target = job.task != "removal"
         det_p, det_s = self.detectors[trait].present(batch.audio, self.sr)
