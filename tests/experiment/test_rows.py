@@ -58,7 +58,7 @@ def test_plan_jobs_lists_the_table_and_the_sweep(tmp_path):
     notes = []
     jobs = plan_jobs(cfg, "drums", data, tmp_path, has_text=True, notes=notes)
     by = {(j.task, j.method, None if math.isnan(j.alpha) else j.alpha): j for j in jobs}
-    assert len(by) == len(jobs) and not notes
+    assert len(by) == len(jobs) and all("are the ITI rows" in n for n in notes)
     # the sweep: continuation rows of ITI, soft weights and SMITIN at every alpha
     assert {a for t, m, a in by if t == "continuation" and m == "smitin"} == {2.0, 5.0}
     assert by["continuation", "smitin", 2.0].sweep and not by["continuation", "smitin", 5.0].sweep
@@ -112,3 +112,14 @@ def test_keep_rows_hold_the_other_traits_that_play_in_each_prompt(tmp_path):
     assert per_prompt[1] == [] and held.keep and held.alpha == 5.0 and held.monitor
     assert (held.heads, held.direction) == (16, "mass_mean")  # the row's recipe, holding
     assert _job("smitin").kept_steers(others, cfg) is None
+
+
+def test_the_no_monitor_row_is_not_made_twice_when_it_is_the_iti_row(tmp_path):
+    data = TraitData(None, None, None, _Prompts())
+    notes = []
+    jobs = plan_jobs(Config(traits=["drums"], prompts=2, alphas=[5.0]), "drums", data, tmp_path, True, notes)
+    assert not any(j.method == "no-monitor" for j in jobs) and any("are the ITI rows" in n for n in notes)
+    for cfg in (Config(traits=["drums"], prompts=2, alphas=[5.0], iti_heads=8), Config(recipe="paper")):
+        notes = []
+        jobs = plan_jobs(cfg, "drums", data, tmp_path, True, notes)
+        assert any(j.method == "no-monitor" for j in jobs) and not any("ITI rows" in n for n in notes)

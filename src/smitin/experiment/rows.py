@@ -134,6 +134,13 @@ def plan_jobs(
         for method in cfg.methods:
             if method in KEEP_METHODS and task == "text-to-music":
                 continue  # nothing playing to hold
+            if method == "no-monitor" and "iti" in cfg.methods and same_as_iti(cfg):
+                if task == cfg.tasks[0]:
+                    notes.append(
+                        f"{trait}: SMITIN's recipe without its monitor pushes exactly as ITI (same heads, "
+                        "direction, schedule and edit); its rows are the ITI rows, not generated twice"
+                    )
+                continue
             texts = _texts(task, trait, styles, stems, method in TEXT_METHODS)
             if texts and not has_text:
                 if method in TEXT_METHODS:
@@ -162,6 +169,21 @@ def plan_jobs(
                     )
                 )
     return out
+
+
+def same_as_iti(cfg: Config) -> bool:
+    """Whether the no-monitor row would push exactly as the ITI row (same heads, direction, schedule
+    and edit): then it is the ITI row and is not generated again."""
+    base, iti = (
+        Job("", "continuation", "no-monitor", 1.0, False, None, None, 0),
+        Job("", "continuation", "iti", 1.0, False, None, None, 0),
+    )
+    a, b = base.recipe(cfg), iti.recipe(cfg)
+
+    def how(r: Recipe) -> dict[str, Any]:  # no monitor: its threshold does nothing
+        return {k: v for k, v in r.steer_kwargs().items() if k != "threshold"} | {"every": r.every}
+
+    return how(a) == how(b)
 
 
 def _texts(
