@@ -20,7 +20,11 @@ def test_diagnose_end_to_end_on_a_tiny_model(tiny, stems, tmp_path):
         prompt_seconds=1.0,
         pairs=4,
         noise_levels=[0.3],
-        variants=["mine:alpha=3,edit=bounded,layers=1", "held:alpha=3,keep=1", "blind:direction=denoised"],
+        variants=[
+            "mine:alpha=3,edit=bounded,layers=1",
+            "held:alpha=3,keep=1",
+            "blind:direction=denoised,blind=1",
+        ],
         keep=["piano"],
         per_track=3,
         progress=False,

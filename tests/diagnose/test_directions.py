@@ -40,12 +40,14 @@ def test_the_denoised_direction_is_blind_to_the_heads_noise_response(tiny, probe
 
         def __init__(self):
             self.probes = probes
+            self.derived_tensors = {}
 
         def pairs(self, source):
             return np.zeros((1, 100), np.float32), np.zeros((1, 100), np.float32)
 
     monkeypatch.setattr(directions, "head_readings", lambda ctx, audio: next(readings))
-    blind = directions.denoised(Ctx())
+    ctx = Ctx()
+    blind = directions.denoised(ctx)
     d, sigma = blind.steering_vectors("mass_mean")
     n = shift / shift.norm(dim=-1, keepdim=True)
     assert torch.allclose((d * n).sum(-1), torch.zeros(L, H), atol=1e-5)  # nothing along the noise shift
@@ -54,3 +56,9 @@ def test_the_denoised_direction_is_blind_to_the_heads_noise_response(tiny, probe
     u = probes.steering_vectors("mass_mean")[0]
     assert ((d * u).sum(-1) > 0).all()  # still the trait's way
     assert torch.equal(blind.steering_vectors("probe")[0], probes.steering_vectors("probe")[0])
+
+    # the monitor made blind: probe weights lose the same component, nothing else changes
+    monitor = directions.blind_monitor(ctx)
+    assert torch.allclose((monitor.weight * n).sum(-1), torch.zeros(L, H), atol=1e-4)
+    assert torch.equal(monitor.bias, probes.bias) and torch.equal(monitor.accuracy, probes.accuracy)
+    assert torch.equal(monitor.steering_vectors("mass_mean")[0], u)  # pushes as the recipe does

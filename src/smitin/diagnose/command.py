@@ -66,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME:KEY=VALUE,...",
         help="a push variant to add, e.g. strong:alpha=10,heads=32,edit=bounded,layers=0-1 (keys: alpha, heads, "
-        "direction, monitor, threshold, edit, every, rows, layers, temperature, top_k); with --only-variants, "
-        "instead of the built-in ones",
+        "direction (mass_mean, probe, or denoised: blind to the heads' response to noise), monitor, blind "
+        "(1: the monitor reads with noise-blind probe weights), threshold, edit, every, rows, layers, "
+        "temperature, top_k, keep); with --only-variants, instead of the built-in ones",
     )
     p.add_argument(
         "--only-variants", action="store_true", help="run only the --variant ones in the push analysis"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..backbone import Backbone
 from ..experiment.config import Config
@@ -52,6 +53,7 @@ class Context:
         self.cnn = self.exp.cnns[s.trait]
         self.data = self.exp.data[s.trait]
         self.derived: dict[str, ProbeSet] = {}  # probes an analysis made from these (made once)
+        self.derived_tensors: dict[str, torch.Tensor] = {}  # and what they were made from
         self.kept: dict[str, ProbeSet] = {}  # the other traits watched (and held where a variant says)
         for trait, path in self.kept_files(s).items():
             self.exp.prepare_trait(trait, ProbeSet.load(path, self.backbone) if path else None)

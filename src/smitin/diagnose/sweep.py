@@ -13,7 +13,7 @@ a variant with keep=1 holds, in each prompt, the watched traits whose stems are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..mixed import Request, generate_mixed
 from ..options import GenerationOptions
 from ..steering import Steer
 from .context import Context
-from .directions import denoised
+from .directions import blind_monitor, denoised
 from .signal import flatness, rms_db
 from .variants import Variant
 
@@ -52,6 +52,27 @@ class LayerSteer(Steer):
         return w.reshape(acc.shape)
 
 
+def _steer(ctx: Context, variant: Variant) -> Steer:
+    """The variant's push: smitin's recipe at --alpha with its keys; `direction=denoised` and
+    `blind=1` use probes made noise-blind (`directions.denoised`, `directions.blind_monitor`)."""
+    how = {"alpha": ctx.settings.alpha, **(variant.steer or {})}
+    blind = how.pop("blind", False)
+    probes = ctx.probes
+    if blind:
+        if "blind" not in ctx.derived:
+            ctx.derived["blind"] = blind_monitor(ctx)
+        probes = ctx.derived["blind"]
+    if how.get("direction") == "denoised":
+        if "denoised" not in ctx.derived:
+            ctx.derived["denoised"] = denoised(ctx)
+        d = ctx.derived["denoised"].directions["mass_mean"]
+        probes, how["direction"] = (
+            replace(probes, directions={**probes.directions, "mass_mean": d}),
+            "mass_mean",
+        )
+    return LayerSteer(probes, **how, layers=variant.layers)
+
+
 def _clips(
     ctx: Context, variant: Variant, prompts: np.ndarray, held: list[set[str]]
 ) -> dict[str, np.ndarray]:
@@ -72,12 +93,7 @@ def _clips(
         for i, wave in enumerate(prompts):
             steers: list[Steer] = []
             if variant.steer is not None:
-                probes, how = ctx.probes, {"alpha": s.alpha, **variant.steer}
-                if how.get("direction") == "denoised":
-                    if "denoised" not in ctx.derived:
-                        ctx.derived["denoised"] = denoised(ctx)
-                    probes, how["direction"] = ctx.derived["denoised"], "mass_mean"
-                steers.append(LayerSteer(probes, **how, layers=variant.layers))
+                steers.append(_steer(ctx, variant))
                 if variant.hold:  # hold the watched traits this prompt has, as hard and as the push
                     how = {
                         "alpha": abs(variant.steer.get("alpha", s.alpha)),

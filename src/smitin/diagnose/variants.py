@@ -1,7 +1,9 @@
 """Push variants: how hard, where and how the diagnosis pushes, written as NAME:KEY=VALUE,...
 
 Keys: alpha, heads (K or soft), direction (mass_mean, probe, or denoised: the class-mean direction
-with its component along the heads' response to white noise removed, `directions.denoised`), monitor (0/1), threshold
+with its component along the heads' response to white noise removed, `directions.denoised`), blind
+(1: the monitor reads with probe weights made blind to that noise response, `directions.blind_monitor`),
+monitor (0/1), threshold
 (positive, paper or a probability), edit (shift, bounded), every, rows (both, cond), layers (the
 layers whose heads may be pushed, e.g. 0-1 or 3), temperature and top_k (sampling), keep (1: also
 hold the other traits given to `--keep`, with keep-mode steers at the same alpha and edit). Anything
@@ -17,7 +19,7 @@ from typing import Any
 from ..options import EDITS, ROWS
 from ..recipes import check_alpha, check_threshold, parse_heads
 
-STEER_KEYS = ("alpha", "heads", "direction", "monitor", "threshold", "edit")
+STEER_KEYS = ("alpha", "heads", "direction", "monitor", "threshold", "edit", "blind")
 OPTION_KEYS = ("every", "rows")
 SAMPLING_KEYS = ("temperature", "top_k")
 
@@ -61,9 +63,9 @@ def _value(key: str, text: str) -> Any:
         if text not in ("mass_mean", "probe", "denoised"):
             raise ValueError(f"direction must be mass_mean, probe or denoised, not {text!r}")
         return text
-    if key == "monitor":
+    if key in ("monitor", "blind"):
         if text not in ("0", "1"):
-            raise ValueError(f"monitor must be 0 or 1, not {text!r}")
+            raise ValueError(f"{key} must be 0 or 1, not {text!r}")
         return text == "1"
     if key == "threshold":
         return check_threshold(text)
