@@ -31,8 +31,16 @@ def make_probes(layout, trait: str = "drums", seed: int = 0, bias: float = 0.0) 
         directions={
             "probe": (unit, sigma),
             "mass_mean": (mean_pos / mean_pos.norm(dim=-1, keepdim=True), sigma),
+            "denoised": (_blind(mean_pos, w), sigma),  # blind to a stand-in noise response (the weights)
         },
     )
+
+
+def _blind(v: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Unit v with its component along unit `noise` removed, per head."""
+    n = noise / noise.norm(dim=-1, keepdim=True)
+    d = v - (v * n).sum(-1, keepdim=True) * n
+    return d / d.norm(dim=-1, keepdim=True)
 
 
 def write_stems(root: Path, tracks: int = 4, seconds: float = 8.0, sr: int = 8000, seed: int = 0) -> Path:

@@ -134,6 +134,13 @@ def test_fit_cached_reuses_a_file_made_from_the_same_data(tiny, stems, tmp_path,
     other = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=0.5)
     probes.fit_cached(tiny, other, out, progress=False)
     assert calls == [1, 1]  # other data: retrained
+    assert "denoised" in first.directions and first.meta["noise_response"]["segments"] > 0
+    older = probes.ProbeSet(
+        **{**first.__dict__, "directions": {k: v for k, v in first.directions.items() if k != "denoised"}}
+    )
+    older.save(out)
+    probes.fit_cached(tiny, segs, out, progress=False)
+    assert calls == [1, 1, 1]  # a file without the noise-blind direction: retrained
 
 
 def test_both_directions_are_trained_saved_and_chosen_when_steering(tmp_path):
@@ -153,6 +160,36 @@ def test_both_directions_are_trained_saved_and_chosen_when_steering(tmp_path):
         )
     with pytest.raises(ValueError, match="direction must be one of"):
         p.steering_vectors("pca")
+
+
+def test_the_denoised_direction_is_the_class_mean_blind_to_noise(tmp_path):
+    z, y, groups = synthetic()
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(2, 3, 8, generator=g)
+    p = train(z, y, groups, noise=noise)
+    assert set(p.directions) == {"probe", "mass_mean", "denoised"} and p.default_direction == "probe"
+    unit, sigma = p.steering_vectors("denoised")
+    n = noise / noise.norm(dim=-1, keepdim=True)
+    assert torch.allclose((unit * n).sum(-1), torch.zeros(2, 3), atol=1e-5)  # nothing along the noise
+    assert torch.allclose(unit.norm(dim=-1), torch.ones(2, 3), atol=1e-5)
+    mm = p.steering_vectors("mass_mean")[0]
+    assert ((unit * mm).sum(-1) > 0).all()  # still the trait's way
+    val = torch.from_numpy(split_by_group(groups, 0.2, 0))
+    assert torch.allclose(sigma, torch.einsum("nlhd,lhd->nlh", z[~val], unit).std(0), atol=1e-5)
+    back = ProbeSet.load(p.save(tmp_path / "p.safetensors"))
+    assert torch.equal(back.steering_vectors("denoised")[0], unit)
+    assert train(z, y, groups, noise=noise, direction="denoised").default_direction == "denoised"
+    with pytest.raises(ValueError, match="needs the heads' noise response"):
+        train(z, y, groups, direction="denoised")
+
+
+def test_a_file_without_the_denoised_direction_steers_along_the_class_mean_and_says_so():
+    z, y, groups = synthetic()
+    p = train(z, y, groups)  # no noise response: an older smitin's file
+    assert set(p.directions) == {"probe", "mass_mean"}
+    with pytest.warns(UserWarning, match="no noise-blind direction"):
+        unit, _ = p.steering_vectors("denoised")
+    assert unit is p.directions["mass_mean"][0]
 
 
 def test_an_old_file_steers_only_along_its_own_direction():

@@ -88,6 +88,54 @@ def capture(
     return out
 
 
+NOISE_LEVEL = 0.3  # white noise added for `noise_response`, x each clip's RMS (about a stem's share)
+NOISE_CLIPS = 32  # clips without the trait it reads (two passes each: a second or two on a CPU)
+
+
+def noise_response(
+    backbone: Backbone,
+    segments: SegmentSource,
+    *,
+    count: int = NOISE_CLIPS,
+    level: float = NOISE_LEVEL,
+    last: int = 1,
+    text: str | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> tuple[torch.Tensor, int]:
+    """How every head answers broadband noise: per head, the unit mean shift [L, H, D] (float32, CPU)
+    that white noise at `level` x the clip's RMS causes, read as the probes read (last positions),
+    on up to `count` segments without the trait; and how many segments it read (0: none, zeros).
+
+    Noise raises a trait's push direction more than the trait itself does (docs/diagnosis.md), so
+    a push along it asks the model for noise; the `denoised` direction has this part removed.
+    """
+    labels = np.asarray(segments.labels())
+    negatives = np.flatnonzero(labels == 0)
+    lay = backbone.layout
+    total = torch.zeros(lay.layers, lay.heads, lay.head_dim, dtype=torch.float64)
+    if not len(negatives):
+        return total.float(), 0
+    pick = negatives[np.linspace(0, len(negatives) - 1, min(count, len(negatives))).round().astype(int)]
+    pick = np.unique(pick)
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for i in range(0, len(pick), batch_size):
+            idx = pick[i : i + batch_size].tolist()
+            clean = np.ascontiguousarray(segments.load(idx), dtype=np.float32)
+            rms = np.sqrt((clean.astype(np.float64) ** 2).mean(-1, keepdims=True))
+            noisy = (clean + level * rms * rng.standard_normal(clean.shape)).astype(np.float32)
+            cond = backbone.condition([text or ""] * len(idx))
+            z = [
+                capture(backbone, backbone.encode(torch.from_numpy(a)), last=last, condition=cond)
+                .double()
+                .cpu()
+                for a in (clean, noisy)
+            ]
+            total += (z[1] - z[0]).sum((0, 1))
+    return (total / total.norm(dim=-1, keepdim=True).clamp_min(1e-12)).float(), len(pick)
+
+
 def extract(
     backbone: Backbone,
     segments: SegmentSource,

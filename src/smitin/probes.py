@@ -27,7 +27,9 @@ from .logistic import fit_logistic
 from .version import __version__
 
 TENSORS = ("weight", "bias", "accuracy", "direction", "sigma", "mean_pos", "mean_neg")
-DIRECTIONS = ("probe", "mass_mean")  # unit probe weights (the paper's) or class-mean difference (ITI's)
+# unit probe weights (the paper's), class-mean difference (ITI's), or the class-mean difference blind
+# to broadband noise (smitin's: its component along the heads' mean response to white noise removed)
+DIRECTIONS = ("probe", "mass_mean", "denoised")
 # Written since 0.2: every direction with the spread of the training activations along it, so the
 # direction is a steering-time choice. Files without them hold only their training's direction.
 DIRECTION_TENSORS = tuple(f"{kind}_{d}" for d in DIRECTIONS for kind in ("direction", "sigma"))
@@ -59,6 +61,7 @@ class ProbeMeta(TypedDict, total=False):
     text: str | None
     data: DataSummary
     training: dict[str, Any]  # split, regularisation, direction, counts
+    noise_response: dict[str, Any]  # what the denoised direction is blind to (colour, level, segments)
     accuracy: dict[str, float]  # best, median
     smitin: str  # version that wrote the file
 
@@ -107,6 +110,14 @@ class ProbeSet:
             return self.directions[name]
         if name == self.default_direction:
             return self.direction, self.sigma
+        if name == "denoised" and "mass_mean" in self.directions:  # a file from an older smitin
+            warnings.warn(
+                f"{self.trait} probes hold no noise-blind direction (written by an older smitin): steering "
+                "along the class-mean direction, which noise also raises; retrain them with "
+                "`smitin probes train` to push without asking for noise",
+                stacklevel=2,
+            )
+            return self.directions["mass_mean"]
         raise ProbeFileError(
             f"{self.trait} probes hold only the {self.default_direction!r} direction (a file written before "
             f"smitin 0.2); retrain them with `smitin probes train` to steer along {name!r}, or steer with "
@@ -343,16 +354,22 @@ def train(
     seed: int = 0,
     chunk: int = 16,
     meta: ProbeMeta | None = None,
+    noise: torch.Tensor | None = None,
 ) -> ProbeSet:
     """Train a probe on every head of z [N, L, H, D] (labels 1 = trait present), split by track.
 
-    `direction`: "probe" (unit probe weights, the paper's default) or "mass_mean" (unit difference
-    of class means, ITI's default). `chunk` heads are copied and solved at a time (a cache-sized block).
+    `direction`: the file's default, "probe" (unit probe weights, the paper's), "mass_mean" (unit
+    difference of class means, ITI's) or "denoised" (that difference with its component along
+    `noise`, the heads' unit response to broadband noise [L, H, D] from
+    `activations.noise_response`, removed; only with `noise`). `chunk` heads are copied and solved
+    at a time (a cache-sized block).
     """
     from .holdout import check_split  # here: it brings smitin.data (audio I/O), which steering never needs
 
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+    if direction == "denoised" and noise is None:
+        raise ValueError("the denoised direction needs the heads' noise response (`noise`)")
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     val = torch.from_numpy(check_split(labels, groups, val_fraction=val_fraction, seed=seed))
     n, layers, heads, dim = z.shape
@@ -365,8 +382,12 @@ def train(
     weight = torch.empty(groups_n, dim, device=dev)
     bias = torch.empty(groups_n, device=dev)
     acc = torch.empty(groups_n, device=dev)
-    units = {d: torch.empty(groups_n, dim, device=dev) for d in DIRECTIONS}
-    sigmas = {d: torch.empty(groups_n, device=dev) for d in DIRECTIONS}
+    made = [d for d in DIRECTIONS if d != "denoised" or noise is not None]
+    units = {d: torch.empty(groups_n, dim, device=dev) for d in made}
+    sigmas = {d: torch.empty(groups_n, device=dev) for d in made}
+    if noise is not None:
+        noise = noise.to(dev, torch.float32).reshape(groups_n, dim)
+        noise = noise / noise.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     mean_pos = torch.empty(groups_n, dim, device=dev)
     mean_neg = torch.empty(groups_n, dim, device=dev)
     block = torch.empty(0, device=dev)
@@ -382,7 +403,11 @@ def train(
         acc[g0:g1] = ((logits > 0) == yva.bool()).float().mean(1)
         s1, s_all = torch.bmm(pos.expand(len(block), 1, -1), block)[:, 0], block.sum(1)
         mp, mn = s1 / pos.sum(), (s_all - s1) / (len(pos) - pos.sum())
-        for d, raw in (("probe", w), ("mass_mean", mp - mn)):
+        raws = {"probe": w, "mass_mean": mp - mn}
+        if noise is not None:
+            nz = noise[g0:g1]
+            raws["denoised"] = (mp - mn) - ((mp - mn) * nz).sum(-1, keepdim=True) * nz
+        for d, raw in raws.items():
             u = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             sigmas[d][g0:g1] = torch.bmm(u[:, None, :], block.transpose(1, 2))[:, 0].std(1)
             units[d][g0:g1] = u
@@ -408,9 +433,7 @@ def train(
     weight, bias, acc, mean_pos, mean_neg = (t.cpu() for t in (weight, bias, acc, mean_pos, mean_neg))
     meta["accuracy"] = {"best": round(float(acc.max()), 4), "median": round(float(acc.median()), 4)}
     shape = (layers, heads)
-    directions = {
-        d: (units[d].cpu().reshape(*shape, dim), sigmas[d].cpu().reshape(shape)) for d in DIRECTIONS
-    }
+    directions = {d: (units[d].cpu().reshape(*shape, dim), sigmas[d].cpu().reshape(shape)) for d in made}
     return ProbeSet(
         weight.reshape(*shape, dim),
         bias.reshape(shape),
@@ -443,7 +466,7 @@ def fit(
     `train_options` go to `train` (val_fraction, C, direction, seed). The file's metadata records
     the model, its head layout and weights digest, and a summary of the data.
     """
-    from .activations import extract
+    from .activations import NOISE_LEVEL, extract, noise_response
     from .holdout import check_split
 
     summary = getattr(segments, "summary", {}) or {}
@@ -465,6 +488,9 @@ def fit(
         progress=progress,
     )
     z, labels, groups = acts.flat()
+    noise, read = noise_response(
+        backbone, segments, last=last, text=text, seed=train_options.get("seed", 0), batch_size=batch_size
+    )
     meta: ProbeMeta = {
         "trait": segments.trait,
         "model": backbone.name,
@@ -480,11 +506,13 @@ def fit(
             "tracks": len(set(groups)),
             "fingerprint": segments.fingerprint(),
         },
+        # what the denoised direction is blind to
+        "noise_response": {"colour": "white", "level_x_rms": NOISE_LEVEL, "segments": read},
     }
     if backbone.device.type != "cpu":  # train where the model runs: all heads in one block
         z = z.to(backbone.device)
         train_options.setdefault("chunk", z.shape[1] * z.shape[2])
-    return train(z, labels, groups, meta=meta, **train_options)
+    return train(z, labels, groups, meta=meta, noise=noise if read else None, **train_options)
 
 
 def fit_cached(
@@ -506,7 +534,8 @@ def fit_cached(
     if reuse and out.is_file():
         probes = ProbeSet.load(out)
         same_data = probes.meta.get("data", {}).get("fingerprint") == segments.fingerprint()
-        if probes.meta.get("weights") == backbone.weights_digest() and same_data:
+        every = set(DIRECTIONS) <= set(probes.directions)  # older files lack the denoised one
+        if probes.meta.get("weights") == backbone.weights_digest() and same_data and every:
             return probes
     cache = Path(cache_dir) if cache_dir is not None else out.with_suffix(".cache")
     probes = fit(backbone, segments, cache_dir=cache, **fit_options)

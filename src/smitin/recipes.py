@@ -3,7 +3,9 @@
 A recipe is plain data (no torch), so the command line can list and check it before loading a
 model. `smitin` (the default) is what moved independent judges most per unit of cost on the
 bundled model (docs/diagnosis.md, docs/results.md): the 16 most accurate heads at weight 1, pushed
-along the class-mean difference (ITI's direction) at every step, self-monitored, pushing until the
+at every step along the class-mean difference (ITI's direction) made blind to broadband noise
+("denoised": noise raised the plain difference 1.5x as much as the trait itself, so pushing along
+it asked the model for noise; docs/diagnosis.md section 8), self-monitored, pushing until the
 watched heads read what they read on the trait's class mean ("positive"; the paper's
 median(acc) - std(acc) stopped too early, most with weak probes). Every recipe adds a fixed
 shift per edit; `edit="bounded"` (`--edit bounded`) instead pushes each head to the trait's
@@ -25,7 +27,7 @@ class Recipe:
 
     name: str
     heads: str | int  # "soft" (accuracy-weighted, all heads) or K (the K best heads at weight 1)
-    direction: str  # "probe" (unit probe weights) or "mass_mean" (unit class-mean difference)
+    direction: str  # "probe" (unit probe weights), "mass_mean" (unit class-mean difference) or "denoised"
     every: int  # edit every N-th generation step
     monitor: bool  # self-monitoring: stop pushing while the probes read the trait as present
     summary: str
@@ -53,10 +55,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "smitin",
             16,
-            "mass_mean",
+            "denoised",
             1,
             True,
-            "top-16 heads, class-mean direction, every step, monitored (default)",  # part of row keys
+            "top-16 heads, noise-blind class-mean direction, every step, monitored (default)",  # row keys
             "positive",
         ),
         Recipe(

@@ -27,7 +27,7 @@ def test_job_names_its_row_and_its_steering():
     assert iti.direction == "mass_mean" and _job("iti").options(cfg, 0).every == 1
     (smitin,) = _job("smitin", task="removal").steers(probes, cfg)
     assert smitin.heads == 16 and smitin.monitor and smitin.alpha == -5.0 and smitin.threshold == 0.3
-    assert smitin.direction == "mass_mean" and _job("smitin").options(cfg, 3).every == 1
+    assert smitin.direction == "denoised" and _job("smitin").options(cfg, 3).every == 1
     assert _job("no-monitor").steers(probes, cfg)[0].monitor is False
     (paper,) = _job("smitin-paper").steers(probes, cfg)
     assert (paper.heads, paper.direction, paper.monitor) == ("soft", "probe", True)
@@ -58,7 +58,7 @@ def test_plan_jobs_lists_the_table_and_the_sweep(tmp_path):
     notes = []
     jobs = plan_jobs(cfg, "drums", data, tmp_path, has_text=True, notes=notes)
     by = {(j.task, j.method, None if math.isnan(j.alpha) else j.alpha): j for j in jobs}
-    assert len(by) == len(jobs) and all("are the ITI rows" in n for n in notes)
+    assert len(by) == len(jobs) and not notes
     # the sweep: continuation rows of ITI, soft weights and SMITIN at every alpha
     assert {a for t, m, a in by if t == "continuation" and m == "smitin"} == {2.0, 5.0}
     assert by["continuation", "smitin", 2.0].sweep and not by["continuation", "smitin", 5.0].sweep
@@ -110,16 +110,17 @@ def test_keep_rows_hold_the_other_traits_that_play_in_each_prompt(tmp_path):
     per_prompt = keep["removal"].kept_steers(others, cfg)
     (held,) = per_prompt[0]
     assert per_prompt[1] == [] and held.keep and held.alpha == 5.0 and held.monitor
-    assert (held.heads, held.direction) == (16, "mass_mean")  # the row's recipe, holding
+    assert (held.heads, held.direction) == (16, "denoised")  # the row's recipe, holding
     assert _job("smitin").kept_steers(others, cfg) is None
 
 
 def test_the_no_monitor_row_is_not_made_twice_when_it_is_the_iti_row(tmp_path):
     data = TraitData(None, None, None, _Prompts())
     notes = []
-    jobs = plan_jobs(Config(traits=["drums"], prompts=2, alphas=[5.0]), "drums", data, tmp_path, True, notes)
+    same = Config(traits=["drums"], prompts=2, alphas=[5.0], recipe="iti")  # ITI's pushes, the rows' monitor
+    jobs = plan_jobs(same, "drums", data, tmp_path, True, notes)
     assert not any(j.method == "no-monitor" for j in jobs) and any("are the ITI rows" in n for n in notes)
-    for cfg in (Config(traits=["drums"], prompts=2, alphas=[5.0], iti_heads=8), Config(recipe="paper")):
+    for cfg in (Config(traits=["drums"], prompts=2, alphas=[5.0]), Config(recipe="iti", iti_heads=8)):
         notes = []
         jobs = plan_jobs(cfg, "drums", data, tmp_path, True, notes)
         assert any(j.method == "no-monitor" for j in jobs) and not any("ITI rows" in n for n in notes)

@@ -134,9 +134,10 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--direction",
-        choices=("mass_mean", "probe"),
+        choices=("denoised", "mass_mean", "probe"),
         default=None,
-        help="push along the class-mean difference or the unit probe weights (default: the recipe's, mass_mean)",
+        help="push along the class-mean difference made blind to noise (denoised), the plain class-mean "
+        "difference (mass_mean, ITI's) or the unit probe weights (probe, the paper's); default: the recipe's",
     )
     p.add_argument(
         "--every",
@@ -206,9 +207,9 @@ def probes_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="probe file to write (.safetensors)")
     p.add_argument(
         "--direction",
-        choices=("probe", "mass_mean"),
+        choices=("probe", "mass_mean", "denoised"),
         default="probe",
-        help="the file's own direction (both are stored; steering chooses with --recipe/--direction)",
+        help="the file's own direction (all three are stored; steering chooses with --recipe/--direction)",
     )
     p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength, as scikit-learn (default 1)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of tracks held out (default 0.2)")

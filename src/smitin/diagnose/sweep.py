@@ -62,7 +62,7 @@ def _steer(ctx: Context, variant: Variant) -> Steer:
         if "blind" not in ctx.derived:
             ctx.derived["blind"] = blind_monitor(ctx)
         probes = ctx.derived["blind"]
-    if how.get("direction") == "denoised":
+    if how.get("direction") == "denoised" and "denoised" not in probes.directions:  # an older file
         if "denoised" not in ctx.derived:
             ctx.derived["denoised"] = denoised(ctx)
         d = ctx.derived["denoised"].directions["mass_mean"]

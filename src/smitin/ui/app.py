@@ -151,9 +151,10 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                         label="heads: K best at weight 1 (smitin's recipe: 16) or soft (the paper's)",
                     )
                     direction = gr.Radio(
-                        ["mass_mean", "probe"],
+                        ["denoised", "mass_mean", "probe"],
                         value=RECIPES[DEFAULT_RECIPE].direction,
-                        label="direction: class-mean difference (smitin's recipe) or probe weights (the paper's)",
+                        label="direction: class-mean difference blind to noise (smitin's recipe), class-mean "
+                        "difference (ITI's) or probe weights (the paper's)",
                     )
                     every = gr.Slider(
                         1,
