@@ -118,8 +118,8 @@ def test_continuations_in_a_mixed_batch_equal_each_alone(tiny, sampling):
 def overflowing(layout, scale: float = 1e30):
     """Probes whose push overflows a step (in memory: a file like it is refused when loaded)."""
     bad = make_probes(layout, "drums")
-    unit, sigma = bad.directions["denoised"]  # the default recipe's direction
-    bad.directions = {**bad.directions, "denoised": (unit * scale, sigma)}
+    unit, sigma = bad.directions["probe"]  # the default recipe's direction
+    bad.directions = {**bad.directions, "probe": (unit * scale, sigma)}
     return bad
 
 

@@ -1,13 +1,14 @@
 """Named recipes: which heads to push, along which direction, how often, and whether to monitor.
 
 A recipe is plain data (no torch), so the command line can list and check it before loading a
-model. `smitin` (the default) is what moved independent judges most per unit of cost on the
-bundled model (docs/diagnosis.md, docs/results.md): the 16 most accurate heads at weight 1, pushed
-at every step along the class-mean difference (ITI's direction) made blind to broadband noise
-("denoised": noise raised the plain difference 1.5x as much as the trait itself, so pushing along
-it asked the model for noise; docs/diagnosis.md section 8), self-monitored, pushing until the
-watched heads read what they read on the trait's class mean ("positive"; the paper's
-median(acc) - std(acc) stopped too early, most with weak probes). Every recipe adds a fixed
+model. `smitin` (the default) is the recipe that added the instrument and kept the most of the
+music on the bundled model, on the frontier of presence against keeping (docs/diagnosis.md
+section 8, docs/results.md): the 16 most accurate heads at weight 1, pushed at every step along
+the unit probe weights (the paper's direction; the class-mean difference, ITI's, raised drums as
+often but as broadband noise that covered the piano), self-monitored, pushing until the watched
+heads read what they read on the trait's class mean ("positive"; the paper's median(acc) - std(acc)
+stopped too early, most with weak probes). "denoised" (the class-mean difference blind to the
+heads' response to noise) is the other direction that adds no more noise than a real stem. Every recipe adds a fixed
 shift per edit; `edit="bounded"` (`--edit bounded`) instead pushes each head to the trait's
 class-mean reading and no further (`smitin.edits`).
 `paper` is the paper's exact recipe: soft accuracy weights over all heads, the probe-weight
@@ -55,10 +56,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "smitin",
             16,
-            "denoised",
+            "probe",
             1,
             True,
-            "top-16 heads, noise-blind class-mean direction, every step, monitored (default)",  # row keys
+            "top-16 heads, probe-weight direction, every step, monitored (default)",  # part of row keys
             "positive",
         ),
         Recipe(

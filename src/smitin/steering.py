@@ -42,11 +42,11 @@ class Steer:
     """One trait to push: its probes, how hard (alpha < 0 removes it), which heads, and monitoring.
 
     The defaults are smitin's recipe (`smitin.recipes`): the 16 best heads at weight 1, pushed
-    along the noise-blind class-mean difference, monitored. heads: an int K steers the K best heads
+    along the unit probe weights at every step, monitored. heads: an int K steers the K best heads
     with weight 1; "soft" weights every head by ((acc - min) / (max - min)) ** 3 (the paper's).
-    direction: "denoised" (class-mean difference without its component along the heads' response
-    to noise, smitin's), "mass_mean" (class-mean difference, ITI's), "probe" (unit probe weights,
-    the paper's), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
+    direction: "probe" (unit probe weights, the paper's and smitin's), "mass_mean" (class-mean
+    difference, ITI's), "denoised" (class-mean difference without its component along the heads'
+    response to noise), or None for the probe file's own. `Steer.from_recipe(probes, "paper")` is the paper.
     threshold: the monitor's tau: "positive" (default, smitin's recipe) for what the watched heads
     read on the trait's class mean; "paper" or None for the paper's median(acc) - std(acc); or a
     probability.

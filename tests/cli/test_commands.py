@@ -33,7 +33,7 @@ def test_train_show_generate_continue(model_dir, stems, tmp_path, capsys):
     ]
 
     s = t["settings"]
-    assert s["every"] == 1 and s["traits"][0]["heads"] == 16 and s["traits"][0]["direction"] == "denoised"
+    assert s["every"] == 1 and s["traits"][0]["heads"] == 16 and s["traits"][0]["direction"] == "probe"
     rc = main(["generate", "", "--model", str(model_dir), "--steer", str(probes), "--recipe", "paper",
                "--duration", "0.3", "--out", str(wav), "--trace", str(trace)])  # fmt: skip
     s = json.loads(trace.read_text())["settings"]

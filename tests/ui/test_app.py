@@ -55,7 +55,7 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
     client = Client(tiny_app, verbose=False)
     listing = client.predict(str(stems), "drums", 5, 0, 0, 0, api_name="/on_train")
     assert "drums" in listing[0] and (tmp_path / "cache" / "probes").is_dir()
-    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "denoised", True, False, ""]
+    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "probe", True, False, ""]
     status, *_rest, files = client.predict(*options, -4, 0, 0, 0, False, api_name="/on_generate")
     assert "drums (alpha -4): edit on" in status and "unsteered" in status
     names = sorted(Path(f["value"] if isinstance(f, dict) else f).name for f in files)

@@ -93,8 +93,8 @@ def test_a_request_that_goes_non_finite_fails_alone_in_the_batch(tiny, monkeypat
 
     monkeypatch.setattr(smitin.mixed, "check_request", lambda *a, **k: None)
     bad = make_probes(tiny.layout, "drums")
-    unit, sigma = bad.directions["denoised"]  # the default recipe's direction
-    bad.directions = {**bad.directions, "denoised": (unit * 1e30, sigma)}
+    unit, sigma = bad.directions["probe"]  # the default recipe's direction
+    bad.directions = {**bad.directions, "probe": (unit * 1e30, sigma)}
     batcher = batching.Batcher(window_s=0.5)
     short = GenerationOptions(duration=0.3, seed=1)
     a = batcher.submit(tiny, live.Request(options=short), [("steered", [Steer(bad, alpha=5, monitor=False)])])

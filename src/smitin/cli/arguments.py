@@ -134,10 +134,10 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--direction",
-        choices=("denoised", "mass_mean", "probe"),
+        choices=("probe", "mass_mean", "denoised"),
         default=None,
-        help="push along the class-mean difference made blind to noise (denoised), the plain class-mean "
-        "difference (mass_mean, ITI's) or the unit probe weights (probe, the paper's); default: the recipe's",
+        help="push along the unit probe weights (probe: the paper's and smitin's recipe's), the class-mean "
+        "difference (mass_mean, ITI's) or that difference made blind to noise (denoised); default: the recipe's",
     )
     p.add_argument(
         "--every",

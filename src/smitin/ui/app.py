@@ -151,10 +151,10 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                         label="heads: K best at weight 1 (smitin's recipe: 16) or soft (the paper's)",
                     )
                     direction = gr.Radio(
-                        ["denoised", "mass_mean", "probe"],
+                        ["probe", "mass_mean", "denoised"],
                         value=RECIPES[DEFAULT_RECIPE].direction,
-                        label="direction: class-mean difference blind to noise (smitin's recipe), class-mean "
-                        "difference (ITI's) or probe weights (the paper's)",
+                        label="direction: probe weights (smitin's recipe and the paper's), class-mean difference "
+                        "(ITI's) or that difference blind to noise",
                     )
                     every = gr.Slider(
                         1,
