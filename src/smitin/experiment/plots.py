@@ -91,6 +91,7 @@ def plot_frontier(points: list[dict[str, Any]], path: Path, title: str = "contin
 
     fig, axes = plt.subplots(1, len(FRONTIER_PANELS), figsize=(4.2 * len(FRONTIER_PANELS), 3.8))
     methods = list(dict.fromkeys(p["method"] for p in points))
+    many = len(methods) > 8  # e.g. `smitin diagnose`'s push variants
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colors = {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
     markers = dict(zip(dict.fromkeys(p["trait"] for p in points), "osD^vP", strict=False))
@@ -106,14 +107,17 @@ def plot_frontier(points: list[dict[str, Any]], path: Path, title: str = "contin
                     s=120 if star else 30,
                     label=f"{method_label(m)}" if p is next(q for q in points if q["method"] == m) else None,
                 )
-                if p["alpha"] is not None and not star:
+                if many and not star:  # too many for a legend: each point says its name
+                    ax.annotate(method_label(m), (p["presence"], p[key]), fontsize=5, alpha=0.8)
+                elif p["alpha"] is not None and not star:
                     ax.annotate(f"{p['alpha']:g}", (p["presence"], p[key]), fontsize=6, alpha=0.7)
         ax.axvline(0, color="0.8", lw=0.8)
         ax.set_xlabel("presence gain, judge B (points, paired)")
         ax.set_ylabel(label)
         if ylim:
             ax.set_ylim(*ylim)
-    axes[0].legend(fontsize=6, loc="best")
+    if not many:
+        axes[0].legend(fontsize=6, loc="best")
     traits = ", ".join(f"{t} {mk}" for t, mk in markers.items())
     fig.suptitle(f"{title}: presence vs keeping (markers: {traits}; numbers: alpha)", fontsize=9)
     return save(fig, path)
