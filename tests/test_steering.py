@@ -29,8 +29,13 @@ def test_alpha_zero_gives_identical_tokens_and_audio(tiny, probes_for):
     )
     assert torch.equal(ref.codes, zero.codes) and np.array_equal(ref.audio, zero.audio)
     assert np.array_equal(zero.audio[0], plain(tiny)[0, 0].numpy())
-    pushed = generate(
-        tiny, None, steer=[Steer(probes_for(tiny.layout), alpha=50.0)], duration=DUR, seed=0, progress=False
+    pushed = generate(  # unmonitored: every step pushes (one step's push need not change a sample)
+        tiny,
+        None,
+        steer=[Steer(probes_for(tiny.layout), alpha=50.0, monitor=False)],
+        duration=DUR,
+        seed=0,
+        progress=False,
     )
     assert not torch.equal(ref.codes, pushed.codes)
 
@@ -255,8 +260,13 @@ def test_keep_never_pushes_while_the_trait_reads_present(tiny, probes_for):
     )
     assert kept.trace.c.min() > 0.99 and kept.trace.applied.sum() == 0 and (kept.trace.g == 0).all()
     assert torch.equal(ref.codes, kept.codes) and np.array_equal(ref.audio, kept.audio)
-    added = generate(
-        tiny, None, steer=[Steer(present, alpha=50.0, threshold=0.6)], duration=DUR, seed=0, progress=False
+    added = generate(  # (along the class mean: on this random model its one push changes the sample)
+        tiny,
+        None,
+        steer=[Steer(present, alpha=50.0, threshold=0.6, direction="mass_mean")],
+        duration=DUR,
+        seed=0,
+        progress=False,
     )
     assert added.trace.applied[:, 0, 0].nonzero().flatten().tolist() == [0]
     assert not torch.equal(ref.codes, added.codes)
