@@ -30,7 +30,7 @@ def model_key(backbone: Backbone) -> str:
     return f"{backbone.layout.fingerprint()}-{backbone.weights_digest()}"
 
 
-PROBE_FORMAT = 2  # 2: files hold both steering directions; older cached files are retrained, not reused
+PROBE_FORMAT = 2  # 2: files hold the steering directions (fit_cached also retrains files missing one); older files are retrained
 
 
 def default_probe_path(backbone: Backbone, cache: Path | None = None, trait: str = DEFAULT_TRAIT) -> Path:
