@@ -1,8 +1,9 @@
 """`smitin demo`: the whole method in one offline command, on the bundled model.
 
 Renders a small stem set (cached), trains drum probes (cached), then generates one prompt four
-ways with the same seed: unsteered, ITI (top-K heads, always on), SMITIN (smitin's recipe: the
-same heads and direction, self-monitored) and SMITIN with the paper's exact recipe, and writes
+ways with the same seed: unsteered, ITI (top-K heads along the class-mean difference, always on),
+SMITIN (smitin's recipe: the top-16 heads along the probe weights, self-monitored) and SMITIN with
+the paper's exact recipe, and writes
 the WAVs, traces and one PNG report. Beside what the probes read, the report and summary.json say
 what each clip kept of the music (`keep_measures`: noisiness, pulse, and the harmony of the
 unsteered clip of the same seed), measured on the audio, not by the probes: steering that turns
