@@ -282,12 +282,13 @@ def shard_tag(path) -> dict:
 
 def test_noise_response_is_each_heads_unit_answer_to_noise(tiny, stems):
     segs = data.stem_segments(stems, "drums", sample_rate=tiny.sample_rate, seconds=1.0)
-    n, read = noise_response(tiny, segs, count=4)
+    n, read, shift = noise_response(tiny, segs, count=4)
     lay = tiny.layout
     assert n.shape == (lay.layers, lay.heads, lay.head_dim) and n.dtype == torch.float32
     assert torch.allclose(n.norm(dim=-1), torch.ones(lay.layers, lay.heads), atol=1e-4)
     assert 0 < read <= 4 and read <= int((np.asarray(segs.labels()) == 0).sum())
-    again, _ = noise_response(tiny, segs, count=4)
+    assert torch.allclose(shift / shift.norm(dim=-1, keepdim=True), n, atol=1e-5)
+    again, _, _ = noise_response(tiny, segs, count=4)
     assert torch.equal(n, again)  # seeded
-    other, _ = noise_response(tiny, segs, count=4, seed=1)
+    other, _, _ = noise_response(tiny, segs, count=4, seed=1)
     assert not torch.equal(n, other) and float((n * other).sum(-1).mean()) > 0.5  # the same response

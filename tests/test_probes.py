@@ -135,6 +135,7 @@ def test_fit_cached_reuses_a_file_made_from_the_same_data(tiny, stems, tmp_path,
     probes.fit_cached(tiny, other, out, progress=False)
     assert calls == [1, 1]  # other data: retrained
     assert "denoised" in first.directions and first.meta["noise_response"]["segments"] > 0
+    assert set(first.meta["noise_response"]["vs_trait"]) == {"mass_mean", "probe"}
     older = probes.ProbeSet(
         **{**first.__dict__, "directions": {k: v for k, v in first.directions.items() if k != "denoised"}}
     )
@@ -190,6 +191,27 @@ def test_a_file_without_the_denoised_direction_steers_along_the_class_mean_and_s
     with pytest.warns(UserWarning, match="no noise-blind direction"):
         unit, _ = p.steering_vectors("denoised")
     assert unit is p.directions["mass_mean"][0]
+
+
+def test_auto_pushes_along_the_class_mean_unless_noise_moves_it(tmp_path):
+    z, y, groups = synthetic()
+    p = train(z, y, groups)
+    mm, probe = p.directions["mass_mean"][0], p.directions["probe"][0]
+    assert p.resolve("auto") == "probe" and p.steering_vectors("auto")[0] is probe  # no noise reading
+    trait = p.mean_pos - p.mean_neg
+    loud = p.noise_vs_trait(2 * trait)  # noise moves the heads twice as far as the trait, its way
+    assert loud["mass_mean"] == pytest.approx(2.0, rel=1e-3)
+    p.meta["noise_response"] = {"level_x_rms": 0.3, "vs_trait": loud}
+    assert (
+        p.resolve("auto") == "probe" and "so the default (auto) pushes along the probe weights" in p.summary()
+    )
+    quiet = p.noise_vs_trait(torch.zeros_like(trait))
+    assert quiet["mass_mean"] == 0.0
+    p.meta["noise_response"]["vs_trait"] = quiet
+    assert p.resolve("auto") == "mass_mean" and p.steering_vectors("auto")[0] is mm
+    assert "so the default (auto) pushes along it" in p.summary()
+    back = ProbeSet.load(p.save(tmp_path / "p.safetensors"))
+    assert back.resolve("auto") == "mass_mean" and back.resolve(None) == "probe"
 
 
 def test_an_old_file_steers_only_along_its_own_direction():

@@ -12,7 +12,7 @@ def test_the_defaults_are_the_default_recipe():
     s = Steer(make_probes(HeadLayout(2, 4, 8)))
     assert (s.heads, s.direction, s.monitor) == (r.heads, r.direction, r.monitor)
     assert GenerationOptions().every == r.every
-    assert (r.heads, r.direction, r.every, r.monitor) == (16, "probe", 1, True)
+    assert (r.heads, r.direction, r.every, r.monitor) == (16, "auto", 1, True)
 
 
 def test_the_papers_recipe_is_one_name_away():

@@ -17,7 +17,7 @@ import warnings
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -92,6 +92,15 @@ NOISE_LEVEL = 0.3  # white noise added for `noise_response`, x each clip's RMS (
 NOISE_CLIPS = 32  # clips without the trait it reads (two passes each: a second or two on a CPU)
 
 
+class NoiseResponse(NamedTuple):
+    """How the heads answer broadband noise: `unit` [L, H, D] per head, the mean `shift` itself,
+    and how many trait-free segments it was read on (0: none; then both are zeros)."""
+
+    unit: torch.Tensor
+    segments: int
+    shift: torch.Tensor
+
+
 def noise_response(
     backbone: Backbone,
     segments: SegmentSource,
@@ -102,10 +111,10 @@ def noise_response(
     text: str | None = None,
     seed: int = 0,
     batch_size: int = 8,
-) -> tuple[torch.Tensor, int]:
-    """How every head answers broadband noise: per head, the unit mean shift [L, H, D] (float32, CPU)
-    that white noise at `level` x the clip's RMS causes, read as the probes read (last positions),
-    on up to `count` segments without the trait; and how many segments it read (0: none, zeros).
+) -> NoiseResponse:
+    """How every head answers broadband noise: per head, the mean shift [L, H, D] (float32, CPU; and
+    its unit vector) that white noise at `level` x the clip's RMS causes, read as the probes read
+    (last positions), on up to `count` segments without the trait; and how many segments it read.
 
     Noise raises a trait's push direction more than the trait itself does (docs/diagnosis.md), so
     a push along it asks the model for noise; the `denoised` direction has this part removed.
@@ -115,7 +124,7 @@ def noise_response(
     lay = backbone.layout
     total = torch.zeros(lay.layers, lay.heads, lay.head_dim, dtype=torch.float64)
     if not len(negatives):
-        return total.float(), 0
+        return NoiseResponse(total.float(), 0, total.float())
     pick = negatives[np.linspace(0, len(negatives) - 1, min(count, len(negatives))).round().astype(int)]
     pick = np.unique(pick)
     rng = np.random.default_rng(seed)
@@ -133,7 +142,9 @@ def noise_response(
                 for a in (clean, noisy)
             ]
             total += (z[1] - z[0]).sum((0, 1))
-    return (total / total.norm(dim=-1, keepdim=True).clamp_min(1e-12)).float(), len(pick)
+    shift = total / (len(pick) * last)
+    unit = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return NoiseResponse(unit.float(), len(pick), shift.float())
 
 
 def extract(

@@ -35,6 +35,8 @@ DIRECTIONS = ("probe", "mass_mean", "denoised")
 DIRECTION_TENSORS = tuple(f"{kind}_{d}" for d in DIRECTIONS for kind in ("direction", "sigma"))
 METADATA_KEY = "smitin"
 MAX_VALUE = 1e6  # |any value| in a probe file; trained probes hold values near 1 (weights, means: < 100)
+AUTO = "auto"  # a steering-time choice between the class mean and the probe weights (`ProbeSet.resolve`)
+NOISY_DIRECTION = 0.5  # noise moving a direction this far (x the trait's own move) makes it noise-prone
 MAX_SHIFT = 1e4  # |direction| x sigma x the largest strength: the most one step may add to a head
 
 
@@ -101,11 +103,24 @@ class ProbeSet:
     def default_direction(self) -> str:
         return str(self.meta.get("training", {}).get("direction", "probe"))
 
+    def resolve(self, direction: str | None) -> str:
+        """The direction a name steers along: None is the file's default; "auto" is the class-mean
+        difference when noise barely moves it (`noise_vs_trait` below NOISY_DIRECTION: it then pushes
+        hardest at no cost in noise), else the probe weights (and for files without that reading)."""
+        if direction is None:
+            return self.default_direction
+        if direction != AUTO:
+            return direction
+        ratio = self.meta.get("noise_response", {}).get("vs_trait", {}).get("mass_mean")
+        quiet = isinstance(ratio, (int, float)) and ratio < NOISY_DIRECTION and "mass_mean" in self.directions
+        return "mass_mean" if quiet else "probe"
+
     def steering_vectors(self, direction: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(unit direction [L, H, D], sigma [L, H]) to steer along; None: the file's default."""
-        name = direction or self.default_direction
+        """(unit direction [L, H, D], sigma [L, H]) to steer along; None: the file's default;
+        "auto": see `resolve`."""
+        name = self.resolve(direction)
         if name not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, not {name!r}")
+            raise ValueError(f"direction must be one of {(*DIRECTIONS, AUTO)}, not {name!r}")
         if name in self.directions:
             return self.directions[name]
         if name == self.default_direction:
@@ -172,6 +187,22 @@ class ProbeSet:
                 stacklevel=2,
             )
 
+    def noise_vs_trait(self, shift: torch.Tensor, k: int = 16) -> dict[str, float]:
+        """Per direction: how far the heads' mean response to noise (`shift` [L, H, D]) moves the k
+        best heads along it, against how far the trait itself does (class means), median over the
+        heads. Near 1 or above: a push along it can be satisfied by noise (docs/diagnosis.md s. 8)."""
+        heads = self.top(k)
+        trait = (self.mean_pos - self.mean_neg).float().flatten(0, 1)[heads]
+        noise = shift.float().flatten(0, 1)[heads]
+        out: dict[str, float] = {}
+        for name in ("mass_mean", "probe"):
+            if name not in self.directions and name != self.default_direction:
+                continue
+            unit = self.steering_vectors(name)[0].float().flatten(0, 1)[heads]
+            along = (trait * unit).sum(-1)
+            out[name] = round(float(((noise * unit).sum(-1) / along.abs().clamp_min(1e-6)).median()), 3)
+        return out
+
     def summary(self, k: int = 10) -> str:
         """Human-readable: trait, model, data, threshold and the best heads."""
         acc = self.accuracy
@@ -188,6 +219,20 @@ class ProbeSet:
             lines.append(f"  L{i // heads:>3} H{i % heads:>3}  {acc.flatten()[i]:.3f}")
         if self.threshold() <= 0.5:
             lines.append(WEAK)
+        noise = self.meta.get("noise_response", {})
+        ratio = noise.get("vs_trait", {})
+        if "mass_mean" in ratio:
+            r = ratio["mass_mean"]
+            advice = (
+                "a push along it can ask the model for noise, so the default (auto) pushes along the probe weights"
+                if r >= NOISY_DIRECTION
+                else "it carries little noise, so the default (auto) pushes along it, the harder push"
+            )
+            lines.append(
+                f"white noise at {noise.get('level_x_rms', '?')}x RMS moves the class-mean direction {r:.2f}x as far "
+                "as the trait "
+                f"itself (probe weights {ratio.get('probe', float('nan')):.2f}x): {advice}"
+            )
         return "\n".join(lines)
 
     # -- files -------------------------------------------------------------------------------
@@ -488,7 +533,7 @@ def fit(
         progress=progress,
     )
     z, labels, groups = acts.flat()
-    noise, read = noise_response(
+    noise = noise_response(
         backbone, segments, last=last, text=text, seed=train_options.get("seed", 0), batch_size=batch_size
     )
     meta: ProbeMeta = {
@@ -507,12 +552,17 @@ def fit(
             "fingerprint": segments.fingerprint(),
         },
         # what the denoised direction is blind to
-        "noise_response": {"colour": "white", "level_x_rms": NOISE_LEVEL, "segments": read},
+        "noise_response": {"colour": "white", "level_x_rms": NOISE_LEVEL, "segments": noise.segments},
     }
     if backbone.device.type != "cpu":  # train where the model runs: all heads in one block
         z = z.to(backbone.device)
         train_options.setdefault("chunk", z.shape[1] * z.shape[2])
-    return train(z, labels, groups, meta=meta, noise=noise if read else None, **train_options)
+    probes = train(
+        z, labels, groups, meta=meta, noise=noise.unit if noise.segments else None, **train_options
+    )
+    if noise.segments:
+        probes.meta["noise_response"]["vs_trait"] = probes.noise_vs_trait(noise.shift)
+    return probes
 
 
 def fit_cached(

@@ -3,12 +3,14 @@
 A recipe is plain data (no torch), so the command line can list and check it before loading a
 model. `smitin` (the default) is the recipe that added the instrument and kept the most of the
 music on the bundled model, on the frontier of presence against keeping (docs/diagnosis.md
-section 8, docs/results.md): the 16 most accurate heads at weight 1, pushed at every step along
-the unit probe weights (the paper's direction; the class-mean difference, ITI's, raised drums as
-often but as broadband noise that covered the piano), self-monitored, pushing until the watched
-heads read what they read on the trait's class mean ("positive"; the paper's median(acc) - std(acc)
-stopped too early, most with weak probes). "denoised" (the class-mean difference blind to the
-heads' response to noise) is the other direction that adds no more noise than a real stem. Every recipe adds a fixed
+section 8, docs/results.md): the 16 most accurate heads at weight 1, pushed at every step,
+self-monitored until the watched heads read what they read on the trait's class mean ("positive";
+the paper's median(acc) - std(acc) stopped too early, most with weak probes). Its direction is
+"auto": the class-mean difference (ITI's; the harder push) unless white noise moves it half as far
+as the trait itself or more (the probe file's `noise_response`), then the unit probe weights (the
+paper's): for drums the class-mean push added broadband noise that covered the piano, for bass,
+guitar and piano noise barely moves it. "denoised" (the class-mean difference blind to the heads'
+response to noise) is the other direction that adds no more noise than a real stem. Every recipe adds a fixed
 shift per edit; `edit="bounded"` (`--edit bounded`) instead pushes each head to the trait's
 class-mean reading and no further (`smitin.edits`).
 `paper` is the paper's exact recipe: soft accuracy weights over all heads, the probe-weight
@@ -28,7 +30,9 @@ class Recipe:
 
     name: str
     heads: str | int  # "soft" (accuracy-weighted, all heads) or K (the K best heads at weight 1)
-    direction: str  # "probe" (unit probe weights), "mass_mean" (unit class-mean difference) or "denoised"
+    direction: (
+        str  # "auto", "probe" (unit probe weights), "mass_mean" (unit class-mean difference), "denoised"
+    )
     every: int  # edit every N-th generation step
     monitor: bool  # self-monitoring: stop pushing while the probes read the trait as present
     summary: str
@@ -56,10 +60,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "smitin",
             16,
-            "probe",
+            "auto",
             1,
             True,
-            "top-16 heads, probe-weight direction, every step, monitored (default)",  # part of row keys
+            "top-16 heads, class-mean direction unless noise moves it (then probe weights), every step, "
+            "monitored (default)",  # part of row keys
             "positive",
         ),
         Recipe(

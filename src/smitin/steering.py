@@ -157,7 +157,7 @@ class Steer:
             "threshold": self.tau,
             "monitor_heads": self.monitor_heads,
             "watch": self.watch,
-            "direction": self.direction or self.probes.default_direction,
+            "direction": self.probes.resolve(self.direction),
             "model": self.probes.meta.get("model"),
             "lane": str(self.automation) if self.lane is not None else None,
             "keep": self.keep,

@@ -35,7 +35,7 @@ def test_the_edit_and_the_recipe_overrides_are_one_set_of_steer_keywords():
         "heads": 16,
         "monitor": True,
         "threshold": "positive",
-        "direction": "probe",
+        "direction": "auto",
         "edit": "shift",
     }
     bounded = steer_settings(

@@ -27,7 +27,7 @@ def test_job_names_its_row_and_its_steering():
     assert iti.direction == "mass_mean" and _job("iti").options(cfg, 0).every == 1
     (smitin,) = _job("smitin", task="removal").steers(probes, cfg)
     assert smitin.heads == 16 and smitin.monitor and smitin.alpha == -5.0 and smitin.threshold == 0.3
-    assert smitin.direction == "probe" and _job("smitin").options(cfg, 3).every == 1
+    assert smitin.direction == "auto" and _job("smitin").options(cfg, 3).every == 1
     assert _job("no-monitor").steers(probes, cfg)[0].monitor is False
     (paper,) = _job("smitin-paper").steers(probes, cfg)
     assert (paper.heads, paper.direction, paper.monitor) == ("soft", "probe", True)
@@ -110,7 +110,7 @@ def test_keep_rows_hold_the_other_traits_that_play_in_each_prompt(tmp_path):
     per_prompt = keep["removal"].kept_steers(others, cfg)
     (held,) = per_prompt[0]
     assert per_prompt[1] == [] and held.keep and held.alpha == 5.0 and held.monitor
-    assert (held.heads, held.direction) == (16, "probe")  # the row's recipe, holding
+    assert (held.heads, held.direction) == (16, "auto")  # the row's recipe, holding
     assert _job("smitin").kept_steers(others, cfg) is None
 
 

@@ -55,7 +55,7 @@ def test_train_then_generate_through_the_api(tiny_app, tmp_path):
     client = Client(tiny_app, verbose=False)
     listing = client.predict(str(stems), "drums", 5, 0, 0, 0, api_name="/on_train")
     assert "drums" in listing[0] and (tmp_path / "cache" / "probes").is_dir()
-    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "probe", True, False, ""]
+    options = ["", None, 0.5, 0, 3, 5, "both", "switch", True, "auto", "16", "auto", True, False, ""]
     status, *_rest, files = client.predict(*options, -4, 0, 0, 0, False, api_name="/on_generate")
     assert "drums (alpha -4): edit on" in status and "unsteered" in status
     names = sorted(Path(f["value"] if isinstance(f, dict) else f).name for f in files)
@@ -748,7 +748,7 @@ class Reached(Exception):
             "gain": st.one_of(st.sampled_from(["switch", "ramp"]), ANY),
             "threshold": ANY,
             "heads": ANY,
-            "direction": st.one_of(st.sampled_from(["denoised", "mass_mean", "probe"]), ANY),
+            "direction": st.one_of(st.sampled_from(["auto", "denoised", "mass_mean", "probe"]), ANY),
             "lanes": st.one_of(
                 st.text(max_size=40), st.sampled_from(["drums=0-1:add", "drums=0-1:add,ramp=1e308"])
             ),

@@ -134,10 +134,11 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--direction",
-        choices=("probe", "mass_mean", "denoised"),
+        choices=("auto", "probe", "mass_mean", "denoised"),
         default=None,
-        help="push along the unit probe weights (probe: the paper's and smitin's recipe's), the class-mean "
-        "difference (mass_mean, ITI's) or that difference made blind to noise (denoised); default: the recipe's",
+        help="push along the class-mean difference (mass_mean, ITI's), the unit probe weights (probe, the "
+        "paper's), that difference made blind to noise (denoised), or auto: the class mean unless noise moves "
+        "it (the probe file says; then the probe weights); default: the recipe's (smitin: auto)",
     )
     p.add_argument(
         "--every",

@@ -60,8 +60,8 @@ def _value(key: str, text: str) -> Any:
     if key == "heads":
         return parse_heads(text)
     if key == "direction":
-        if text not in ("mass_mean", "probe", "denoised"):
-            raise ValueError(f"direction must be mass_mean, probe or denoised, not {text!r}")
+        if text not in ("auto", "mass_mean", "probe", "denoised"):
+            raise ValueError(f"direction must be auto, mass_mean, probe or denoised, not {text!r}")
         return text
     if key in ("monitor", "blind"):
         if text not in ("0", "1"):

@@ -151,10 +151,10 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
                         label="heads: K best at weight 1 (smitin's recipe: 16) or soft (the paper's)",
                     )
                     direction = gr.Radio(
-                        ["probe", "mass_mean", "denoised"],
+                        ["auto", "probe", "mass_mean", "denoised"],
                         value=RECIPES[DEFAULT_RECIPE].direction,
-                        label="direction: probe weights (smitin's recipe and the paper's), class-mean difference "
-                        "(ITI's) or that difference blind to noise",
+                        label="direction: auto (smitin's: class mean unless noise moves it, then probe weights), "
+                        "probe weights (the paper's), class-mean difference (ITI's), or that difference blind to noise",
                     )
                     every = gr.Slider(
                         1,
