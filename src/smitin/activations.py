@@ -3,7 +3,9 @@
 A segment's EnCodec codes are fed in MusicGen's delay pattern under the null text condition (what
 CFG's unconditional rows see; a text can be given instead) and the input of every self-attention
 `out_proj` is read at the last position(s): the last position is exactly step 0 of a continuation
-of that segment, i.e. what the monitor reads when generation starts from it.
+of that segment, i.e. what the monitor reads when generation starts from it. `noise_response`
+reads the heads the same way on trait-free segments with white noise added.
+About 450 lines: the shard cache and its locks live beside the extraction they serve.
 """
 
 from __future__ import annotations

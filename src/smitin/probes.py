@@ -2,8 +2,9 @@
 
 The solver (all heads as one batched Newton iteration) is `smitin.logistic`; this module splits
 the data by track, derives directions and spreads, and reads and writes probe files.
-About 510 lines: the file format and its checks (a file that does not fit the model, or whose
-push could overflow a step, is refused) live with the class they describe.
+About 590 lines: the file format and its checks (a file that does not fit the model, or whose
+push could overflow a step, is refused) and the choice of direction (`resolve`, `noise_vs_trait`)
+live with the class they describe.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def denoised(ctx: Context) -> ProbeSet:
     alpha pushes as far). A push along it cannot raise the reading by adding broadband noise, to
     first order; whether it still adds the trait is what the sweep's `direction=denoised` measures.
     """
-    n = noise_response(ctx)
+    n = stem_noise_response(ctx)
     unit, sigma = ctx.probes.steering_vectors("mass_mean")
     d = _without(unit.float(), n)
     d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -114,19 +114,20 @@ def blind_monitor(ctx: Context) -> ProbeSet:
     """The trait's probes with each probe's weights made blind to noise (their component along the
     heads' mean response to white noise removed; bias and push directions unchanged): a monitor
     reading with them cannot be satisfied by broadband noise, to first order."""
-    w = _without(ctx.probes.weight.float(), noise_response(ctx))
+    w = _without(ctx.probes.weight.float(), stem_noise_response(ctx))
     return replace(ctx.probes, weight=w.to(ctx.probes.weight.dtype))
 
 
-def noise_response(ctx: Context) -> torch.Tensor:
-    """[L, H, D] unit vectors: per head, the mean shift that white noise as loud as the trait's stem,
+def stem_noise_response(ctx: Context) -> torch.Tensor:
+    """[L, H, D] unit vectors: per head, the mean shift that white noise as loud as the trait's stem
+    (not `activations.noise_response`'s fixed 0.3x RMS: the diagnosis compares it with the stem),
     added to the excerpts without the trait, causes (made once per context)."""
-    if "noise_response" not in ctx.derived_tensors:
+    if "stem_noise_response" not in ctx.derived_tensors:
         pos, neg = ctx.pairs("probe")
         noisy = versions(pos, neg, ctx.settings.seed)["without + white noise"]
         shift = (head_readings(ctx, noisy) - head_readings(ctx, neg)).mean(0)  # [L, H, D]
-        ctx.derived_tensors["noise_response"] = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return ctx.derived_tensors["noise_response"]
+        ctx.derived_tensors["stem_noise_response"] = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return ctx.derived_tensors["stem_noise_response"]
 
 
 def _without(v: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
