@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from smitin.probes import ProbeSet
+from smitin.probes import ProbeSet, orthogonal_to
 
 
 def make_probes(layout, trait: str = "drums", seed: int = 0, bias: float = 0.0) -> ProbeSet:
@@ -38,8 +38,7 @@ def make_probes(layout, trait: str = "drums", seed: int = 0, bias: float = 0.0) 
 
 def _blind(v: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Unit v with its component along unit `noise` removed, per head."""
-    n = noise / noise.norm(dim=-1, keepdim=True)
-    d = v - (v * n).sum(-1, keepdim=True) * n
+    d = orthogonal_to(v, noise / noise.norm(dim=-1, keepdim=True))
     return d / d.norm(dim=-1, keepdim=True)
 
 

@@ -389,6 +389,12 @@ def _check_shift(path: Path, tensors: dict[str, torch.Tensor], bad) -> None:
             )
 
 
+def orthogonal_to(v: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """v [..., D] with its component along the unit vectors n [..., D] removed (per head): how the
+    denoised direction and `smitin diagnose`'s noise-blind variants are made."""
+    return v - (v * n).sum(-1, keepdim=True) * n
+
+
 def train(
     z: torch.Tensor,
     labels,
@@ -452,7 +458,7 @@ def train(
         raws = {"probe": w, "mass_mean": mp - mn}
         if noise is not None:
             nz = noise[g0:g1]
-            raws["denoised"] = (mp - mn) - ((mp - mn) * nz).sum(-1, keepdim=True) * nz
+            raws["denoised"] = orthogonal_to(mp - mn, nz)
         for d, raw in raws.items():
             u = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             sigmas[d][g0:g1] = torch.bmm(u[:, None, :], block.transpose(1, 2))[:, 0].std(1)

@@ -18,3 +18,12 @@ def test_known_traits_include_the_defaults_and_a_user_map() -> None:
         traits
     )
     assert "kazoo" in known_traits({"Kazoo": ["kazoo 1"]})
+
+
+def test_playing_names_the_traits_a_prompts_stems_carry():
+    from smitin.data.traits import playing
+
+    stems = ["grand-piano", "Bass 2", "organ"]
+    assert playing(stems, ["drums", "bass", "piano"]) == ["bass", "piano"]  # in the traits' order
+    assert playing(stems, ["piano", "bass"]) == ["piano", "bass"]
+    assert playing([], ["drums"]) == [] and playing(["drums"], []) == []

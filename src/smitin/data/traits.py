@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["DEFAULT_STEM_MAP", "GM_FAMILIES", "known_traits", "normalise_name", "trait_names"]
+__all__ = ["DEFAULT_STEM_MAP", "GM_FAMILIES", "known_traits", "normalise_name", "playing", "trait_names"]
 
 # Trait -> stem names that carry it.
 DEFAULT_STEM_MAP: dict[str, tuple[str, ...]] = {
@@ -79,6 +79,13 @@ def _merged_map(stem_map: Mapping[str, Iterable[str]] | None) -> dict[str, set[s
 def known_traits(stem_map: Mapping[str, Iterable[str]] | None = None) -> list[str]:
     """Every trait name the default map (plus ``stem_map``) knows, sorted."""
     return sorted(_merged_map(stem_map))
+
+
+def playing(stems: Iterable[str], traits: Iterable[str]) -> list[str]:
+    """The `traits` (in their order) that some stem name in `stems` carries, e.g. a prompt's stem
+    files ("grand-piano", "bass") -> ["bass", "piano"] of ["drums", "bass", "piano"]."""
+    names = {normalise_name(s) for s in stems}
+    return [t for t in traits if names & trait_names(t)]
 
 
 def trait_names(trait: str, stem_map: Mapping[str, Iterable[str]] | None = None) -> set[str]:

@@ -88,13 +88,10 @@ class Context:
 
     def prompt_traits(self, idx: list[int]) -> list[set[str]]:
         """Per prompt, the watched other traits (`--keep`) among the stems mixed into it."""
-        from ..data.traits import normalise_name, trait_names
+        from ..data.traits import playing
 
-        out = []
-        for i in idx:
-            stems = {normalise_name(Path(src).stem) for src in self.data.prompts.segments[i].sources}
-            out.append({t for t in self.kept if stems & trait_names(t)})
-        return out
+        segments = self.data.prompts.segments
+        return [set(playing((Path(src).stem for src in segments[i].sources), self.kept)) for i in idx]
 
     def pairs(self, source: str = "probe") -> tuple[np.ndarray, np.ndarray]:
         """Up to `pairs` excerpts with and without the trait, the same window of the same song:

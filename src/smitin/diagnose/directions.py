@@ -20,7 +20,7 @@ import torch
 
 from ..activations import capture
 from ..experiment.metrics import pearson
-from ..probes import ProbeSet
+from ..probes import ProbeSet, orthogonal_to
 from .context import Context
 from .signal import add_noise, flatness, rms_db
 
@@ -104,7 +104,7 @@ def denoised(ctx: Context) -> ProbeSet:
     """
     n = stem_noise_response(ctx)
     unit, sigma = ctx.probes.steering_vectors("mass_mean")
-    d = _without(unit.float(), n)
+    d = orthogonal_to(unit.float(), n)
     d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     directions = {**ctx.probes.directions, "mass_mean": (d.to(unit.dtype), sigma)}
     return replace(ctx.probes, directions=directions)
@@ -114,7 +114,7 @@ def blind_monitor(ctx: Context) -> ProbeSet:
     """The trait's probes with each probe's weights made blind to noise (their component along the
     heads' mean response to white noise removed; bias and push directions unchanged): a monitor
     reading with them cannot be satisfied by broadband noise, to first order."""
-    w = _without(ctx.probes.weight.float(), stem_noise_response(ctx))
+    w = orthogonal_to(ctx.probes.weight.float(), stem_noise_response(ctx))
     return replace(ctx.probes, weight=w.to(ctx.probes.weight.dtype))
 
 
@@ -128,8 +128,3 @@ def stem_noise_response(ctx: Context) -> torch.Tensor:
         shift = (head_readings(ctx, noisy) - head_readings(ctx, neg)).mean(0)  # [L, H, D]
         ctx.derived_tensors["stem_noise_response"] = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return ctx.derived_tensors["stem_noise_response"]
-
-
-def _without(v: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """v with its component along the unit vectors n removed (per head)."""
-    return v - (v * n).sum(-1, keepdim=True) * n

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..backbone import Backbone
-from ..data.traits import normalise_name, trait_names
+from ..data.traits import playing
 from ..generate import Result, continue_audio
 from ..generate import generate as _generate
 from ..options import GenerationOptions
@@ -130,7 +130,7 @@ def plan_jobs(
         stems = [[Path(p).stem for p in s.sources] for s in segs]
         waves = None if task == "text-to-music" else data.prompts.load(idx)
         others = [t for t in cfg.traits if t != trait]
-        held = [sorted(t for t in others if {normalise_name(n) for n in sm} & trait_names(t)) for sm in stems]
+        held = [sorted(playing(sm, others)) for sm in stems]
         for method in cfg.methods:
             if method in KEEP_METHODS and task == "text-to-music":
                 continue  # nothing playing to hold
