@@ -7,6 +7,8 @@ was measured). Run from the repository root on the device:
     PYTHONUNBUFFERED=1 PYTHONPATH=src timeout 260 python benchmarks/bench_gpu.py --out "$OUT" --budget 190
 
 CPU smoke test of the same code paths on a tiny shape (seconds): `python benchmarks/bench_gpu.py --cpu-smoke`.
+Kernels of one captured step, plain vs steered, counted (CPU is enough; the overhead's profile):
+`PYTHONPATH=src python benchmarks/bench_gpu.py --kernels bundled,small --out /tmp/kernels`.
 
 Models: musicgen-small, -medium, -large DECODER shapes with random weights in bf16, built on the
 GPU; the text encoder and codec are tiny stand-ins (they run once per generation, outside the
@@ -35,6 +37,7 @@ import time
 T0 = time.perf_counter()  # the budget counts from here: imports and CUDA start-up included
 
 import argparse
+import collections
 import gc
 import json
 import os
@@ -178,11 +181,13 @@ def sync(bb: Backbone) -> None:
 
 
 def run(
-    bb: Backbone, kind: str, batch: int, steps: int, steers=(), owners=None, greedy=False, replay=0, **extra
-):
+    bb: Backbone, kind: str, batch: int, steps: int, steers=(), owners=None, greedy=False, replay=0,
+    inside=None, **extra,
+):  # fmt: skip
     """One generate with `kind`'s engine. Returns a dict: gaps (per-step intervals, s), wall (s), out,
     codes [B, K, frames], state (steering), graph (whether a CUDA graph ran), replay_ms (the
-    captured step alone, timed inside the block while its hooks are on; `replay` replays)."""
+    captured step alone, timed inside the block while its hooks are on; `replay` replays);
+    `inside(static_step)`, if given, runs there too (its result under "inside")."""
     stamps: list[float] = []
     made: list[StaticStep] = []
     codes: list[torch.Tensor] = []
@@ -219,6 +224,8 @@ def run(
             got["wall"] = time.perf_counter() - t
             if replay and made:
                 got["replay_ms"] = replay_ms(bb, made[-1], replay)
+            if inside is not None and made:
+                got["inside"] = inside(made[-1])
     finally:
         StaticStep.run = original  # type: ignore[method-assign]
         del codec.decode
@@ -330,6 +337,48 @@ def profile(b: Bench, bb: Backbone, steps: int) -> None:
     b.note(f"{bb.name}: host profile of {steps} captured steps in profile-{bb.name}.txt")
 
 
+# ops that launch no kernel: views and metadata (what a CUDA graph does not hold)
+VIEWS = {"aten::view", "aten::_unsafe_view", "aten::as_strided", "aten::transpose", "aten::t", "aten::slice",
+         "aten::select", "aten::unsqueeze", "aten::squeeze", "aten::expand", "aten::permute", "aten::narrow",
+         "aten::alias", "aten::detach", "aten::reshape", "aten::empty", "aten::empty_strided", "aten::split",
+         "aten::unbind", "aten::lift_fresh", "aten::resolve_conj", "aten::resolve_neg", "aten::chunk",
+         "aten::numpy_T", "aten::contiguous"}  # fmt: skip
+
+
+def step_ops(static: StaticStep) -> collections.Counter:
+    """The ops one captured step calls (the step function, run without its graph), by name: the
+    top-level aten ops, views left out. On a GPU each is at least one kernel in the graph (a
+    dtype cast that is a no-op here, in float32, is one in bf16)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as prof
+
+    with prof(activities=[ProfilerActivity.CPU]) as p:
+        static.run(static.bench_pos)
+    events = p.events()
+    inner = {id(e) for e in events for e in e.cpu_children}
+    return collections.Counter(
+        e.name for e in events if id(e) not in inner and e.name.startswith("aten::") and e.name not in VIEWS
+    )
+
+
+def kernels(b: Bench, bb: Backbone, batch: int, variants: dict[str, tuple]) -> None:
+    """Where the steered step's extra time goes on a GPU, counted: the kernels of one captured step
+    (`step_ops`), plain vs steered, and the ops the steering adds, by name."""
+    counts = {}
+    for variant, (steers, owners) in variants.items():
+        got = run(bb, "captured", batch, 6, steers, owners, greedy=True, inside=step_ops)
+        counts[variant] = got["inside"]
+    plain = counts.pop("plain")
+    layers = bb.layout.layers
+    for variant, got in counts.items():
+        extra = got - plain
+        added = sum(extra.values())
+        top = ", ".join(f"{n.removeprefix('aten::')} {c}" for n, c in extra.most_common(8))
+        b.add(case="kernels", model=bb.name, batch=batch, variant=variant, plain_kernels=sum(plain.values()),
+              steered_kernels=sum(got.values()), added=added, added_per_layer=round(added / layers, 2),
+              top_added=top, fewer=", ".join(f"{n} {c}" for n, c in (plain - got).items()))  # fmt: skip
+
+
 def compare(b: Bench, bb: Backbone, variant: str, steers: list, steps: int, reps: int) -> None:
     """The CPU target (captured no slower than eager): both engines interleaved, who goes first
     alternating, `reps` times; steps per second of this process's CPU time (one torch thread: other
@@ -391,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=190.0, help="seconds; later cases are skipped past it")
     ap.add_argument("--models", default="small,medium,large")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny shape on CPU: the code paths in seconds")
+    ap.add_argument("--kernels", default="",
+                    help="count the kernels of one captured step, plain vs steered, for these shapes (CPU is enough)")  # fmt: skip
     ap.add_argument("--cpu-compare", action="store_true",
                     help="CPU target: captured vs eager at batch 1 on the bundled model and musicgen-small's shape")  # fmt: skip
     args = ap.parse_args(argv)
@@ -401,6 +452,19 @@ def main(argv: list[str] | None = None) -> int:
     b.note(f"machine: {machine()}")
     if args.cpu_smoke:
         model_cases(b, "tiny", "cpu", torch.bfloat16, quick=True, exact=True)
+        return 0
+    if args.kernels:
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        for arch in args.kernels.split(","):
+            bb = load("bundled") if arch == "bundled" else build(arch, dev, torch.float32)
+            lay = bb.layout
+            for batch in (1, 32):
+                variants = {"plain": ((), None), "4 monitored": (four(lay), None)}
+                if batch > 1:
+                    variants["mixed per request"] = mixed(lay, batch)
+                b.case(f"{arch} kernels batch {batch}", 0, kernels, b, bb, batch, variants)
+            del bb
+            gc.collect()
         return 0
     if args.cpu_compare:
         torch.set_num_threads(1)  # CPU time per step is then this thread's work

@@ -12,6 +12,7 @@ Measured, each over repetitions (median and range):
 
     nice -n 10 python benchmarks/bench_live.py                  # bundled model, CPU: about 3 min
     nice -n 10 python benchmarks/bench_live.py --quick
+    nice -n 10 python benchmarks/bench_live.py --engine captured  # the captured step on CPU
     python benchmarks/bench_live.py --shape musicgen-small --device cuda   # random weights, on a GPU
 """
 
@@ -27,6 +28,8 @@ from bench_generate import TRAITS, calibrate, make_probes
 
 from smitin import architectures
 from smitin.backbone import Backbone, load
+from smitin.captured import resolve
+from smitin.options import ENGINES
 from smitin.steering import Steer
 from smitin.stream import Stream, stream
 
@@ -42,12 +45,12 @@ def steers(backbone: Backbone) -> list[Steer]:
     ]
 
 
-def first_chunk(backbone: Backbone, four: list[Steer], reps: int) -> list[float]:
+def first_chunk(backbone: Backbone, four: list[Steer], reps: int, engine: str = "auto") -> list[float]:
     """Seconds from the call to the first chunk, the model loaded and warm."""
     out = []
     for rep in range(reps):
         t0 = time.perf_counter()
-        live = stream(backbone, None, four, duration=5.0, seed=rep)
+        live = stream(backbone, None, four, duration=5.0, seed=rep, engine=engine)
         for chunk in live:
             out.append(chunk.at - t0)
             live.stop()
@@ -58,12 +61,12 @@ def first_chunk(backbone: Backbone, four: list[Steer], reps: int) -> list[float]
 
 
 def control(
-    backbone: Backbone, four: list[Steer], reps: int, ahead: float
+    backbone: Backbone, four: list[Steer], reps: int, ahead: float, engine: str = "auto"
 ) -> tuple[list[float], list[float]]:
     """Seconds from a posted change to its step, and to the first chunk holding that step."""
     to_step, to_chunk = [], []
     for rep in range(reps):
-        live = stream(backbone, None, four, duration=6.0, seed=rep, ahead_s=ahead)
+        live = stream(backbone, None, four, duration=6.0, seed=rep, ahead_s=ahead, engine=engine)
         posted, step_time = 0.0, None
         for i, chunk in enumerate(live):
             got = time.time()
@@ -81,24 +84,28 @@ def control(
     return to_step, to_chunk
 
 
-def real_time(backbone: Backbone, four: list[Steer], seconds: float, reps: int) -> list[float]:
+def real_time(
+    backbone: Backbone, four: list[Steer], seconds: float, reps: int, engine: str = "auto"
+) -> list[float]:
     """Audio seconds per wall second, streaming as fast as it goes (chunks decoded as they come)."""
     out = []
     for rep in range(reps):
-        live = stream(backbone, None, four, duration=seconds, seed=rep)
+        live = stream(backbone, None, four, duration=seconds, seed=rep, engine=engine)
         t0 = time.perf_counter()
         made = sum(len(c.audio) for c in live) / backbone.sample_rate
         out.append(made / (time.perf_counter() - t0))
     return out
 
 
-def parts(backbone: Backbone, four: list[Steer], seconds: float) -> tuple[float, float]:
+def parts(backbone: Backbone, four: list[Steer], seconds: float, engine: str = "auto") -> tuple[float, float]:
     """Real-time factors of the two halves alone: the model (no decoding) and the chunk decoder."""
     from smitin.chunked import ChunkDecoder
     from smitin.generate import generate
 
     t0 = time.perf_counter()
-    codes = generate(backbone, None, steer=four, duration=seconds, seed=0, progress=False).codes[0]
+    codes = generate(
+        backbone, None, steer=four, duration=seconds, seed=0, progress=False, engine=engine
+    ).codes[0]
     model = seconds / (time.perf_counter() - t0)  # includes generate's own whole-clip decode
     decoder = ChunkDecoder(backbone)
     t0 = time.perf_counter()
@@ -108,9 +115,11 @@ def parts(backbone: Backbone, four: list[Steer], seconds: float) -> tuple[float,
     return model, seconds / (time.perf_counter() - t0)
 
 
-def underruns(backbone: Backbone, four: list[Steer], seconds: float, ahead: float) -> tuple[int, float, int]:
+def underruns(
+    backbone: Backbone, four: list[Steer], seconds: float, ahead: float, engine: str = "auto"
+) -> tuple[int, float, int]:
     """Starvations of a player that starts at the first chunk, over `seconds` of an endless stream."""
-    live: Stream = stream(backbone, None, four, endless=True, seed=0, ahead_s=ahead)
+    live: Stream = stream(backbone, None, four, endless=True, seed=0, ahead_s=ahead, engine=engine)
     starts, starved, worst = 0, 0.0, 0.0
     play0 = None
     for chunk in live:
@@ -145,6 +154,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: leave as is)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="decoder steps: auto (captured on CUDA, eager elsewhere), eager or captured",
+    )
+    p.add_argument(
         "--ahead", type=float, default=1.0, help="paced runs: seconds ahead of the listener (the studio's)"
     )
     p.add_argument("--seconds", type=float, default=20.0, help="real-time runs: seconds of audio")
@@ -166,21 +181,22 @@ def main() -> None:
     four = steers(backbone)
     print(machine())
     print(
-        f"model: {args.shape} ({backbone.layout.fingerprint()}, {backbone.sample_rate} Hz), device {args.device}, 4 monitored traits"
+        f"model: {args.shape} ({backbone.layout.fingerprint()}, {backbone.sample_rate} Hz), device {args.device}, 4 monitored traits, engine {resolve(backbone, args.engine)}"
     )
-    list(stream(backbone, None, four, duration=1.0, seed=0))  # warm-up
+    engine = args.engine
+    list(stream(backbone, None, four, duration=1.0, seed=0, engine=engine))  # warm-up
     began = time.perf_counter()
     if args.only == "underruns":
-        starts, starved, windows = underruns(backbone, four, args.endless, args.ahead)
+        starts, starved, windows = underruns(backbone, four, args.endless, args.ahead, engine)
         print(
             f"underruns over {args.endless:g} s endless ({windows} windows), ahead {args.ahead:g} s: {starts} ({starved:.3f} s starved)"
         )
         return
-    first = first_chunk(backbone, four, args.reps)
-    to_step, to_chunk = control(backbone, four, args.reps, args.ahead)
-    rtf = real_time(backbone, four, args.seconds, max(2, args.reps // 2))
-    starts, starved, windows = underruns(backbone, four, args.endless, args.ahead)
-    model_rtf, decode_rtf = parts(backbone, four, args.seconds)
+    first = first_chunk(backbone, four, args.reps, engine)
+    to_step, to_chunk = control(backbone, four, args.reps, args.ahead, engine)
+    rtf = real_time(backbone, four, args.seconds, max(2, args.reps // 2), engine)
+    starts, starved, windows = underruns(backbone, four, args.endless, args.ahead, engine)
+    model_rtf, decode_rtf = parts(backbone, four, args.seconds, engine)
     rows = [
         ("Generate -> first chunk (s)", summary(first), "<= 1", verdict(statistics.median(first), 1.0)),
         ("control -> its step (s)", summary(to_step), "<= 0.5", verdict(statistics.median(to_step), 0.5)),

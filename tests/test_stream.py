@@ -36,15 +36,19 @@ def test_a_stream_plays_what_generate_makes(tiny):
 
 
 @pytest.mark.parametrize(
-    ("monitor", "new"),
-    [(False, 1.5), (False, -2.0), (True, 7.0)],
-    ids=["weaker", "remove-instead", "monitored-stronger"],
+    ("monitor", "new", "engine"),
+    [(False, 1.5, "eager"), (False, -2.0, "eager"), (True, 7.0, "eager"), (True, -3.0, "captured")],
+    ids=["weaker", "remove-instead", "monitored-stronger", "captured-monitored-remove"],
 )
-def test_a_change_mid_run_makes_the_codes_of_the_same_change_laid_out_from_the_start(tiny, monitor, new):
+def test_a_change_mid_run_makes_the_codes_of_the_same_change_laid_out_from_the_start(
+    tiny, monitor, new, engine
+):
     """Change the strength while it plays; then schedule the same change, at the step the trace
-    says it took effect, as a lane from the start: same seed, the same codes."""
+    says it took effect, as a lane from the start: same seed, the same codes (also on the captured
+    step, whose graph reads the changed per-step buffers)."""
     steer = _steer(tiny, monitor=monitor, threshold=0.6)
-    s = stream(tiny, None, [steer], duration=2.0, seed=5, ahead_s=0.2)  # paced: the change lands mid-run
+    # paced: the change lands mid-run
+    s = stream(tiny, None, [steer], duration=2.0, seed=5, ahead_s=0.2, engine=engine)
     for i, _chunk in enumerate(s):
         if i == 2:
             s.controls.set_strength("drums", new)
@@ -64,10 +68,12 @@ def test_a_change_mid_run_makes_the_codes_of_the_same_change_laid_out_from_the_s
         duration=2.0,
         seed=5,
         progress=False,
+        engine=engine,
     )
+    assert result.trace.settings["engine"] == laid.trace.settings["engine"] == engine
     assert torch.equal(result.codes, laid.codes)
     assert torch.equal(result.trace.g, laid.trace.g[: len(result.trace.g)])
-    unchanged = generate(tiny, None, steer=[steer], duration=2.0, seed=5, progress=False)
+    unchanged = generate(tiny, None, steer=[steer], duration=2.0, seed=5, progress=False, engine=engine)
     assert not torch.equal(result.codes, unchanged.codes)  # the change did change the music
     assert result.trace.wanted("drums")[step] == want
 
