@@ -100,3 +100,34 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
         code = int(exit_.code or 0)
     out = capsys.readouterr()
     return code, out.out + out.err
+
+
+def bounded_examples(n: int):
+    """Hypothesis settings of the property tests: `n` examples, the same ones every run (CI stays
+    bounded and reproducible), no deadline (shared machines), fixtures allowed."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+def any_value():
+    """Any value a page field or an API client can send: None, bools, huge integers, every float
+    (NaN, infinities), short text, and the bounds' edge cases."""
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=20),
+        st.sampled_from(
+            [0.5, 1, 3, 5, -5, 100, 100.5, 2**63, 2**63 - 1, "soft", "16", "1000", "paper", "1e308"]
+        ),
+    )

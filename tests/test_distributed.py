@@ -46,3 +46,24 @@ def test_bad_launcher_variables_are_refused_cleanly(env, message, monkeypatch, c
     for argv in (["generate", "x"], ["generate", "--prompts", str(prompts), "--out", str(tmp_path / "o")]):
         code, text = run_cli(argv, capsys)
         assert code == 2 and message in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "SMITIN_DIST_TIMEOUT='abc' is not a number of seconds"),
+        ("-5", "SMITIN_DIST_TIMEOUT='-5' must be a positive number of seconds"),
+        ("nan", "SMITIN_DIST_TIMEOUT='nan' must be a positive number of seconds"),
+        ("1e308", "SMITIN_DIST_TIMEOUT='1e308' must be a positive number of seconds (up to ten years)"),
+    ],
+)
+def test_a_bad_barrier_timeout_is_refused_cleanly(value, message, monkeypatch, capsys, tmp_path):
+    """Under a launcher (rank 0 of 2), before any process group or model."""
+    from helpers import run_cli
+
+    for name, v in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "SMITIN_DIST_TIMEOUT": value}.items():
+        monkeypatch.setenv(name, v)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("x\n")
+    code, text = run_cli(["generate", "--prompts", str(prompts), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and message in text and "Traceback" not in text, text

@@ -284,11 +284,12 @@ def test_a_span_may_carry_its_strength():
 
 # -- property-based: any text or JSON is a lane or a LaneError, and a lane always lays out ------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None)
-FAST_FIXTURES = settings(FAST, suppress_health_check=[HealthCheck.function_scoped_fixture])
+from helpers import bounded_examples  # noqa: E402
+
+FAST = FAST_FIXTURES = bounded_examples(150)
 NUMBERS = st.one_of(
     st.integers(min_value=-(10**400), max_value=10**400),
     st.floats(allow_nan=True, allow_infinity=True),

@@ -263,16 +263,12 @@ def test_summary_warns_about_probes_too_weak_to_monitor():
 
 # -- property-based: any file is probes or a ProbeFileError, and loaded probes steer finitely ---------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-FAST = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+from helpers import bounded_examples  # noqa: E402
+
+FAST = bounded_examples(200)
 VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.sampled_from([0.0, 1.0, -1.0, 1e30, 1e38, 3.4e38, 1e-45]),

@@ -23,6 +23,7 @@ from typing import Any
 
 from .backbone import Backbone
 from .lanes import Lane
+from .recipes import check_alpha
 from .steering import Steering
 
 KEEP = "keep"  # a change that leaves the lane as it is
@@ -62,8 +63,11 @@ class Controls:
             self._pending.append(change)
 
     def set_strength(self, trait: str, alpha: float) -> None:
-        """Push `trait` with `alpha` from the next step on (< 0 removes it, 0 leaves it alone)."""
-        self._post(Change(trait, alpha=float(alpha)))
+        """Push `trait` with `alpha` from the next step on (< 0 removes it, 0 leaves it alone).
+
+        The bounds of a strength given before the run (`check_alpha`: finite, at most 100 either
+        way) hold here too: a ValueError, and the run goes on as it was."""
+        self._post(Change(trait, alpha=check_alpha(alpha)))
 
     def set_monitor(self, trait: str, on: bool) -> None:
         """Self-monitoring of `trait` on (SMITIN) or off (plain ITI) from the next step on."""

@@ -266,7 +266,14 @@ class ProbeSet:
     def load(cls, path: str | Path, backbone: Backbone | None = None) -> ProbeSet:
         """Read a probe file; with `backbone`, also check that it fits that model."""
         path = Path(path)
-        if not path.is_file():
+        try:
+            regular, there = path.is_file(), path.exists()
+        except (OSError, ValueError) as err:  # a name too long for the file system, say
+            raise ProbeFileError(f"{str(path)[:200]}: not a usable path ({err.__class__.__name__}: "
+                                 f"{str(err)[:100]}); give the path of a .safetensors probe file") from None  # fmt: skip
+        if there and not regular:
+            raise ProbeFileError(f"{path}: not a regular file (a folder, device or pipe); give a probe file")
+        if not regular:
             raise ProbeFileError(f"{path}: no such probe file; train one with `smitin probes train`")
         try:
             with safe_open(path, framework="pt") as f:

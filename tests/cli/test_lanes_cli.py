@@ -53,6 +53,20 @@ def test_bad_lanes_are_refused_before_the_model_loads(probe_file, tmp_path, caps
     assert not out.exists()
 
 
+def test_a_pushing_lane_on_a_trait_at_strength_zero_is_refused(probe_file, tmp_path, capsys):
+    out = tmp_path / "o.wav"
+    for lane in ("drums=0-1:add", "drums=0-0.5:free,0.5-1:remove"):
+        code, text = run_cli(["generate", "x", "--steer", f"{probe_file}:0", "--duration", "1",
+                              "--lane", lane, "--out", str(out)], capsys)  # fmt: skip
+        assert code == 2 and "its strength is 0, so nothing would push" in text and "Traceback" not in text, (
+            text
+        )
+    assert not out.exists()
+    code, text = run_cli(["generate", "x", "--steer", f"{probe_file}:0", "--duration", "0.5",
+                          "--lane", "drums=0-0.5:free", "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, text  # a lane that pushes nothing is fine at strength 0
+
+
 def test_keep_from_the_command_line(probe_file, tmp_path, capsys):
     """--keep and a keep span: recorded as kept, edited only after a reading, with a bounded edit."""
     trace = tmp_path / "t.json"

@@ -12,21 +12,15 @@ import json
 from contextlib import contextmanager
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import make_probes
+from helpers import bounded_examples, make_probes
 from smitin import backbone as backbone_module
 from smitin.cli import UsageError, main
 from smitin.cli.batch import read_prompts
 
-FAST = settings(
-    max_examples=80,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FAST = bounded_examples(80)
 
 
 class Reached(Exception):

@@ -712,24 +712,13 @@ def test_endless_goes_on_until_stop_and_keeps_it(tmp_path):
 
 # -- property-based: whatever the page sends, the user gets a message or a generation ---------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-PAGE = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-ANY = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20),
-    st.sampled_from([0.5, 1, 3, 5, 2**63, 2**63 - 1, "soft", "16", "1000", "paper", "both", "switch"]),
-)
+from helpers import any_value, bounded_examples  # noqa: E402
+
+PAGE = bounded_examples(60)
+ANY = any_value()
 
 
 class Reached(Exception):

@@ -188,3 +188,29 @@ def test_the_studio_removes_its_folder_when_stopped(sig, tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert not folder.exists() and "studio stopped; removed its temporary files" in out
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from helpers import bounded_examples  # noqa: E402
+
+
+@bounded_examples(200)
+@given(
+    trait=st.one_of(
+        st.text(max_size=300),
+        st.sampled_from(
+            ["../../../drums", "/etc/passwd", "..", ".", "~root", "a/../../b", "\x00", "x" * 5000]
+        ),
+    ),
+    key=st.text(max_size=40),
+)
+def test_any_typed_trait_name_trains_into_the_cache_and_nowhere_else(tmp_path_factory, trait, key):
+    """Whatever is typed as the trait (or reaches the model key), the studio's training writes
+    under the cache, in names short enough for any file system."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    out, activations = train_paths(cache, trait, key, "abc123")
+    for path in (out, activations):
+        assert cache.resolve() in path.parents and len(path.name) <= 255
+    assert out.parent.name == "probes" and activations.parent.name == "activations"

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from helpers import make_probes
+from helpers import bounded_examples, make_probes
 from smitin import ui as studio
 from smitin.ui import session as ui
 
@@ -142,3 +142,21 @@ def test_a_pushing_lane_at_strength_zero_is_refused_on_the_page():
     assert ui.parse_lanes("drums=0-1:free", ["drums"], 2.0, {"drums": 0.0})
     with pytest.raises(ValueError, match="at most 10,000"):
         ui.parse_lanes("x" * 20_000, ["drums"], 2.0)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@bounded_examples(150)
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(["/dev/zero", "/dev/stdin", "/", "~", "x" * 5000, "/proc/self/mem", "a\x00b", ",,,"]),
+    )
+)
+def test_any_typed_paths_load_probes_or_say_why(text):
+    """'Load paths' with any text: every path is loaded or skipped with a message naming it."""
+    session, messages = ui.add_probes(ui.new_session("tiny"), ui.parse_paths(text))
+    assert len(session.probes) + len(messages) <= len(ui.parse_paths(text))
+    assert all(isinstance(m, str) and m for m in messages)

@@ -44,3 +44,40 @@ def test_wav_bytes_hold_the_chunk():
     chunk = np.sin(np.linspace(0, 20, 800)).astype(np.float32) * 0.5
     audio, rate = sf.read(io.BytesIO(wav_bytes(chunk, 8000)))
     assert rate == 8000 and np.allclose(audio, chunk, atol=1e-4)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from helpers import any_value, bounded_examples  # noqa: E402
+
+VALUE = any_value()
+
+
+@bounded_examples(150)
+@given(
+    slot=st.integers(min_value=-3, max_value=4),
+    alpha=VALUE,
+    monitor=VALUE,
+    text=st.one_of(st.text(max_size=60), st.sampled_from(["drums=0-1:add", "drums=0-1e308:add,ramp=1e308"])),
+    duration=VALUE,
+)
+def test_any_hand_on_a_running_generation_is_taken_or_refused_with_a_message(
+    slot, alpha, monitor, text, duration
+):
+    """What an API client can post to the live controls (the page's sliders bound it; a script does
+    not): a strength is taken or refused with the bounds' message, lanes always get a note, and no
+    value outside the bounds reaches the run."""
+    desk, controls = LiveDesk(), Controls(["drums", "bass"])
+    desk.open("me", controls, ["drums", "bass"])
+    try:
+        took = desk.strength("me", slot, alpha)
+        assert took == (0 <= slot < 2)
+    except ValueError as err:
+        assert str(err).startswith("strength must be")
+    assert desk.monitor("me", monitor) is True
+    note = desk.lanes("me", text, duration)
+    assert note.startswith(("lanes applied", "**lanes:**"))
+    for change in controls.take():
+        if change.alpha is not None:
+            assert -100 <= change.alpha <= 100  # NaN fails this too

@@ -248,7 +248,10 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
 
         def moved(slot: int) -> Callable[..., None]:
             def on_alpha(value: float, request: gr.Request) -> None:
-                desk.strength(request.session_hash, slot, value)
+                try:
+                    desk.strength(request.session_hash, slot, value)
+                except (TypeError, ValueError) as err:  # an API client's value: the page's bounds hold
+                    gr.Warning(f"strength not changed: {err}")
 
             return on_alpha
 
@@ -261,7 +264,7 @@ def build_app(holder: ModelHolder, session0: Session, *, startup_note: str = "")
         monitor.change(on_monitor, [monitor], None, queue=False)
 
         def on_lanes_now(text: str, duration_s: float, endless_on: bool, request: gr.Request) -> str:
-            return desk.lanes(request.session_hash, text, None if endless_on else float(duration_s))
+            return desk.lanes(request.session_hash, text, None if endless_on else duration_s)
 
         lanes_now.click(on_lanes_now, [lanes_box, duration, endless], lanes_note, queue=False)
     demo.queue(default_concurrency_limit=1)

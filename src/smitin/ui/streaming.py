@@ -10,8 +10,10 @@ ffmpeg).
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -47,12 +49,13 @@ class LiveDesk:
         with self._lock:
             return self._runs.get(key) if key is not None else None
 
-    def strength(self, key: str | None, slot: int, alpha: float) -> bool:
-        """Slider `slot` moved to `alpha`: the session's run takes it at its next step (False: no run)."""
+    def strength(self, key: str | None, slot: int, alpha: Any) -> bool:
+        """Slider `slot` moved to `alpha`: the session's run takes it at its next step (False: no run;
+        a ValueError, the run unchanged, for a strength out of bounds)."""
         run = self._get(key)
         if run is None or not 0 <= slot < len(run[1]):
             return False
-        run[0].set_strength(run[1][slot], float(alpha))
+        run[0].set_strength(run[1][slot], alpha)
         return True
 
     def monitor(self, key: str | None, on: bool) -> bool:
@@ -64,13 +67,18 @@ class LiveDesk:
             run[0].set_monitor(trait, bool(on))
         return True
 
-    def lanes(self, key: str | None, text: str | None, duration: float | None) -> str:
+    def lanes(self, key: str | None, text: str | None, duration: Any) -> str:
         """The lane field applied to the running generation now; what the page says about it."""
         run = self._get(key)
         if run is None:
             return "no generation is running: the lanes apply to the next one"
+        try:  # a length that is not a positive number (endless, or an API client's value): no end
+            end = float(duration) if duration else math.inf
+        except (TypeError, ValueError):
+            end = math.inf
+        end = end if end > 0 else math.inf
         try:
-            lanes: dict[str, Lane] = parse_lanes(text, run[1], duration if duration else float("inf"))
+            lanes: dict[str, Lane] = parse_lanes(text, run[1], end)
         except LaneError as err:
             return f"**lanes:** {err}; the running generation keeps its lanes"
         for trait in run[1]:
