@@ -7,8 +7,7 @@ through the codec), paired against the no-control clip of the same prompt and se
 and scored for quality (FAD to rendered music) and coherence (prompt/continuation similarity, the
 unsteered model's likelihood).
 Results are cached row by row in the output folder, so an interrupted run resumes.
-About 550 lines since the keep measures and the judges' noise check were wired in here; the
-next split is the judges' training and noise check into a module of their own.
+The judges' training, calibration and noise check are `judging`'s.
 """
 
 from __future__ import annotations
@@ -38,22 +37,18 @@ from .config import Config
 from .features import window_embeddings
 from .headline import CLEAN_JUDGES, Entry, add_paired_columns, headline
 from .judges import ClassifierJudge, ProbeDetector, optional_judges
-from .keep import clip_measures, flatness
+from .judging import JUDGE_NOISE, JUDGE_VERSION, trained_judges
+from .keep import clip_measures
 from .keeping import STEM, TRUE, add_keep_columns, frontier_points, keeping, other_fields
-from .metrics import Standardiser, auc, continuation_similarity, fad, frechet_distance, token_nll
-from .noise import NOISE_ONLY_SHARE, TRAIN_LEVELS, augment, false_positives, noisy_sets
+from .metrics import Standardiser, continuation_similarity, fad, frechet_distance, token_nll
 from .report import Agreement, Clip, Row, add_nll_shift, header, judge_agreement, markdown, write_csv
 from .rows import Batch, Job, generate_row, generate_rows, plan_jobs
 from .split import prepare_data
-from .stats import accuracy_at, crossfit_accuracy, youden_threshold
 
-JUDGE_VERSION = 3  # bump when the judges' training or calibration changes (cached judges are refitted)
 ROW_VERSION = 5  # bump when what a cached row holds changes (cached rows are regenerated)
-JUDGE_NOISE = [list(TRAIN_LEVELS), NOISE_ONLY_SHARE]  # the judges' noise augmentation: part of both keys
 Judge = ClassifierJudge | CNNJudge
 KEEP_MEANS = ("continuity", "pulse", "flatness", "tempo_kept", "prompt_pulse")  # row means in results.csv
 NOISE_JUDGES = ("A", "B", "A (no noise)", "B (no noise)")  # judge_info["noise_check"]'s names
-NOISE_CHECK_CLIPS = 64  # negatives of the evaluation tracks each judge's noise check runs on
 
 
 class Results(TypedDict):
@@ -177,67 +172,19 @@ class Experiment:
         return (self.classifiers[trait], self.cnns[trait], *self.clean[trait])
 
     def _judges(self, trait: str) -> tuple[ClassifierJudge, CNNJudge]:
-        """The two independent judges of a trait (cached), thresholds calibrated on real pairs.
-
-        Both train on the classifier tracks' clips, original and through the codec, augmented with
-        noise (`noise.augment`: noise is not the trait); both thresholds maximise Youden's J on the
-        evaluation tracks' with/without pairs passed through the codec (the domain generated audio
-        lives in), where their AUC and accuracy are measured. The same judges trained without the
-        noise (smitin <= 0.3's) are kept in `self.clean` for the noise check's comparison; every
-        judge's false positives on noisy negatives go to `info["noise"]`.
-        """
-        cfg, td = self.cfg, self.data[trait]
-        key = {
-            "weights": self.digest,
-            "train": td.judge.fingerprint(),
-            "eval": td.judge_eval.fingerprint(),
-            "v": JUDGE_VERSION,
-            "noise": JUDGE_NOISE,
-        }
-        names = (f"{trait}", f"{trait}-cnn", f"{trait}-clean", f"{trait}-cnn-clean")
-        paths = [cfg.out / "judges" / f"{n}.safetensors" for n in names]
-        if all(p.exists() for p in paths):
-            clf, cnn = ClassifierJudge.load(paths[0]), CNNJudge.load(paths[1])
-            clf0, cnn0 = ClassifierJudge.load(paths[2]), CNNJudge.load(paths[3])
-            if all(j.info.get("key") == key for j in (clf, cnn, clf0, cnn0)):
-                self.clean[trait] = (clf0, cnn0)
-                return clf, cnn
-        audio, labels = td.judge.load(range(len(td.judge))), td.judge.labels()
-        both, both_labels = np.concatenate([audio, self.resynth(audio)]), np.concatenate([labels, labels])
-        noisy, noisy_labels = augment(both, both_labels, seed=cfg.seed)
-        clf = ClassifierJudge.train(trait, noisy, noisy_labels, self.sr, key=key, noise="augmented")
-        cnn = CNNJudge.train(trait, noisy, noisy_labels, self.sr, seed=cfg.seed, key=key, noise="augmented")
-        clf0 = ClassifierJudge.train(trait, both, both_labels, self.sr, key=key, noise="none")
-        cnn0 = CNNJudge.train(trait, both, both_labels, self.sr, seed=cfg.seed, key=key, noise="none")
-        ev, ev_labels = td.judge_eval.load(range(len(td.judge_eval))), td.judge_eval.labels()
-        ev_rs = self.resynth(ev)
-        tracks = [s.track for s in td.judge_eval.segments]
-        negatives = ev_rs[ev_labels == 0]
-        pick = np.random.default_rng(cfg.seed).permutation(len(negatives))[:NOISE_CHECK_CLIPS]
-        check = noisy_sets(negatives[np.sort(pick)], seed=cfg.seed)
-        four: tuple[Judge, ...] = (clf, cnn, clf0, cnn0)
-        for j in four:
-            p = j.proba(ev_rs, self.sr)
-            j.threshold = youden_threshold(ev_labels, p)
-            j.accuracy = {
-                "original": accuracy_at(ev_labels, j.proba(ev, self.sr), j.threshold),
-                "resynthesised": accuracy_at(ev_labels, p, j.threshold),
-                "resynthesised_at_0.5": accuracy_at(ev_labels, p, 0.5),
-                "resynthesised_crossfit": crossfit_accuracy(ev_labels, p, tracks),
-                "auc_resynthesised": auc(ev_labels, p),
-                "eval_clips": int(len(ev_labels)),
-            }
-            j.info["noise_check"] = false_positives(j.present, check, self.sr)
-        clf.info["noise_flatness"] = {k: float(flatness(v, self.sr).mean()) for k, v in check.items()}
-        det_p, det_s = self.detectors[trait].present(ev_rs, self.sr)
-        clf.accuracy["probe_detector_resynthesised"] = float((det_p == ev_labels.astype(bool)).mean())
-        clf.accuracy["probe_detector_auc"] = auc(ev_labels, det_s)
-        if self.clap:
-            clf.accuracy["clap_resynthesised"] = float(
-                ((self.clap.proba(ev_rs, self.sr, trait) >= 0.5) == ev_labels.astype(bool)).mean()
-            )
-        for j, path in zip(four, paths, strict=True):
-            j.save(path)
+        """The two independent judges of a trait (`judging.trained_judges`, cached in OUT/judges);
+        their twins trained without noise go to `self.clean` for the noise check's comparison."""
+        clf, cnn, clf0, cnn0 = trained_judges(
+            trait,
+            self.data[trait],
+            self.cfg.out / "judges",
+            model_digest=self.digest,
+            resynth=self.resynth,
+            sr=self.sr,
+            seed=self.cfg.seed,
+            detector=self.detectors[trait],
+            clap=self.clap,
+        )
         self.clean[trait] = (clf0, cnn0)
         return clf, cnn
 
