@@ -292,3 +292,14 @@ def test_noise_response_is_each_heads_unit_answer_to_noise(tiny, stems):
     assert torch.equal(n, again)  # seeded
     other, _, _ = noise_response(tiny, segs, count=4, seed=1)
     assert not torch.equal(n, other) and float((n * other).sum(-1).mean()) > 0.5  # the same response
+
+
+def test_read_heads_is_the_codec_then_the_capture_extraction_and_diagnosis_share(tiny):
+    from smitin.activations import capture, read_heads
+
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, tiny.sample_rate))).astype(np.float32)
+    codes = tiny.encode(torch.from_numpy(audio))
+    z = read_heads(tiny, audio, last=2, text="")
+    assert z.shape == (2, 2, tiny.layout.layers, tiny.layout.heads, tiny.layout.head_dim)
+    assert torch.equal(z, capture(tiny, codes, last=2, condition=tiny.condition(["", ""])))
+    assert torch.equal(read_heads(tiny, audio), capture(tiny, codes))  # None: the null condition

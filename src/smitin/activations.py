@@ -90,6 +90,17 @@ def capture(
     return out
 
 
+def read_heads(
+    backbone: Backbone, audio: np.ndarray, *, last: int = 1, text: str | None = None
+) -> torch.Tensor:
+    """[N, S] clips -> z [N, last, L, H, D] on the model's device: encoded by the model's codec and
+    read by `capture`, conditioned on `text` (None: the null condition). What extraction, the noise
+    response and the diagnosis all read."""
+    codes = backbone.encode(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
+    cond = backbone.condition([text] * len(audio)) if text is not None else None
+    return capture(backbone, codes, last=last, condition=cond)
+
+
 NOISE_LEVEL = 0.3  # white noise added for `noise_response`, x each clip's RMS (about a stem's share)
 NOISE_CLIPS = 32  # clips without the trait it reads (two passes each: a second or two on a CPU)
 
@@ -136,13 +147,7 @@ def noise_response(
             clean = np.ascontiguousarray(segments.load(idx), dtype=np.float32)
             rms = np.sqrt((clean.astype(np.float64) ** 2).mean(-1, keepdims=True))
             noisy = (clean + level * rms * rng.standard_normal(clean.shape)).astype(np.float32)
-            cond = backbone.condition([text or ""] * len(idx))
-            z = [
-                capture(backbone, backbone.encode(torch.from_numpy(a)), last=last, condition=cond)
-                .double()
-                .cpu()
-                for a in (clean, noisy)
-            ]
+            z = [read_heads(backbone, a, last=last, text=text or "").double().cpu() for a in (clean, noisy)]
             total += (z[1] - z[0]).sum((0, 1))
     shift = total / (len(pick) * last)
     unit = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -209,10 +214,7 @@ def _batch(backbone, segments, cache, i: int, idx: list[int], last: int, text: s
     shape = (len(idx), last, lay.layers, lay.heads, lay.head_dim)
     z = cache.get(i, shape) if cache else None
     if z is None:
-        audio = torch.from_numpy(np.ascontiguousarray(segments.load(idx)))
-        codes = backbone.encode(audio)
-        cond = backbone.condition([text or ""] * len(idx))
-        z = capture(backbone, codes, last=last, condition=cond).to("cpu", torch.float16)
+        z = read_heads(backbone, segments.load(idx), last=last, text=text or "").to("cpu", torch.float16)
         if cache and bool(torch.isfinite(z).all()):  # a NaN batch is not kept: a rerun computes it again
             cache.put(i, z)
     return z

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..activations import capture
+from ..activations import read_heads
 from ..experiment.metrics import pearson
 from ..probes import ProbeSet, orthogonal_to
 from .context import Context
@@ -27,12 +27,11 @@ from .signal import add_noise, flatness, rms_db
 
 def head_readings(ctx: Context, audio: np.ndarray, batch: int = 8) -> torch.Tensor:
     """[N, S] clips -> z [N, L, H, D] at the last position (the probes' reading), float32 on CPU."""
-    bb = ctx.backbone
-    out = []
     with torch.no_grad():
-        for i in range(0, len(audio), batch):
-            codes = bb.encode(torch.from_numpy(np.ascontiguousarray(audio[i : i + batch], np.float32)))
-            out.append(capture(bb, codes, last=1)[:, 0].float().cpu())
+        out = [
+            read_heads(ctx.backbone, audio[i : i + batch])[:, 0].float().cpu()
+            for i in range(0, len(audio), batch)
+        ]
     return torch.cat(out)
 
 

@@ -8,6 +8,8 @@ and scored for quality (FAD to rendered music) and coherence (prompt/continuatio
 unsteered model's likelihood).
 Results are cached row by row in the output folder, so an interrupted run resumes.
 The judges' training, calibration and noise check are `judging`'s.
+About 500 lines: the `Experiment` holds each trait's probes, judges, references and row cache, and
+the run loop reads them all; the reference rows (`references`) are the next to move out.
 """
 
 from __future__ import annotations
