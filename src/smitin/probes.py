@@ -2,7 +2,7 @@
 
 The solver (all heads as one batched Newton iteration) is `smitin.logistic`; this module splits
 the data by track, derives directions and spreads, and reads and writes probe files.
-About 590 lines: the file format and its checks (a file that does not fit the model, or whose
+About 600 lines: the file format and its checks (a file that does not fit the model, or whose
 push could overflow a step, is refused) and the choice of direction (`resolve`, `noise_vs_trait`)
 live with the class they describe.
 """
