@@ -372,6 +372,19 @@ def test_generate_handler_runs_both_and_saves(tiny, tiny_holder, tmp_path):
     assert not tiny_holder.busy.locked()
 
 
+def test_the_studio_runs_its_generations_on_the_engine_it_was_started_with(tiny, tmp_path):
+    """`smitin ui --engine captured`: both requests of the batch ran captured steps (their traces say
+    so; the default, auto, runs eager steps on a CPU)."""
+    holder = app.ModelHolder(engine="captured")
+    holder.backbone, holder.name = tiny, "tiny"
+    path = make_probes(tiny.layout).save(tmp_path / "drums.safetensors")
+    handler = app.GenerateHandler(holder, poll_s=0.05)
+    updates = list(handler(*_generate_args(session.new_session("tiny", [path]), 0.6, True, 3, 0, 0, 0)))
+    files = {Path(f).name: f for f in updates[-1][-1]}
+    for name in ("steered-trace.json", "unsteered-trace.json"):
+        assert json.loads(Path(files[name]).read_text())["settings"]["engine"] == "captured"
+
+
 def test_a_stopped_generate_frees_the_model(tiny, tiny_holder):
     handler = app.GenerateHandler(tiny_holder, poll_s=0.05)
     running = handler(*_generate_args(session.new_session("tiny"), 20, False, 0, 0, 0, 0))

@@ -20,6 +20,8 @@ def test_cli_arguments():
     assert [p.name for p in args.probes] == ["a.safetensors", "b.safetensors"]
     assert build_parser().parse_args(["ui"]).probes is None  # -> default drum probes
     assert build_parser().parse_args(["ui"]).model == BUNDLED
+    assert build_parser().parse_args(["ui"]).engine == "auto"
+    assert build_parser().parse_args(["ui", "--engine", "captured"]).engine == "captured"
 
 
 def test_the_package_face_loads_its_parts_on_use():

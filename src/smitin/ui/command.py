@@ -42,6 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--dtype", default=None, help="weights dtype, e.g. float16 on a GPU")
     p.add_argument(
+        "--engine",
+        choices=("auto", "eager", "captured"),
+        default="auto",
+        help="how decoder steps run, for every generation of the studio: auto (default: captured on "
+        "CUDA, eager on CPU), eager, or captured (same greedy codes; on a CPU it streams about 10%% "
+        "faster: benchmarks/README.md)",
+    )
+    p.add_argument(
         "--probes",
         nargs="*",
         type=Path,
@@ -86,7 +94,7 @@ def prepare(args: argparse.Namespace, log: Callable[[str], None] = print) -> tup
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     if args.cache:
         os.environ["SMITIN_CACHE"] = str(args.cache)
-    holder = ModelHolder(args.device, args.dtype)
+    holder = ModelHolder(args.device, args.dtype, engine=getattr(args, "engine", "auto"))
     log(f"loading model {args.model}")
     backbone = holder.get(args.model)
     note = ""

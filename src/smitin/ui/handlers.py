@@ -115,6 +115,7 @@ class GenerateHandler:
         endless: bool = False,
     ) -> Iterator[Outputs]:
         options = page_options(duration, seed, guidance, every, rows, gain)  # the CLI's bounds
+        options = replace(options, engine=self.holder.engine)
         request = Request(prompt=prompt or "", audio_prompt=audio_prompt or None, options=options)
         threshold_v, heads_v = parse_threshold(threshold), parse_heads(heads)
         traits = [p.trait for p in session.probes]

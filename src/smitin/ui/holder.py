@@ -24,13 +24,19 @@ class ModelHolder:
     `busy` is held by whoever runs the model (a batch of generations, training). It is a plain
     Lock, not an RLock: Gradio may resume a generator handler on another thread, and a plain Lock
     may be released from any thread. `batcher` runs the generations, in batches of the requests
-    that arrive within `batch_window_s` of each other or while the model is busy.
+    that arrive within `batch_window_s` of each other or while the model is busy, with decoder
+    steps run by `engine` (`smitin.captured`).
     """
 
     def __init__(
-        self, device: str = "cpu", dtype: str | None = None, batch_window_s: float = BATCH_WINDOW_S
+        self,
+        device: str = "cpu",
+        dtype: str | None = None,
+        batch_window_s: float = BATCH_WINDOW_S,
+        engine: str = "auto",
     ) -> None:
         self.device, self.dtype = device, dtype
+        self.engine = engine  # how every generation's decoder steps run (`smitin ui --engine`)
         self.lock = threading.Lock()  # guards loading
         self.busy = threading.Lock()  # guards use
         self.name: str | None = None
