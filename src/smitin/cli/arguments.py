@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..options import EDITS
+from ..options import EDITS, ENGINES
 from ..recipes import DEFAULT_RECIPE, RECIPES
 from . import streaming
 
@@ -19,6 +19,18 @@ SYNTH_SOURCES = ("mix", "mma", "procedural")  # == smitin.synth.render.SOURCES (
 
 
 # -- shared groups -----------------------------------------------------------------------------------
+
+
+def engine_arg(p: argparse.ArgumentParser, more: str = "") -> None:
+    """`--engine`, for generation commands and the studio (`smitin.captured`)."""
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="how decoder steps run: captured (static KV cache, each step replayed as one CUDA graph; "
+        "same codes as eager), eager (transformers' own loop), or auto (default: captured on CUDA, "
+        f"eager on CPU){more}",
+    )
 
 
 def model_args(p: argparse.ArgumentParser) -> None:
@@ -157,14 +169,7 @@ def steer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gain", choices=("switch", "ramp"), default="switch", help="monitor response (default switch)"
     )
-    p.add_argument(
-        "--engine",
-        choices=("auto", "eager", "captured"),
-        default="auto",
-        help="how decoder steps run: captured (static KV cache, each step replayed as one CUDA graph; "
-        "same codes as eager), eager (transformers' own loop), or auto (default: captured on CUDA, "
-        "eager on CPU)",
-    )
+    engine_arg(p)
     p.add_argument(
         "--duration",
         type=float,

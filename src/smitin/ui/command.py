@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cli.arguments import engine_arg  # argparse only: `smitin ui --help` stays light
+
 if TYPE_CHECKING:
     from ..backbone import Backbone
     from .app import ModelHolder
     from .session import Session
+
 
 BUNDLED = "bundled"  # == smitin.backbone.BUNDLED (a test checks), spelled here to keep torch unloaded
 
@@ -41,14 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--dtype", default=None, help="weights dtype, e.g. float16 on a GPU")
-    p.add_argument(
-        "--engine",
-        choices=("auto", "eager", "captured"),
-        default="auto",
-        help="how decoder steps run, for every generation of the studio: auto (default: captured on "
-        "CUDA, eager on CPU), eager, or captured (same greedy codes; on a CPU it streams about 10%% "
-        "faster: benchmarks/README.md)",
-    )
+    engine_arg(p, "; for every generation of the studio (captured streams about 10%% faster on a CPU)")
     p.add_argument(
         "--probes",
         nargs="*",
