@@ -106,3 +106,15 @@ class GenerationOptions:
 def _whole(value: Any) -> bool:
     """An int (numpy ints too) that is not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def engine_arg(p: Any, more: str = "") -> None:
+    """`--engine` on an argparse parser `p`: the generation commands' and the studio's (one text)."""
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="how decoder steps run: captured (static KV cache, each step replayed as one CUDA graph; "
+        "same codes as eager), eager (transformers' own loop), or auto (default: captured on CUDA, "
+        f"eager on CPU){more}",
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..options import EDITS, ENGINES
+from ..options import EDITS, engine_arg
 from ..recipes import DEFAULT_RECIPE, RECIPES
 from . import streaming
 
@@ -19,18 +19,6 @@ SYNTH_SOURCES = ("mix", "mma", "procedural")  # == smitin.synth.render.SOURCES (
 
 
 # -- shared groups -----------------------------------------------------------------------------------
-
-
-def engine_arg(p: argparse.ArgumentParser, more: str = "") -> None:
-    """`--engine`, for generation commands and the studio (`smitin.captured`)."""
-    p.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="auto",
-        help="how decoder steps run: captured (static KV cache, each step replayed as one CUDA graph; "
-        "same codes as eager), eager (transformers' own loop), or auto (default: captured on CUDA, "
-        f"eager on CPU){more}",
-    )
 
 
 def model_args(p: argparse.ArgumentParser) -> None:

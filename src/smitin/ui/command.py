@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli.arguments import engine_arg  # argparse only: `smitin ui --help` stays light
+from ..options import engine_arg  # no torch: `smitin ui --help` stays light
 
 if TYPE_CHECKING:
     from ..backbone import Backbone
