@@ -299,7 +299,7 @@ def test_read_heads_is_the_codec_then_the_capture_extraction_and_diagnosis_share
 
     audio = (0.1 * np.random.default_rng(0).standard_normal((2, tiny.sample_rate))).astype(np.float32)
     codes = tiny.encode(torch.from_numpy(audio))
-    z = read_heads(tiny, audio, last=2, text="")
+    z = read_heads(tiny, audio, last=2, condition=tiny.condition(["", ""]))
     assert z.shape == (2, 2, tiny.layout.layers, tiny.layout.heads, tiny.layout.head_dim)
     assert torch.equal(z, capture(tiny, codes, last=2, condition=tiny.condition(["", ""])))
     assert torch.equal(read_heads(tiny, audio), capture(tiny, codes))  # None: the null condition

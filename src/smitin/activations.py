@@ -91,14 +91,13 @@ def capture(
 
 
 def read_heads(
-    backbone: Backbone, audio: np.ndarray, *, last: int = 1, text: str | None = None
+    backbone: Backbone, audio: np.ndarray, *, last: int = 1, condition: dict | None = None
 ) -> torch.Tensor:
     """[N, S] clips -> z [N, last, L, H, D] on the model's device: encoded by the model's codec and
-    read by `capture`, conditioned on `text` (None: the null condition). What extraction, the noise
-    response and the diagnosis all read."""
+    read by `capture` under `condition` (`backbone.condition(texts)`; None: the null condition).
+    What extraction, the noise response and the diagnosis all read."""
     codes = backbone.encode(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
-    cond = backbone.condition([text] * len(audio)) if text is not None else None
-    return capture(backbone, codes, last=last, condition=cond)
+    return capture(backbone, codes, last=last, condition=condition)
 
 
 NOISE_LEVEL = 0.3  # white noise added for `noise_response`, x each clip's RMS (about a stem's share)
@@ -147,7 +146,8 @@ def noise_response(
             clean = np.ascontiguousarray(segments.load(idx), dtype=np.float32)
             rms = np.sqrt((clean.astype(np.float64) ** 2).mean(-1, keepdims=True))
             noisy = (clean + level * rms * rng.standard_normal(clean.shape)).astype(np.float32)
-            z = [read_heads(backbone, a, last=last, text=text or "").double().cpu() for a in (clean, noisy)]
+            cond = backbone.condition([text or ""] * len(idx))  # once for both passes
+            z = [read_heads(backbone, a, last=last, condition=cond).double().cpu() for a in (clean, noisy)]
             total += (z[1] - z[0]).sum((0, 1))
     shift = total / (len(pick) * last)
     unit = shift / shift.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -214,7 +214,8 @@ def _batch(backbone, segments, cache, i: int, idx: list[int], last: int, text: s
     shape = (len(idx), last, lay.layers, lay.heads, lay.head_dim)
     z = cache.get(i, shape) if cache else None
     if z is None:
-        z = read_heads(backbone, segments.load(idx), last=last, text=text or "").to("cpu", torch.float16)
+        cond = backbone.condition([text or ""] * len(idx))
+        z = read_heads(backbone, segments.load(idx), last=last, condition=cond).to("cpu", torch.float16)
         if cache and bool(torch.isfinite(z).all()):  # a NaN batch is not kept: a rerun computes it again
             cache.put(i, z)
     return z
